@@ -1,0 +1,34 @@
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	mkdir -p runs
+	$(BIN)/heygen-batch run jobs/demo.csv --template jobs/demo-template.json \
+		--key-column contact_id --ledger runs/demo.db --sandbox --rate 20/s --no-progress
+	$(BIN)/heygen-batch export --ledger runs/demo.db -o runs/demo-results.csv
+
+lint: install
+	$(BIN)/ruff check engine tests
+	$(BIN)/ruff format --check engine tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) runs .mypy_cache .pytest_cache .ruff_cache

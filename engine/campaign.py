@@ -1,0 +1,324 @@
+"""A whole run: jobs file → prepared jobs → ledger → rate-limited pool → reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiolimiter import AsyncLimiter
+
+from engine.errors import AbortRun
+from engine.ledger import store
+from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
+from engine.ledger.store import Ledger
+from engine.ledger.writer import BatchWriter
+from engine.prepare import DuplicateFilter, PreparedJob, Preparer
+from engine.progress import ProgressDisplay
+from engine.reader import JobsFormat, Row, open_rows
+from engine.service import Service, service_address
+from engine.submitter.client import HeyGenClient
+from engine.submitter.constants import SHUTDOWN_GRACE_S
+from engine.submitter.control import RunControl
+from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
+from engine.submitter.rate import Rate, make_limiter
+
+log = logging.getLogger(__name__)
+
+# Rows are looked up in the ledger and recorded this many at a time.
+_CHUNK = 500
+# Reconcile and resend jobs proven absent at most this many times per run.
+_RESEND_ROUNDS = 3
+
+
+@dataclass
+class RunOptions:
+    jobs: str
+    fmt: JobsFormat
+    preparer: Preparer
+    ledger_path: Path
+    service: Service
+    rate: Rate
+    concurrency: int = 8
+    max_attempts: int = 6
+    limit: int | None = None
+    progress: bool = False
+    grace_s: float = DEFAULT_GRACE_S
+
+
+@dataclass
+class RunReport:
+    ledger: str
+    read: int = 0
+    new: int = 0
+    already_done: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    changed: int = 0
+    not_resent: int = 0
+    held_by_limit: int = 0
+    sent_submitted: int = 0
+    sent_failed: int = 0
+    sent_uncertain: int = 0
+    reconciled_found: int = 0
+    reconciled_absent: int = 0
+    elapsed_s: float = 0.0
+    abort: AbortRun | None = None
+    interrupted: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.abort is not None:
+            return 3
+        bad = sum(self.counts.get(s, 0) for s in ("invalid", "failed", "uncertain"))
+        return 1 if bad else 0
+
+
+class _Budget:
+    """``--limit``: how many new submissions this run may still start."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.left = limit
+
+    def take(self) -> bool:
+        if self.left is None:
+            return True
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+def _chunks(rows: Iterator[Row], preparer: Preparer) -> Iterator[list[PreparedJob]]:
+    chunk: list[PreparedJob] = []
+    for row in rows:
+        chunk.append(preparer.prepare(row))
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Feeder:
+    """Classifies each prepared job against the ledger, records it, queues what must be sent."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        writer: BatchWriter,
+        queue: asyncio.Queue[SubmitItem | None],
+        control: RunControl,
+        budget: _Budget,
+        report: RunReport,
+    ) -> None:
+        self._ledger = ledger
+        self._writer = writer
+        self._queue = queue
+        self._control = control
+        self._budget = budget
+        self._report = report
+        self._seen = DuplicateFilter()
+        self._columns = ledger.source_columns()
+
+    def _add_columns(self, columns: Iterator[str] | list[str]) -> None:
+        added = [c for c in dict.fromkeys(columns) if c not in self._columns]
+        if added:
+            self._columns += added
+            self._writer.write(store.set_source_columns(self._columns))
+
+    async def feed(self, opts: RunOptions) -> None:
+        with open_rows(opts.jobs, opts.fmt) as (header, rows):
+            if header is not None:
+                self._add_columns(header)
+            for chunk in _chunks(rows, opts.preparer):
+                if self._control.stopping:
+                    return
+                await self._feed_chunk(chunk, header is None)
+                # Let the workers run between chunks even when nothing had to be queued.
+                await asyncio.sleep(0)
+
+    async def _feed_chunk(self, chunk: list[PreparedJob], jsonl: bool) -> None:
+        report = self._report
+        fresh: list[PreparedJob] = []
+        for job in chunk:
+            report.read += 1
+            if self._seen.seen_before(job.key):
+                report.duplicates += 1
+                log.warning(
+                    "line %d: job key %s appeared earlier in this file; not sent twice",
+                    job.line,
+                    job.key,
+                )
+                continue
+            fresh.append(job)
+        known = self._ledger.lookup([j.key for j in fresh])
+        if jsonl:
+            self._add_columns([c for job in fresh for c in job.source])
+        for job in fresh:
+            previous = known.get(job.key)
+            if not job.valid:
+                report.invalid += 1
+                log.warning("line %d: invalid: %s", job.line, job.error_text)
+                if previous is None:
+                    self._writer.write(
+                        store.insert_job(
+                            job.key, job.line, "invalid", job.source, None, job.error_text
+                        )
+                    )
+                continue
+            assert job.body is not None
+            assert job.sha256 is not None
+            if previous is None:
+                report.new += 1
+                self._writer.write(
+                    store.insert_job(job.key, job.line, "pending", job.source, job.sha256, None)
+                )
+            elif previous.status == "pending":
+                self._writer.write(store.refresh_pending(job.key, job.line, job.sha256, job.source))
+            else:
+                if previous.status == "submitted":
+                    report.already_done += 1
+                else:
+                    report.not_resent += 1
+                if previous.request_sha256 not in (None, job.sha256):
+                    report.changed += 1
+                    log.warning(
+                        "line %d: job %s changed since it was sent; not sent again",
+                        job.line,
+                        job.key,
+                    )
+                continue
+            if self._budget.take():
+                await self._queue.put(SubmitItem(job.key, job.body, job.sha256))
+            else:
+                report.held_by_limit += 1
+
+
+async def _run_pool(
+    opts: RunOptions,
+    ledger: Ledger,
+    writer: BatchWriter,
+    client: HeyGenClient,
+    control: RunControl,
+    report: RunReport,
+    stats: PoolStats,
+    limiter: AsyncLimiter,
+) -> None:
+    """Feed the file to the workers; then reconcile and resend what is proven absent."""
+    submitter = Submitter(client, limiter, writer, control, opts.max_attempts, stats)
+    budget = _Budget(opts.limit)
+    queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
+    feeder = _Feeder(ledger, writer, queue, control, budget, report)
+
+    async def feed_then_close() -> None:
+        try:
+            await feeder.feed(opts)
+        finally:
+            for _ in range(opts.concurrency):
+                await queue.put(None)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(feed_then_close())
+        group.create_task(run_workers(queue, submitter, opts.concurrency, control))
+
+    for _ in range(_RESEND_ROUNDS):
+        await writer.flush()
+        if control.stopping:
+            return
+        settled = await reconcile(ledger, client, limiter, opts.grace_s)
+        report.reconciled_found += settled.found
+        report.reconciled_absent += settled.absent
+        if not settled.absent:
+            return
+        resend = [j for j in ledger.with_status("pending") if j.body is not None]
+        items = [
+            SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts)
+            for j in resend
+            if j.body is not None and budget.take()
+        ]
+        if not items:
+            return
+        queue = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        for _ in range(opts.concurrency):
+            queue.put_nowait(None)
+        await run_workers(queue, submitter, opts.concurrency, control)
+
+
+async def run_campaign(opts: RunOptions) -> RunReport:
+    """Run one campaign; the caller holds the ledger lock."""
+    started = time.monotonic()
+    report = RunReport(ledger=str(opts.ledger_path))
+    control = RunControl()
+    stats = PoolStats()
+    ledger = Ledger(opts.ledger_path)
+    writer = BatchWriter(opts.ledger_path)
+    writer.start()
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        if not control.interrupted:
+            log.warning("interrupted: finishing requests in flight, starting no new ones")
+        control.interrupted = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    try:
+        # A previous run killed mid-request left jobs that may exist at the service.
+        await writer.write_durably(store.in_flight_to_uncertain(), store.clear_invalid())
+        limiter = make_limiter(opts.rate)
+        async with (
+            service_address(opts.service) as (base_url, key),
+            HeyGenClient(base_url, key, opts.concurrency) as client,
+        ):
+            settled = await reconcile(ledger, client, limiter, opts.grace_s)
+            report.reconciled_found += settled.found
+            report.reconciled_absent += settled.absent
+            display = ProgressDisplay(stats, enabled=opts.progress)
+            with display:
+                work = asyncio.create_task(
+                    _run_pool(opts, ledger, writer, client, control, report, stats, limiter)
+                )
+                await _wait_or_interrupt(work, control)
+    except* AbortRun as group:
+        control.abort_run(group.exceptions[0])  # type: ignore[arg-type]
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await writer.close()
+    report.sent_submitted = stats.submitted
+    report.sent_failed = stats.failed
+    report.sent_uncertain = stats.uncertain
+    report.abort = control.abort
+    report.interrupted = control.interrupted
+    report.counts = ledger.counts()
+    ledger.close()
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+async def _wait_or_interrupt(work: asyncio.Task[None], control: RunControl) -> None:
+    """Wait for ``work``; after an interrupt give in-flight requests a grace period, then cancel."""
+    while not work.done():
+        done, _ = await asyncio.wait({work}, timeout=0.1)
+        if done or not control.interrupted:
+            continue
+        try:
+            await asyncio.wait_for(asyncio.shield(work), SHUTDOWN_GRACE_S)
+        except TimeoutError:
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        return
+    work.result()

@@ -1,0 +1,22 @@
+"""Build the row → request preparer from the command's options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import ConfigError
+from engine.prepare import Preparer
+from engine.reader import JobsFormat
+from engine.template import load_template
+
+
+def make_preparer(
+    template: Path | None, key_column: str | None, fmt: JobsFormat, test_videos: bool = False
+) -> Preparer:
+    if template is None and fmt is JobsFormat.CSV:
+        raise ConfigError(
+            "A CSV jobs file needs --template FILE: a JSON or YAML V2 body with "
+            "{{ column }} placeholders (see jobs/demo-template.json)."
+        )
+    compiled = load_template(template) if template is not None else None
+    return Preparer(compiled, key_column, test_videos)

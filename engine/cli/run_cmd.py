@@ -1,0 +1,178 @@
+"""``heygen-batch run``: submit every new job of a campaign."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import click
+
+from engine.campaign import RunOptions, RunReport, run_campaign
+from engine.cli.errors import KeyRefusedError, UserError, abort_message, user_errors
+from engine.cli.options import (
+    default_ledger,
+    jobs_format,
+    jobs_options,
+    ledger_option,
+    rate_option,
+    resolve_rate,
+    resolve_where,
+    service_options,
+)
+from engine.cli.preparing import make_preparer
+from engine.cli.preview import preview_run
+from engine.ledger import ledger_lock
+from engine.ledger.reconcile import DEFAULT_GRACE_S
+from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
+
+GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
+
+
+def reconcile_grace(sandbox: bool) -> float:
+    """The emulator lists a video the moment it exists, so no grace is needed there."""
+    if sandbox:
+        return 0.0
+    text = os.environ.get(GRACE_VARIABLE)
+    if not text:
+        return DEFAULT_GRACE_S
+    try:
+        return max(float(text), 0.0)
+    except ValueError as err:
+        raise UserError(f"{GRACE_VARIABLE}='{text}' must be a number of seconds.") from err
+
+
+@click.command()
+@jobs_options
+@ledger_option(required=False)
+@service_options
+@rate_option
+@click.option(
+    "--concurrency",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Most requests in flight at once.",
+)
+@click.option(
+    "--max-attempts",
+    default=DEFAULT_MAX_ATTEMPTS,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Attempts per job on 429, 5xx or network faults.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    metavar="N",
+    help="Submit at most N new jobs in this run (a budget cap for cron).",
+)
+@click.option(
+    "--test-videos",
+    is_flag=True,
+    help='Set "test": true on every request: lower quality, no credits spent.',
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read, render and validate everything; print what would be sent and its cost.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
+def run(
+    jobs: str,
+    template: Path | None,
+    key_column: str | None,
+    fmt: str | None,
+    ledger: Path | None,
+    base_url: str | None,
+    sandbox: bool,
+    rate: str,
+    concurrency: int,
+    max_attempts: int,
+    limit: int | None,
+    test_videos: bool,
+    dry_run: bool,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Submit one video request per new row of JOBS (.csv or .jsonl, or - for stdin).
+
+    Every row is rendered through --template, validated against the V2 schema and
+    recorded in the ledger; rows already in the ledger are never sent again.
+    """
+    parsed_rate = resolve_rate(rate)
+    file_format = jobs_format(jobs, fmt)
+    ledger_path = default_ledger(jobs, ledger)
+    with user_errors():
+        preparer = make_preparer(template, key_column, file_format, test_videos)
+        if dry_run:
+            preview_run(jobs, file_format, preparer, ledger_path, as_json)
+            return
+        service = resolve_where(base_url, sandbox)
+        options = RunOptions(
+            jobs=jobs,
+            fmt=file_format,
+            preparer=preparer,
+            ledger_path=ledger_path,
+            service=service,
+            rate=parsed_rate,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            limit=limit,
+            progress=not no_progress and not as_json,
+            grace_s=reconcile_grace(service.is_sandbox),
+        )
+        with ledger_lock(ledger_path):
+            report = asyncio.run(run_campaign(options))
+    _print_report(report, as_json)
+    if report.abort is not None and not report.interrupted:
+        raise KeyRefusedError(abort_message(report.abort))
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+def _print_report(report: RunReport, as_json: bool) -> None:
+    summary = {
+        "ledger": report.ledger,
+        "elapsed_s": round(report.elapsed_s, 3),
+        "read": report.read,
+        "new": report.new,
+        "already_done": report.already_done,
+        "invalid": report.invalid,
+        "duplicates": report.duplicates,
+        "changed": report.changed,
+        "not_resent": report.not_resent,
+        "held_by_limit": report.held_by_limit,
+        "this_run": {
+            "submitted": report.sent_submitted,
+            "failed": report.sent_failed,
+            "uncertain": report.sent_uncertain,
+            "reconciled_found": report.reconciled_found,
+            "reconciled_absent": report.reconciled_absent,
+        },
+        "counts": report.counts,
+        "aborted": abort_message(report.abort) if report.abort else None,
+        "interrupted": report.interrupted,
+        "exit_code": report.exit_code,
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    c = report.counts
+    click.echo(
+        f"Read {report.read} rows: {report.new} new, {report.already_done} already done, "
+        f"{report.invalid} invalid, {report.duplicates} duplicate keys, "
+        f"{report.changed} changed since sent."
+    )
+    click.echo(
+        f"This run: {report.sent_submitted} submitted, {report.sent_failed} failed, "
+        f"{report.sent_uncertain} uncertain; reconciled {report.reconciled_found} found, "
+        f"{report.reconciled_absent} to resend. {report.elapsed_s:.1f}s."
+    )
+    click.echo("Ledger " + report.ledger + ": " + ", ".join(f"{n} {s}" for s, n in c.items() if n))
+    if report.held_by_limit:
+        click.echo(f"{report.held_by_limit} jobs wait for the next run (--limit).")
+    if report.interrupted:
+        click.echo("Interrupted: the ledger is consistent; run again to go on.", err=True)

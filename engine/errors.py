@@ -1,0 +1,161 @@
+"""Every failure the engine can raise, under one root.
+
+Input errors (a bad row, a body the schema refuses) are kept apart from
+transport errors (the request never got an answer) and status errors (the
+service answered with an error). ``make_status_error`` is the one place that
+turns an HTTP status and body into an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class EngineError(Exception):
+    """Root of every error raised by heygen-batch."""
+
+
+class ConfigError(EngineError):
+    """A usage or configuration problem: bad flag, unreadable file, bad template, no key."""
+
+
+# --- input errors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field, named by its path (``video_inputs[0].voice.speed``)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InputError(EngineError):
+    """A row or request that cannot be sent as it is; the other rows go on."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class RowError(InputError):
+    """The source row itself is unusable (ragged CSV row, malformed JSON, missing column)."""
+
+
+class RequestInvalid(InputError):
+    """The rendered request breaks the V2 schema."""
+
+
+# --- transport errors ---------------------------------------------------------------------
+
+
+class TransportError(EngineError):
+    """No HTTP answer came back.
+
+    ``maybe_sent`` is the question that decides between retrying and ``uncertain``:
+    could the service have received the whole request?
+    """
+
+    maybe_sent: bool = True
+
+
+class ConnectFailed(TransportError):
+    """The connection could not be made, so nothing was sent."""
+
+    maybe_sent = False
+
+
+class ConnectionDropped(TransportError):
+    """The connection broke after the request was written."""
+
+
+class RequestTimeout(TransportError):
+    """No answer in time; the request may have been received."""
+
+
+class UnreadableAnswer(TransportError):
+    """A success status whose body names no video: it may have created one all the same."""
+
+
+# --- status errors ------------------------------------------------------------------------
+
+
+class StatusError(EngineError):
+    """The service answered with an error status."""
+
+    def __init__(self, status: int, body: Any, code: str | None, message: str) -> None:
+        self.status = status
+        self.body = body
+        self.code = code
+        self.message = message
+        super().__init__(f"HTTP {status}{f' {code}' if code else ''}: {message}")
+
+
+class BadRequest(StatusError):
+    """A 4xx the service will answer the same way again: the job fails."""
+
+
+class RateLimited(StatusError):
+    """429: slow down, honouring ``retry_after`` seconds when the service gave one."""
+
+    def __init__(
+        self, status: int, body: Any, code: str | None, message: str, retry_after: float | None
+    ) -> None:
+        super().__init__(status, body, code, message)
+        self.retry_after = retry_after
+
+
+class ServerError(StatusError):
+    """5xx: the service had a fault; the request may be retried."""
+
+
+class AbortRun(StatusError):
+    """The whole run must stop: no further request can succeed."""
+
+
+class KeyRefused(AbortRun):
+    """401/403: the API key was refused."""
+
+
+class OutOfCredit(AbortRun):
+    """402 or an out-of-credit/trial-limit code: the account cannot pay for more videos."""
+
+
+OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_exceeded"})
+
+
+def error_code_and_message(body: Any) -> tuple[str | None, str]:
+    """Read the code and message from any of the service's three error shapes."""
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            code = err.get("code")
+            message = err.get("message")
+            return (str(code) if code is not None else None, str(message or code or "error"))
+        if isinstance(err, str) and err:
+            return None, err
+        if "message" in body or "code" in body:
+            code = body.get("code")
+            return (str(code) if code is not None else None, str(body.get("message") or code))
+    if isinstance(body, str) and body.strip():
+        return None, body.strip()[:500]
+    return None, "no error message in the response"
+
+
+def make_status_error(status: int, body: Any, retry_after: float | None = None) -> StatusError:
+    """Map an HTTP error status and its body to the exception that says what to do next."""
+    code, message = error_code_and_message(body)
+    if status in (401, 403):
+        return KeyRefused(status, body, code, message)
+    if status == 402 or code in OUT_OF_CREDIT_CODES:
+        return OutOfCredit(status, body, code, message)
+    if status == 429:
+        return RateLimited(status, body, code, message, retry_after)
+    if status >= 500:
+        return ServerError(status, body, code, message)
+    return BadRequest(status, body, code, message)

@@ -1,0 +1,6 @@
+"""Step 5: the results ledger, one SQLite file that survives crashes and drives re-runs."""
+
+from engine.ledger.lock import LedgerBusy, ledger_lock
+from engine.ledger.store import JobRecord, Ledger, Status
+
+__all__ = ["JobRecord", "Ledger", "LedgerBusy", "Status", "ledger_lock"]

@@ -1,0 +1,62 @@
+"""The ledger's schema, versioned: each migration runs once, recorded in ``migrations``."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "create jobs",
+        """
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE jobs (
+            key TEXT PRIMARY KEY,
+            line INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('pending', 'submitting', 'submitted', 'invalid', 'failed', 'uncertain')),
+            video_id TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            request_sha256 TEXT,
+            callback_id TEXT,
+            body TEXT,
+            attempted_at REAL,
+            updated_at TEXT NOT NULL,
+            video_status TEXT,
+            video_url TEXT,
+            thumbnail_url TEXT,
+            source TEXT NOT NULL
+        );
+        CREATE INDEX jobs_status ON jobs (status);
+        CREATE INDEX jobs_video_id ON jobs (video_id);
+        CREATE INDEX jobs_line ON jobs (line);
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to date; ``conn`` is in autocommit mode (isolation_level=None)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+    for version, (name, script) in enumerate(MIGRATIONS, start=1):
+        if version in done:
+            continue
+        # One transaction per migration, so a crash never leaves half a schema.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

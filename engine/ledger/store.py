@@ -1,0 +1,296 @@
+"""The ledger: one row per job in SQLite (WAL), with every write in a short transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import ConfigError
+from engine.ledger.migrations import migrate
+
+Status = Literal["pending", "submitting", "submitted", "invalid", "failed", "uncertain"]
+STATUSES: tuple[Status, ...] = (
+    "pending",
+    "submitting",
+    "submitted",
+    "invalid",
+    "failed",
+    "uncertain",
+)
+
+# SQLite's default limit on bound parameters per statement is 999 on old builds.
+_LOOKUP_CHUNK = 900
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    key: str
+    line: int
+    status: Status
+    video_id: str | None
+    attempts: int
+    error: str | None
+    request_sha256: str | None
+    callback_id: str | None
+    body: str | None
+    attempted_at: float | None
+    updated_at: str
+    video_status: str | None
+    video_url: str | None
+    thumbnail_url: str | None
+    source: dict[str, Any]
+
+
+_COLUMNS = (
+    "key, line, status, video_id, attempts, error, request_sha256, callback_id, body, "
+    "attempted_at, updated_at, video_status, video_url, thumbnail_url, source"
+)
+
+
+def _record(row: tuple[Any, ...]) -> JobRecord:
+    return JobRecord(
+        key=row[0],
+        line=row[1],
+        status=row[2],
+        video_id=row[3],
+        attempts=row[4],
+        error=row[5],
+        request_sha256=row[6],
+        callback_id=row[7],
+        body=row[8],
+        attempted_at=row[9],
+        updated_at=row[10],
+        video_status=row[11],
+        video_url=row[12],
+        thumbnail_url=row[13],
+        source=json.loads(row[14]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the ledger already holds for a key, as the planner needs it."""
+
+    status: Status
+    request_sha256: str | None
+
+
+class Ledger:
+    """Synchronous access to one ledger file; the async side batches calls into it."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        if not create and not path.exists():
+            raise ConfigError(f"{path}: no such ledger; run `heygen-batch run` first.")
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Autocommit mode: every transaction below is explicit and short.
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit survives a power cut, not only a killed process.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            migrate(self._conn)
+        except sqlite3.DatabaseError as err:
+            raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def transaction(self, work: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Run many statements as one commit (one fsync for all of them)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in work:
+                conn.execute(sql, params)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- metadata -------------------------------------------------------------------------
+
+    def source_columns(self) -> list[str]:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = 'source_columns'").fetchone()
+        return list(json.loads(row[0])) if row else []
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, Known]:
+        found: dict[str, Known] = {}
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, status, sha in self._conn.execute(
+                f"SELECT key, status, request_sha256 FROM jobs WHERE key IN ({marks})", chunk
+            ):
+                found[key] = Known(status, sha)
+        return found
+
+    def get(self, key: str) -> JobRecord | None:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        return _record(row) if row else None
+
+    def with_status(self, *statuses: Status) -> list[JobRecord]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY line", statuses
+        )
+        return [_record(r) for r in rows]
+
+    def iter_jobs(self) -> Iterator[JobRecord]:
+        for row in self._conn.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY line, key"):
+            yield _record(row)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        for status, n in self._conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
+            counts[status] = n
+        return counts
+
+    def known_video_ids(self, video_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(video_ids), _LOOKUP_CHUNK):
+            chunk = video_ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT video_id FROM jobs WHERE video_id IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def unfinished_renders(self) -> list[JobRecord]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'submitted' AND video_id IS NOT NULL "
+            "AND (video_status IS NULL OR video_status NOT IN ('completed', 'failed')) "
+            "ORDER BY line"
+        )
+        return [_record(r) for r in rows]
+
+
+# --- statements the async writer batches ----------------------------------------------------
+
+Statement = tuple[str, Sequence[Any]]
+
+
+def set_source_columns(columns: Sequence[str]) -> Statement:
+    """The source columns in first-seen order: the export's leading columns."""
+    return (
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('source_columns', ?)",
+        (json.dumps(list(columns), ensure_ascii=False),),
+    )
+
+
+def insert_job(
+    key: str,
+    line: int,
+    status: Status,
+    source: dict[str, Any],
+    sha256: str | None,
+    error: str | None,
+) -> Statement:
+    return (
+        "INSERT INTO jobs (key, line, status, request_sha256, error, updated_at, source) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key, line, status, sha256, error, now_iso(), json.dumps(source, ensure_ascii=False)),
+    )
+
+
+def refresh_pending(key: str, line: int, sha256: str, source: dict[str, Any]) -> Statement:
+    """A pending job read again: the file's current body and values win, nothing was sent."""
+    return (
+        "UPDATE jobs SET line = ?, request_sha256 = ?, source = ?, updated_at = ? "
+        "WHERE key = ? AND status = 'pending'",
+        (line, sha256, json.dumps(source, ensure_ascii=False), now_iso(), key),
+    )
+
+
+def mark_submitting(
+    key: str, body: str, sha256: str, callback_id: str | None, attempted_at: float
+) -> Statement:
+    return (
+        "UPDATE jobs SET status = 'submitting', body = ?, request_sha256 = ?, callback_id = ?, "
+        "attempted_at = ?, error = NULL, updated_at = ? WHERE key = ?",
+        (body, sha256, callback_id, attempted_at, now_iso(), key),
+    )
+
+
+def mark_attempt(key: str, attempts: int) -> Statement:
+    return (
+        "UPDATE jobs SET attempts = ?, updated_at = ? WHERE key = ?",
+        (attempts, now_iso(), key),
+    )
+
+
+def mark_submitted(key: str, video_id: str, attempts: int) -> Statement:
+    return (
+        "UPDATE jobs SET status = 'submitted', video_id = ?, attempts = ?, error = NULL, "
+        "body = NULL, updated_at = ? WHERE key = ?",
+        (video_id, attempts, now_iso(), key),
+    )
+
+
+def mark_outcome(key: str, status: Status, attempts: int, error: str | None) -> Statement:
+    """failed, uncertain or back to pending; the stored body stays for an uncertain resend."""
+    keep_body = status in ("uncertain", "pending")
+    return (
+        "UPDATE jobs SET status = ?, attempts = ?, error = ?, updated_at = ?"
+        + ("" if keep_body else ", body = NULL")
+        + " WHERE key = ?",
+        (status, attempts, error, now_iso(), key),
+    )
+
+
+def reconciled_found(key: str, video_id: str) -> Statement:
+    return (
+        "UPDATE jobs SET status = 'submitted', video_id = ?, error = NULL, body = NULL, "
+        "updated_at = ? WHERE key = ? AND status IN ('uncertain', 'submitting')",
+        (video_id, now_iso(), key),
+    )
+
+
+def reconciled_absent(key: str) -> Statement:
+    return (
+        "UPDATE jobs SET status = 'pending', error = NULL, updated_at = ? "
+        "WHERE key = ? AND status = 'uncertain'",
+        (now_iso(), key),
+    )
+
+
+def in_flight_to_uncertain() -> Statement:
+    """After a crash, every job caught in flight may or may not exist at the service."""
+    return (
+        "UPDATE jobs SET status = 'uncertain', "
+        "error = 'interrupted while in flight; to be reconciled', updated_at = ? "
+        "WHERE status = 'submitting'",
+        (now_iso(),),
+    )
+
+
+def clear_invalid() -> Statement:
+    """Invalid rows are re-judged on every run, so a fixed row is not stuck as invalid."""
+    return ("DELETE FROM jobs WHERE status = 'invalid'", ())
+
+
+def render_update(
+    key: str, video_status: str, video_url: str | None, thumbnail_url: str | None, error: str | None
+) -> Statement:
+    return (
+        "UPDATE jobs SET video_status = ?, video_url = ?, thumbnail_url = ?, "
+        "error = coalesce(?, error), updated_at = ? WHERE key = ?",
+        (video_status, video_url, thumbnail_url, error, now_iso(), key),
+    )

@@ -1,0 +1,202 @@
+"""The sandbox's HTTP face: HeyGen's three endpoints plus test-only ``/_sandbox`` ones."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from engine.errors import RequestInvalid
+from engine.request import validate_request
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.faults import Outcome, format_retry_after
+from engine.sandbox.state import InvalidToken, SandboxState, Video
+
+STATE = web.AppKey("sandbox_state", SandboxState)
+
+LIST_LIMIT_MAX = 100
+URL_LIFETIME_S = 7 * 24 * 3600
+#: The older error shape's generic code, used by the v1 endpoints.
+V1_ERROR_CODE = 400599
+RENDER_ERROR = {
+    "code": "render_failed",
+    "message": "Video rendering failed",
+    "detail": "Simulated failure (sandbox render_failure_ratio)",
+}
+
+
+def create_app(
+    config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.time
+) -> web.Application:
+    """An application serving one fresh sandbox; its state is ``app[STATE]``."""
+    state = SandboxState(config or SandboxConfig(), clock)
+    handlers = _Handlers(state)
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_post("/v2/video/generate", handlers.generate)
+    app.router.add_get("/v1/video_status.get", handlers.video_status)
+    app.router.add_get("/v1/video.list", handlers.video_list)
+    app.router.add_get("/_sandbox/counters", handlers.counters)
+    app.router.add_post("/_sandbox/reset", handlers.reset)
+    return app
+
+
+def _error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}, "data": None},
+        status=status,
+        headers=headers,
+    )
+
+
+def _v1_error(status: int, message: str) -> web.Response:
+    return web.json_response({"code": V1_ERROR_CODE, "message": message}, status=status)
+
+
+def _drop(request: web.Request) -> web.Response:
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    # aiohttp discards a response written to a closed transport, so the client sees a
+    # disconnect with no status line, never this 200.
+    return web.Response()
+
+
+class _Handlers:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    def _refuse_key(self, request: web.Request) -> web.Response | None:
+        expected = self.state.config.api_key
+        if expected is None:
+            return None
+        given = request.headers.get("X-Api-Key", "")
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        return _error(401, "unauthorized", "Invalid or missing API key (X-Api-Key)")
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        state = self.state
+        arrived = time.monotonic()
+        state.counters.requests += 1
+        state.counters.request_times.append(arrived)
+        if (refused := self._refuse_key(request)) is not None:
+            return refused
+        wait = None if state.limiter is None else state.limiter.try_acquire(arrived)
+        if wait is not None:
+            state.counters.violations += 1
+            return _error(
+                429,
+                "rate_limit_exceeded",
+                "Too many requests, slow down",
+                {"Retry-After": format_retry_after(wait)},
+            )
+        decision = state.faults.decide()
+        raw = await request.read()
+        if decision.latency_s:
+            await asyncio.sleep(decision.latency_s)
+        outcome = decision.outcome
+        if outcome is Outcome.RATE_LIMITED:
+            retry = state.config.retry_after_s
+            headers = {} if retry is None else {"Retry-After": format_retry_after(retry)}
+            return _error(429, "rate_limit_exceeded", "Too many requests (injected)", headers)
+        if outcome is Outcome.SERVER_ERROR:
+            return _error(decision.status, "internal_error", "Internal server error (injected)")
+        if outcome is Outcome.DROP_BEFORE:
+            return _drop(request)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _error(400, "invalid_parameter", "Request body is not valid JSON")
+        if not isinstance(body, dict):
+            return _error(400, "invalid_parameter", "Request body must be a JSON object")
+        try:
+            video_request = validate_request(body)
+        except RequestInvalid as exc:
+            return _error(400, "invalid_parameter", str(exc))
+        if state.out_of_credit(video_request):
+            return _error(400, "insufficient_credit", "Insufficient credit to create the video")
+        video = state.create_video(video_request)
+        if outcome is Outcome.DROP_AFTER:
+            return _drop(request)
+        return web.json_response({"error": None, "data": {"video_id": video.video_id}})
+
+    async def video_status(self, request: web.Request) -> web.StreamResponse:
+        state = self.state
+        state.counters.status_requests += 1
+        if (refused := self._refuse_key(request)) is not None:
+            return refused
+        video_id = request.query.get("video_id")
+        if not video_id:
+            return _v1_error(400, "video_id is required")
+        video = state.videos.get(video_id)
+        if video is None:
+            return _v1_error(404, f"Video not found: {video_id}")
+        origin = f"{request.scheme}://{request.host}"
+        return web.json_response(
+            {"code": 100, "data": self._status_data(video, origin), "message": "Success"}
+        )
+
+    def _status_data(self, video: Video, origin: str) -> dict[str, Any]:
+        state = self.state
+        status = state.render_status(video)
+        done = status == "completed"
+        # Real URLs are signed and expire; a fresh expiry on every call mirrors that.
+        expires = int(state.clock()) + URL_LIFETIME_S
+
+        def url(ext: str, wanted: bool = True) -> str | None:
+            if not (done and wanted):
+                return None
+            return f"{origin}/videos/{video.video_id}.{ext}?expires={expires}"
+
+        return {
+            "id": video.video_id,
+            "status": status,
+            "video_url": url("mp4"),
+            "thumbnail_url": url("jpg"),
+            "gif_url": url("gif"),
+            "caption_url": url("vtt", video.request.caption),
+            "duration": video.duration if done else None,
+            "callback_id": video.callback_id,
+            "created_at": int(video.created_at),
+            "error": RENDER_ERROR if status == "failed" else None,
+        }
+
+    async def video_list(self, request: web.Request) -> web.StreamResponse:
+        state = self.state
+        state.counters.list_requests += 1
+        if (refused := self._refuse_key(request)) is not None:
+            return refused
+        raw_limit = request.query.get("limit") or str(LIST_LIMIT_MAX)
+        if not raw_limit.isdigit() or int(raw_limit) < 1:
+            return _v1_error(400, f"limit must be a positive integer, got {raw_limit!r}")
+        try:
+            videos, token = state.page(
+                min(int(raw_limit), LIST_LIMIT_MAX), request.query.get("token") or None
+            )
+        except InvalidToken:
+            return _v1_error(400, "Invalid paging token")
+        items = [
+            {
+                "video_id": v.video_id,
+                "video_title": v.title or "",
+                "created_at": int(v.created_at),
+                "status": state.render_status(v),
+            }
+            for v in videos
+        ]
+        return web.json_response({"code": 100, "data": {"videos": items, "token": token}})
+
+    async def counters(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.state.counters_view())
+
+    async def reset(self, request: web.Request) -> web.StreamResponse:
+        self.state.reset()
+        return web.json_response({"reset": True})

@@ -1,0 +1,59 @@
+"""Where requests go: a real address with the user's key, or the built-in sandbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from engine.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.heygen.com"
+KEY_VARIABLE = "HEYGEN_API_KEY"
+BASE_URL_VARIABLE = "HEYGEN_BASE_URL"
+
+
+@dataclass(frozen=True)
+class Service:
+    """Resolved before any work starts. ``repr`` never shows the key."""
+
+    base_url: str | None  # None: start the sandbox
+    api_key: str | None
+
+    def __repr__(self) -> str:
+        where = self.base_url or "sandbox"
+        return f"Service({where}, key={'set' if self.api_key else 'unset'})"
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.base_url is None
+
+
+def resolve_service(base_url: str | None, sandbox: bool) -> Service:
+    if sandbox:
+        if base_url:
+            raise ConfigError("--base-url and --sandbox conflict: give one of them.")
+        return Service(None, None)
+    key = os.environ.get(KEY_VARIABLE, "").strip() or None
+    if key is None:
+        raise ConfigError(
+            f"No API key: set {KEY_VARIABLE} in the environment, "
+            "or try the campaign against the built-in emulator with --sandbox."
+        )
+    url = base_url or os.environ.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url '{url}' must start with http:// or https://.")
+    return Service(url.rstrip("/"), key)
+
+
+@asynccontextmanager
+async def service_address(service: Service) -> AsyncIterator[tuple[str, str | None]]:
+    """Yield (base URL, key); starts and stops the in-process sandbox when asked for."""
+    if service.base_url is not None:
+        yield service.base_url, service.api_key
+        return
+    from engine.sandbox.runner import running_sandbox
+
+    async with running_sandbox() as sandbox:
+        yield sandbox.base_url, None

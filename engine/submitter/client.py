@@ -1,0 +1,137 @@
+"""The HeyGen HTTP client: one shared keep-alive session, errors mapped to EngineError."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from engine.errors import (
+    ConnectFailed,
+    ConnectionDropped,
+    EngineError,
+    RequestTimeout,
+    StatusError,
+    UnreadableAnswer,
+    make_status_error,
+)
+from engine.request.responses import (
+    VideoListItem,
+    VideoStatus,
+    parse_video_id,
+    parse_video_list,
+    parse_video_status,
+)
+from engine.submitter.constants import CONNECT_TIMEOUT_S, TOTAL_TIMEOUT_S
+from engine.submitter.retry import parse_retry_after
+
+GENERATE_PATH = "/v2/video/generate"
+STATUS_PATH = "/v1/video_status.get"
+LIST_PATH = "/v1/video.list"
+
+
+class HeyGenClient:
+    """Speaks the three endpoints the engine needs; never logs or returns the key."""
+
+    def __init__(self, base_url: str, api_key: str | None, concurrency: int = 8) -> None:
+        self._base = base_url.rstrip("/")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["X-Api-Key"] = api_key
+        self._headers = headers
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(limit=max(self._concurrency, 1) + 2)
+        timeout = aiohttp.ClientTimeout(total=TOTAL_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S)
+        self._session = aiohttp.ClientSession(
+            headers=self._headers, connector=connector, timeout=timeout
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        assert self._session is not None, "use HeyGenClient as an async context manager"
+        try:
+            async with self._session.request(
+                method, self._base + path, data=data, params=params
+            ) as response:
+                text = await response.text()
+                body = _decode(text)
+                if response.status >= 400:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    raise make_status_error(response.status, body, retry_after)
+                return body
+        except EngineError:
+            raise
+        except aiohttp.ClientConnectorError as err:
+            raise ConnectFailed(f"cannot connect to {self._base}: {err.os_error}") from err
+        except aiohttp.ConnectionTimeoutError as err:
+            raise ConnectFailed(f"timed out connecting to {self._base}") from err
+        except (TimeoutError, aiohttp.ServerTimeoutError) as err:
+            raise RequestTimeout(f"no answer from {self._base} in time") from err
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientPayloadError,
+        ) as err:
+            raise ConnectionDropped(f"connection to {self._base} dropped: {err}") from err
+        except aiohttp.ClientResponseError as err:
+            raise ConnectionDropped(f"malformed answer from {self._base}: {err.message}") from err
+
+    async def create_video(self, body: Mapping[str, Any]) -> str:
+        """POST one request; the new video's id, or the error that says what to do."""
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        answer = await self._call("POST", GENERATE_PATH, data=payload)
+        video_id = parse_video_id(answer)
+        if video_id is None:
+            raise UnreadableAnswer(f"the service answered without a video_id: {str(answer)[:200]}")
+        return video_id
+
+    async def video_status(self, video_id: str) -> VideoStatus:
+        answer = await self._call("GET", STATUS_PATH, params={"video_id": video_id})
+        try:
+            return parse_video_status(answer)
+        except ValueError as err:
+            raise make_status_error(502, answer) from err
+
+    async def video_list(
+        self, token: str | None = None, limit: int = 100
+    ) -> tuple[list[VideoListItem], str | None]:
+        params = {"limit": str(limit)}
+        if token:
+            params["token"] = token
+        answer = await self._call("GET", LIST_PATH, params=params)
+        try:
+            return parse_video_list(answer)
+        except ValueError as err:
+            raise make_status_error(502, answer) from err
+
+
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return text
+
+
+__all__ = ["HeyGenClient", "StatusError"]

@@ -1,0 +1,24 @@
+"""Every tunable number of the retry and transport policy, in one place."""
+
+from __future__ import annotations
+
+DEFAULT_MAX_ATTEMPTS = 6
+# Stop retrying one job after this long even if attempts remain.
+MAX_TOTAL_RETRY_S = 300.0
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+# A Retry-After beyond this is distrusted: a broken header must not park a run for a day.
+RETRY_AFTER_CAP_S = 120.0
+
+CONNECT_TIMEOUT_S = 10.0
+TOTAL_TIMEOUT_S = 60.0
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Spacing between request starts is stretched by this fraction so that the
+# service, which sees arrivals with network jitter, never counts N+1 in a window.
+RATE_SAFETY_MARGIN = 0.01
+
+# After SIGINT/SIGTERM, in-flight requests get this long to finish.
+SHUTDOWN_GRACE_S = 5.0
