@@ -231,6 +231,8 @@ async def _run_pool(
         group.create_task(feed_then_close())
         group.create_task(run_workers(queue, submitter, opts.concurrency, control))
 
+    # Jobs proven absent (now, or by the reconcile at the start) go again, from the
+    # body stored when they were first sent; each round ends with a fresh reconcile.
     for _ in range(_RESEND_ROUNDS):
         await writer.flush()
         if control.stopping:
@@ -238,12 +240,9 @@ async def _run_pool(
         settled = await reconcile(ledger, client, limiter, opts.grace_s)
         report.reconciled_found += settled.found
         report.reconciled_absent += settled.absent
-        if not settled.absent:
-            return
-        resend = [j for j in ledger.with_status("pending") if j.body is not None]
         items = [
             SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts)
-            for j in resend
+            for j in ledger.with_status("pending")
             if j.body is not None and budget.take()
         ]
         if not items:

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 NOT_BLANK = r"\S"
@@ -202,3 +210,8 @@ class VideoRequest(_Schema):
     fps: float | None = Field(None, gt=0)
     enable_watermark: bool | None = None
     test: bool | None = Field(None, description="Lower quality, no credits spent.")
+
+    @field_serializer("fps")
+    def _whole_fps(self, fps: float | None) -> float | int | None:
+        # A whole frame rate goes back as written (30, not 30.0).
+        return int(fps) if fps is not None and fps.is_integer() else fps
