@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -284,7 +285,8 @@ async def run_campaign(opts: RunOptions) -> RunReport:
             settled = await reconcile(ledger, client, limiter, opts.grace_s)
             report.reconciled_found += settled.found
             report.reconciled_absent += settled.absent
-            display = ProgressDisplay(stats, enabled=opts.progress)
+            total = _estimate_total(opts, ledger) if opts.progress and sys.stderr.isatty() else None
+            display = ProgressDisplay(stats, enabled=opts.progress, total=total)
             with display:
                 work = asyncio.create_task(
                     _run_pool(opts, ledger, writer, client, control, report, stats, limiter)
@@ -305,6 +307,23 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     ledger.close()
     report.elapsed_s = time.monotonic() - started
     return report
+
+
+def _estimate_total(opts: RunOptions, ledger: Ledger) -> int | None:
+    """Jobs this run will settle, roughly, for the ETA: records in the file minus settled ones.
+
+    Counting lines costs about 0.1 s per million; quoted newlines overcount a little.
+    """
+    if opts.jobs == "-":
+        return None
+    with open(opts.jobs, "rb") as f:
+        records = sum(1 for line in f if line.strip())
+    if opts.fmt is JobsFormat.CSV:
+        records -= 1
+    counts = ledger.counts()
+    settled = sum(counts[s] for s in ("submitted", "failed", "uncertain"))
+    total = max(records - settled, 0)
+    return total if opts.limit is None else min(total, opts.limit)
 
 
 async def _wait_or_interrupt(work: asyncio.Task[None], control: RunControl) -> None:

@@ -22,7 +22,8 @@ def test_command_has_help(name: str) -> None:
     result = CliRunner().invoke(cli, [name, "--help"])
     assert result.exit_code == 0, result.output
     command = cli.commands[name]
-    assert command.help and len(command.help.strip()) > 20
+    assert command.help
+    assert len(command.help.strip()) > 20
     for param in command.params:
         if param.param_type_name == "option":
             assert getattr(param, "help", None), f"{name} {param.opts} has no help"

@@ -1,14 +1,19 @@
-"""``poll`` and ``reconcile``: commands that ask the service about videos in a ledger."""
+"""``poll`` and ``reconcile``: commands that ask the service about videos in a ledger.
+
+Both hold the ledger's lock, taken before the ledger is opened: while a run (or
+another poll) owns the file they exit 75 at once and touch nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import click
 
-from engine.cli.errors import user_errors
+from engine.cli.errors import UserError, user_errors
 from engine.cli.options import (
     ledger_option,
     rate_option,
@@ -18,9 +23,9 @@ from engine.cli.options import (
 )
 from engine.cli.run_cmd import reconcile_grace
 from engine.ledger import Ledger, ledger_lock
-from engine.ledger.poll import PollResult, poll_once
+from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
-from engine.ledger.store import in_flight_to_uncertain
+from engine.ledger.store import in_flight_to_uncertain, require_ledger
 from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
 from engine.submitter.rate import Rate, make_limiter
@@ -28,22 +33,48 @@ from engine.submitter.rate import Rate, make_limiter
 # Between rounds of --until-done: renders take minutes, so polling faster only spends rate.
 POLL_INTERVAL_S = 15.0
 SANDBOX_POLL_INTERVAL_S = 0.5
+INTERVAL_VARIABLE = "HEYGEN_BATCH_POLL_INTERVAL_S"
+POLL_CONCURRENCY = 8
 
 
-async def _poll(ledger: Ledger, service: Service, rate: Rate, until_done: bool) -> PollResult:
+def poll_interval(sandbox: bool) -> float:
+    text = os.environ.get(INTERVAL_VARIABLE)
+    if not text:
+        return SANDBOX_POLL_INTERVAL_S if sandbox else POLL_INTERVAL_S
+    try:
+        return max(float(text), 0.0)
+    except ValueError as err:
+        raise UserError(f"{INTERVAL_VARIABLE}='{text}' must be a number of seconds.") from err
+
+
+def _progress(result: PollResult) -> None:
+    click.echo(
+        f"{result.completed} completed, {result.failed} failed, "
+        f"{result.rendering} still rendering"
+        + (f", {result.errors} to ask again" if result.errors else "")
+        + "; checking again shortly",
+        err=True,
+    )
+
+
+async def _poll(
+    ledger: Ledger, service: Service, rate: Rate, until_done: bool, interval_s: float
+) -> PollResult:
     limiter = make_limiter(rate)
-    interval = SANDBOX_POLL_INTERVAL_S if service.is_sandbox else POLL_INTERVAL_S
-    async with service_address(service) as (base_url, key), HeyGenClient(base_url, key) as client:
-        while True:
-            result = await poll_once(ledger, client, limiter)
-            if not until_done or (result.rendering == 0 and result.errors == 0):
-                return result
-            click.echo(
-                f"{result.completed} completed, {result.failed} failed, "
-                f"{result.rendering} still rendering; next check in {interval:g}s",
-                err=True,
-            )
-            await asyncio.sleep(interval)
+    async with (
+        service_address(service) as (base_url, key),
+        HeyGenClient(base_url, key, POLL_CONCURRENCY) as client,
+    ):
+        if not until_done:
+            return await poll_once(ledger, client, limiter, POLL_CONCURRENCY)
+        return await poll_until_done(
+            ledger,
+            client,
+            limiter,
+            interval_s,
+            concurrency=POLL_CONCURRENCY,
+            on_round=_progress,
+        )
 
 
 @click.command()
@@ -53,29 +84,34 @@ async def _poll(ledger: Ledger, service: Service, rate: Rate, until_done: bool) 
 @click.option(
     "--until-done",
     is_flag=True,
-    help="Keep polling until every submitted video is completed or failed.",
+    help="Keep polling until every submitted video is completed or failed "
+    f"(every 15s; 0.5s with --sandbox; ${INTERVAL_VARIABLE} overrides).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 def poll(
     ledger: Path, base_url: str | None, sandbox: bool, rate: str, until_done: bool, as_json: bool
 ) -> None:
-    """Fill in video_status, video_url and thumbnail_url for submitted jobs."""
+    """Fill in video_status, video_url and thumbnail_url for submitted jobs, and the
+    reason in error for a failed render."""
     parsed = resolve_rate(rate)
     service = resolve_where(base_url, sandbox)
     with user_errors():
-        store = Ledger(ledger, create=False)
-        try:
-            with ledger_lock(ledger):
-                result = asyncio.run(_poll(store, service, parsed, until_done))
-            counts = store.counts()
-        finally:
-            store.close()
+        interval = poll_interval(service.is_sandbox)
+        require_ledger(ledger)
+        with ledger_lock(ledger):
+            store = Ledger(ledger, create=False)
+            try:
+                result = asyncio.run(_poll(store, service, parsed, until_done, interval))
+                counts = store.counts()
+            finally:
+                store.close()
     summary = {
         "checked": result.checked,
         "completed": result.completed,
         "failed": result.failed,
         "rendering": result.rendering,
         "errors": result.errors,
+        "missing": result.missing,
         "counts": counts,
     }
     if as_json:
@@ -85,6 +121,7 @@ def poll(
             f"Checked {result.checked} videos: {result.completed} completed, "
             f"{result.failed} failed, {result.rendering} still rendering"
             + (f", {result.errors} could not be checked" if result.errors else "")
+            + (f", {result.missing} unknown to the service" if result.missing else "")
             + "."
         )
 
@@ -95,21 +132,27 @@ async def _reconcile(ledger: Ledger, service: Service) -> ReconcileResult:
         return await reconcile(ledger, client, limiter, reconcile_grace(service.is_sandbox))
 
 
+def _reconcile_locked(ledger: Path, service: Service) -> ReconcileResult:
+    store = Ledger(ledger, create=False)
+    try:
+        # Holding the lock, any job still 'submitting' was left by a killed run.
+        store.transaction([in_flight_to_uncertain()])
+        return asyncio.run(_reconcile(store, service))
+    finally:
+        store.close()
+
+
 @click.command(name="reconcile")
 @ledger_option(required=True)
 @service_options
 def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None:
-    """Settle uncertain jobs: find the video each one created, or prove it absent."""
+    """Settle uncertain jobs: find the video each one created, or prove it absent
+    (then it is pending and the next run sends it). Exits 1 while some stay uncertain."""
     service = resolve_where(base_url, sandbox)
     with user_errors():
-        store = Ledger(ledger, create=False)
-        try:
-            with ledger_lock(ledger):
-                # Holding the lock, any job still 'submitting' was left by a killed run.
-                store.transaction([in_flight_to_uncertain()])
-                result = asyncio.run(_reconcile(store, service))
-        finally:
-            store.close()
+        require_ledger(ledger)
+        with ledger_lock(ledger):
+            result = _reconcile_locked(ledger, service)
     click.echo(
         f"{result.found} found and marked submitted, {result.absent} proven absent and "
         f"pending again, {result.still_uncertain} still uncertain."

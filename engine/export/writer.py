@@ -1,9 +1,14 @@
-"""Write one line per job: the source row's columns, then the results."""
+"""Write one line per job: the source row's columns, then the results.
+
+The column order is fixed by the ledger (source columns in first-seen order,
+then ``RESULT_COLUMNS``), so a campaign tool can rely on it run after run.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
 from engine.ledger.store import JobRecord, Ledger
@@ -19,12 +24,15 @@ RESULT_COLUMNS = (
     "attempts",
     "error",
 )
+#: What a source column named like a result column is renamed with, e.g. ``source.status``.
+SOURCE_PREFIX = "source."
 
 # A cell starting with one of these is run as a formula by spreadsheet programs.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _defuse(value: str) -> str:
+def defuse(value: str) -> str:
+    """The cell as text a spreadsheet shows and never evaluates."""
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
@@ -50,20 +58,37 @@ def _results(job: JobRecord) -> dict[str, Any]:
     }
 
 
+def output_names(sources: Sequence[str]) -> list[str]:
+    """The export's names for the source columns: a column named like a result column
+    keeps its data under ``source.<name>`` (prefixed again until no name is taken twice)."""
+    taken = set(RESULT_COLUMNS) | set(sources)
+    names = []
+    for column in sources:
+        name = column
+        if column in RESULT_COLUMNS:
+            name = SOURCE_PREFIX + column
+            while name in taken:
+                name = SOURCE_PREFIX + name
+            taken.add(name)
+        names.append(name)
+    return names
+
+
 def export_ledger(ledger: Ledger, out: TextIO, fmt: Literal["csv", "jsonl"]) -> int:
-    """Write every job of ``ledger`` to ``out``; returns how many."""
+    """Write every job of ``ledger`` to ``out`` in source line order; returns how many."""
     sources = ledger.source_columns()
-    # A contact column named like a result column keeps its data under another name.
-    names = [f"source.{c}" if c in RESULT_COLUMNS else c for c in sources]
+    names = output_names(sources)
     count = 0
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names + list(RESULT_COLUMNS))
+        # RFC 4180 line ends: the writer then quotes any cell holding a CR or LF, where
+        # with bare "\n" a lone CR would go out unquoted and split the row.
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([defuse(n) for n in [*names, *RESULT_COLUMNS]])
         for job in ledger.iter_jobs():
             results = _results(job)
             cells = [_cell(job.source.get(c)) for c in sources]
             cells += [_cell(results[c]) for c in RESULT_COLUMNS]
-            writer.writerow([_defuse(c) for c in cells])
+            writer.writerow([defuse(c) for c in cells])
             count += 1
     else:
         for job in ledger.iter_jobs():

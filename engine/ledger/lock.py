@@ -15,19 +15,28 @@ class LedgerBusy(EngineError):
     """Another process holds this ledger."""
 
 
+def lock_path(ledger: Path) -> Path:
+    return ledger.with_name(ledger.name + ".lock")
+
+
 @contextmanager
 def ledger_lock(ledger: Path) -> Iterator[None]:
     """Hold ``<ledger>.lock`` for the block, or raise LedgerBusy at once.
 
-    flock is released by the kernel when its holder dies, so a lock left by a
-    killed run never blocks the next one.
+    Take it before opening the ledger: a process that loses the race must not
+    so much as open the database. flock is released by the kernel when its
+    holder dies, so a lock left by a killed run never blocks the next one.
     """
-    lock = FileLock(str(ledger) + ".lock", timeout=0)
+    # The first run of a campaign may name a ledger in a folder not made yet (older
+    # filelock releases do not create it).
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path(ledger)), timeout=0)
     try:
         lock.acquire()
     except Timeout as err:
         raise LedgerBusy(
-            f"{ledger} is in use by another heygen-batch run; wait for it to finish."
+            f"{ledger} is in use by another heygen-batch run; nothing was done. "
+            "Try again when it has finished."
         ) from err
     try:
         yield

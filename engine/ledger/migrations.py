@@ -46,9 +46,16 @@ def migrate(conn: sqlite3.Connection) -> None:
     for version, (name, script) in enumerate(MIGRATIONS, start=1):
         if version in done:
             continue
-        # One transaction per migration, so a crash never leaves half a schema.
+        # One transaction per migration, so a crash never leaves half a schema; checked
+        # again inside it because another connection may have migrated the file meanwhile.
         conn.execute("BEGIN IMMEDIATE")
         try:
+            applied = conn.execute(
+                "SELECT 1 FROM migrations WHERE version = ?", (version,)
+            ).fetchone()
+            if applied:
+                conn.execute("COMMIT")
+                continue
             for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)

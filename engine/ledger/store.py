@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,9 @@ STATUSES: tuple[Status, ...] = (
     "failed",
     "uncertain",
 )
+
+_WAL_TRIES = 50
+_WAL_RETRY_S = 0.05
 
 # SQLite's default limit on bound parameters per statement is 999 on old builds.
 _LOOKUP_CHUNK = 900
@@ -76,6 +80,29 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
     )
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out another connection that is creating the same file.
+
+    Changing the journal mode does not go through the busy handler, so a second
+    process opening a brand-new ledger at the same moment would fail at once.
+    """
+    for _ in range(_WAL_TRIES - 1):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err):
+                raise
+            time.sleep(_WAL_RETRY_S)
+    conn.execute("PRAGMA journal_mode=WAL")
+
+
+def require_ledger(path: Path) -> None:
+    """Fail before anything (a lock file, a connection) is created for a missing ledger."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such ledger; run `heygen-batch run` first.")
+
+
 @dataclass(frozen=True, slots=True)
 class Known:
     """What the ledger already holds for a key, as the planner needs it."""
@@ -88,17 +115,17 @@ class Ledger:
     """Synchronous access to one ledger file; the async side batches calls into it."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
-        if not create and not path.exists():
-            raise ConfigError(f"{path}: no such ledger; run `heygen-batch run` first.")
+        if not create:
+            require_ledger(path)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Autocommit mode: every transaction below is explicit and short.
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            _enable_wal(self._conn)
             # FULL: a commit survives a power cut, not only a killed process.
             self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
             migrate(self._conn)
         except sqlite3.DatabaseError as err:
             raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
@@ -173,13 +200,17 @@ class Ledger:
             )
         return found
 
-    def unfinished_renders(self) -> list[JobRecord]:
+    def renders_to_check(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """(key, video_id) of submitted jobs whose render is not final, in key order after
+        ``after``: a page at a time, so polling a million jobs never holds them all."""
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'submitted' AND video_id IS NOT NULL "
+            "SELECT key, video_id FROM jobs WHERE key > ? AND status = 'submitted' "
+            "AND video_id IS NOT NULL "
             "AND (video_status IS NULL OR video_status NOT IN ('completed', 'failed')) "
-            "ORDER BY line"
+            "ORDER BY key LIMIT ?",
+            (after, limit),
         )
-        return [_record(r) for r in rows]
+        return [(key, video_id) for key, video_id in rows]
 
 
 # --- statements the async writer batches ----------------------------------------------------

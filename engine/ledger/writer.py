@@ -4,7 +4,13 @@ Workers hand statements to the writer. ``write_durably`` waits until the
 statement is committed (a job must be on disk as ``submitting`` before its
 request leaves); ``write`` does not wait. A single background task commits
 everything queued so far in one transaction, in a worker thread so the event
-loop keeps sending while SQLite fsyncs.
+loop keeps sending while SQLite fsyncs. While one commit is on disk, the next
+batch gathers, so under load each fsync covers many jobs.
+
+Plain writes (a job recorded as read, a request's outcome) linger until the next
+durable write carries them, or ``LINGER_S`` at most: at a steady rate they cost no
+fsync of their own. Losing them to a crash is harmless by design: a job whose
+outcome was lost is still ``submitting`` on disk, which the next run reconciles.
 """
 
 from __future__ import annotations
@@ -12,7 +18,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from engine.errors import EngineError
 from engine.ledger.store import Ledger, Statement
+
+#: Longest a plain write waits for company before it is committed alone.
+LINGER_S = 0.1
+#: Plain writes queued beyond this many are committed without waiting any longer.
+EAGER_STATEMENTS = 2000
+
+
+class LedgerWriteFailed(EngineError):
+    """A commit failed (disk full, file removed): nothing more may be sent."""
 
 
 class BatchWriter:
@@ -23,22 +39,38 @@ class BatchWriter:
         self._queue: list[Statement] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
+        self._linger: asyncio.TimerHandle | None = None
         self._closed = False
+        self._failed: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Transactions committed and statements they carried, for the curious and for tests.
+        self.commits = 0
+        self.statements = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     def write(self, *statements: Statement) -> None:
+        """Queue ``statements``; they are committed soon, in order, but not waited for."""
+        if self._failed is not None:
+            # A write that can never be committed must stop the caller before it sends.
+            raise LedgerWriteFailed(f"the ledger cannot be written: {self._failed}") from (
+                self._failed
+            )
         if self._closed:
             raise RuntimeError("ledger writer is closed")
         self._queue.extend(statements)
-        self._wake.set()
+        if len(self._queue) >= EAGER_STATEMENTS:
+            self._wake.set()
+        elif self._linger is None and self._queue:
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._wake.set)
 
     async def write_durably(self, *statements: Statement) -> None:
+        """Queue ``statements`` and return once they (and all queued before) are on disk."""
+        self.write(*statements)
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        self.write(*statements)
+        self._wake.set()
         await waiter
 
     async def flush(self) -> None:
@@ -48,16 +80,26 @@ class BatchWriter:
     async def close(self) -> None:
         if self._task is None:
             return
-        await self.flush()
-        self._closed = True
-        self._wake.set()
-        await self._task
-        self._ledger.close()
+        try:
+            if self._failed is None:
+                await self.flush()
+        finally:
+            self._closed = True
+            self._wake.set()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._ledger.close()
+        if self._failed is not None:
+            raise LedgerWriteFailed(f"the ledger cannot be written: {self._failed}") from (
+                self._failed
+            )
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._linger is not None:
+                self._linger.cancel()
+                self._linger = None
             if not self._queue and not self._waiters:
                 if self._closed:
                     return
@@ -65,12 +107,18 @@ class BatchWriter:
             batch, self._queue = self._queue, []
             waiters, self._waiters = self._waiters, []
             try:
-                await asyncio.to_thread(self._ledger.transaction, batch)
-            except BaseException as err:
-                for waiter in waiters:
+                if batch:
+                    await asyncio.to_thread(self._ledger.transaction, batch)
+                    self.commits += 1
+                    self.statements += len(batch)
+            except Exception as err:
+                self._failed = err
+                failure = LedgerWriteFailed(f"the ledger cannot be written: {err}")
+                for waiter in waiters + self._waiters:
                     if not waiter.done():
-                        waiter.set_exception(err)
-                raise
+                        waiter.set_exception(failure)
+                self._waiters = []
+                return
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)

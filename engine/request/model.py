@@ -19,7 +19,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    field_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -210,8 +209,3 @@ class VideoRequest(_Schema):
     fps: float | None = Field(None, gt=0)
     enable_watermark: bool | None = None
     test: bool | None = Field(None, description="Lower quality, no credits spent.")
-
-    @field_serializer("fps")
-    def _whole_fps(self, fps: float | None) -> float | int | None:
-        # A whole frame rate goes back as written (30, not 30.0).
-        return int(fps) if fps is not None and fps.is_integer() else fps

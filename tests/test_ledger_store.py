@@ -1,0 +1,202 @@
+"""The ledger file: schema, versioned migrations, WAL, and what each statement may change."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.ledger import store
+from engine.ledger.migrations import MIGRATIONS
+from engine.ledger.store import Ledger
+from tests.test_reconcile import job
+
+SECTION_4 = {"key", "line", "status", "video_id", "attempts", "error", "request_sha256"}
+SECTION_4 |= {"updated_at", "video_status", "video_url", "thumbnail_url", "source"}
+
+
+def test_a_new_ledger_is_wal_with_the_contract_columns(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    Ledger(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        assert columns >= SECTION_4
+        migrations = conn.execute("SELECT version, name FROM migrations").fetchall()
+        assert migrations == [(i, name) for i, (name, _) in enumerate(MIGRATIONS, start=1)]
+    finally:
+        conn.close()
+
+
+def test_migrations_run_once_however_often_the_ledger_is_opened(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    Ledger(path).close()
+    conn = sqlite3.connect(path)
+    first = conn.execute("SELECT version, applied_at FROM migrations").fetchall()
+    conn.close()
+    for _ in range(3):
+        Ledger(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version, applied_at FROM migrations").fetchall() == first
+    conn.close()
+
+
+def test_connections_opening_a_new_file_together_agree(tmp_path: Path) -> None:
+    for attempt in range(10):
+        path = tmp_path / f"l{attempt}.db"
+        start = threading.Barrier(4)
+        failures: list[BaseException] = []
+
+        def open_it(
+            path: Path = path,
+            start: threading.Barrier = start,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            start.wait()
+            try:
+                Ledger(path).close()
+            except BaseException as err:
+                failures.append(err)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+
+
+def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("just some notes, certainly not SQLite\n" * 20)
+    with pytest.raises(ConfigError, match="not a heygen-batch ledger"):
+        Ledger(path)
+    with pytest.raises(ConfigError, match="no such ledger"):
+        Ledger(tmp_path / "missing.db", create=False)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_the_source_row_is_kept_with_its_types(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    source = {"name": "Zoë 🎬", "score": 7, "tags": ["a"], "none": None}
+    ledger.transaction(
+        [
+            store.set_source_columns(list(source)),
+            store.insert_job("k", 4, "pending", source, "sha", None),
+        ]
+    )
+    record = ledger.get("k")
+    assert record is not None
+    assert record.source == source
+    assert record.line == 4
+    assert ledger.source_columns() == list(source)
+    ledger.close()
+
+
+def test_a_crashed_runs_in_flight_jobs_become_uncertain(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction(
+        [
+            *job("flying", "submitting"),
+            *job("done", "submitted", video_id="v1"),
+            *job("waiting", "pending"),
+        ]
+    )
+    flying = ledger.get("flying")
+    assert flying is not None
+    assert flying.body is not None
+    assert flying.attempted_at is not None
+    ledger.transaction([store.in_flight_to_uncertain()])
+    assert ledger.counts() == {
+        "pending": 1,
+        "submitting": 0,
+        "submitted": 1,
+        "invalid": 0,
+        "failed": 0,
+        "uncertain": 1,
+    }
+    after = ledger.get("flying")
+    assert after is not None
+    # The stored body is what a proven-absent job is sent again with.
+    assert after.body == flying.body
+    assert after.callback_id == "flying"
+    ledger.close()
+
+
+def test_reconcile_statements_only_move_unsettled_jobs(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction(
+        [*job("done", "submitted", video_id="v1"), *job("sure", "pending"), *job("u", "uncertain")]
+    )
+    ledger.transaction(
+        [
+            store.reconciled_found("done", "other-video"),
+            store.reconciled_absent("done"),
+            store.reconciled_absent("sure"),
+        ]
+    )
+    done = ledger.get("done")
+    assert done is not None
+    assert (done.status, done.video_id) == ("submitted", "v1")
+    ledger.transaction([store.reconciled_found("u", "v2")])
+    found = ledger.get("u")
+    assert found is not None
+    assert (found.status, found.video_id, found.body) == (
+        "submitted",
+        "v2",
+        None,
+    )
+    ledger.close()
+
+
+def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction([*job("p", "pending"), *job("s", "submitted", video_id="v")])
+    ledger.transaction(
+        [
+            store.refresh_pending("p", 9, "new-sha", {"name": "new"}),
+            store.refresh_pending("s", 9, "new-sha", {"name": "new"}),
+        ]
+    )
+    p, s = ledger.get("p"), ledger.get("s")
+    assert p is not None
+    assert (p.line, p.request_sha256, p.source) == (9, "new-sha", {"name": "new"})
+    assert s is not None
+    assert (s.line, s.request_sha256) == (1, "sha-s")
+    ledger.close()
+
+
+def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    statements = []
+    for i in range(7):
+        statements += job(f"k{i}", "submitted", line=i + 1, video_id=f"v{i}")
+    statements += job("u", "uncertain")
+    statements.append(store.render_update("k2", "completed", "url", None, None))
+    statements.append(store.render_update("k3", "failed", None, None, "render failed"))
+    statements.append(store.render_update("k4", "processing", None, None, None))
+    ledger.transaction(statements)
+    pages, after = [], ""
+    while page := ledger.renders_to_check(after, 2):
+        pages.append(page)
+        after = page[-1][0]
+    assert pages == [[("k0", "v0"), ("k1", "v1")], [("k4", "v4"), ("k5", "v5")], [("k6", "v6")]]
+    failed = ledger.get("k3")
+    assert failed is not None
+    assert failed.error == "render failed"
+    ledger.close()
+
+
+def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction(job("a", "pending"))
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.transaction([*job("b", "pending"), *job("a", "pending")])
+    assert ledger.get("b") is None
+    assert json.loads(json.dumps(ledger.counts()))["pending"] == 1
+    ledger.close()
