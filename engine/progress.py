@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from types import TracebackType
+from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -12,40 +16,101 @@ from rich.text import Text
 
 from engine.submitter.pool import PoolStats
 
+# The rate shown is measured over this many recent seconds, so it follows slow-downs.
+RATE_WINDOW_S = 10.0
 
-class ProgressDisplay:
-    """Redraws a one-line status on stderr while a run is under way."""
 
-    def __init__(self, stats: PoolStats, enabled: bool, total: int | None = None) -> None:
+class ProgressLine:
+    """The text of the progress line; pure apart from the clock it is given."""
+
+    def __init__(
+        self,
+        stats: PoolStats,
+        total: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stats = stats
         self._total = total
-        self._started = time.monotonic()
+        self._clock = clock
+        self._samples: deque[tuple[float, int]] = deque([(clock(), stats.done)])
+
+    def rate(self) -> float:
+        """Jobs settled per second over the last ``RATE_WINDOW_S`` seconds."""
+        now = self._clock()
+        samples = self._samples
+        samples.append((now, self._stats.done))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()
+        then, done_then = samples[0]
+        elapsed = now - then
+        return (self._stats.done - done_then) / elapsed if elapsed > 0 else 0.0
+
+    def render(self) -> Text:
+        s = self._stats
+        rate = self.rate()
+        done = f"{s.done}/{self._total}" if self._total is not None else str(s.done)
+        line = (
+            f"done {done}  submitted {s.submitted}  failed {s.failed}  "
+            f"uncertain {s.uncertain}  in flight {s.in_flight}  {rate:.1f}/s"
+        )
+        if self._total is not None and rate > 0:
+            line += f"  ETA {_duration(max(self._total - s.done, 0) / rate)}"
+        return Text(line)
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressDisplay:
+    """Redraws the progress line on stderr while a run is under way, only on a terminal."""
+
+    def __init__(
+        self,
+        stats: PoolStats,
+        enabled: bool,
+        total: int | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        out = stream if stream is not None else sys.stderr
+        self._out = out
         self._live: Live | None = None
-        if enabled and sys.stderr.isatty():
+        self._rerouted: list[logging.StreamHandler[TextIO]] = []
+        if enabled and out.isatty():
+            line = ProgressLine(stats, total)
             self._live = Live(
-                get_renderable=self._render,
-                console=Console(stderr=True),
+                get_renderable=line.render,
+                console=Console(file=out),
                 refresh_per_second=4,
                 transient=True,
             )
 
-    def _render(self) -> Text:
-        s = self._stats
-        done = s.submitted + s.failed + s.uncertain
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        rate = done / elapsed
-        line = (
-            f"submitted {s.submitted}  failed {s.failed}  uncertain {s.uncertain}  "
-            f"in flight {s.in_flight}  {rate:.1f}/s"
-        )
-        if self._total and rate > 0:
-            line += f"  ETA {max(self._total - done, 0) / rate:.0f}s"
-        return Text(line)
+    @property
+    def shown(self) -> bool:
+        return self._live is not None
 
     def __enter__(self) -> ProgressDisplay:
         if self._live is not None:
             self._live.start()
+            self._reroute_logs()
         return self
+
+    def _reroute_logs(self) -> None:
+        """Send log lines through rich while the line is live, so they print above it.
+
+        Rich swaps ``sys.stderr`` for a proxy, but a logging handler made earlier
+        still holds the raw stream and would write through the live line.
+        """
+        proxy = sys.stderr
+        if proxy is self._out:
+            return
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self._out:
+                handler.setStream(proxy)
+                self._rerouted.append(handler)
 
     def __exit__(
         self,
@@ -53,5 +118,8 @@ class ProgressDisplay:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for handler in self._rerouted:
+            handler.setStream(self._out)
+        self._rerouted.clear()
         if self._live is not None:
             self._live.stop()

@@ -36,20 +36,30 @@ LIST_PATH = "/v1/video.list"
 class HeyGenClient:
     """Speaks the three endpoints the engine needs; never logs or returns the key."""
 
-    def __init__(self, base_url: str, api_key: str | None, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        concurrency: int = 8,
+        *,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        total_timeout_s: float = TOTAL_TIMEOUT_S,
+    ) -> None:
         self._base = base_url.rstrip("/")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
             headers["X-Api-Key"] = api_key
         self._headers = headers
         self._concurrency = concurrency
+        self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, sock_connect=connect_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
+        # One keep-alive session for the run; a connection per worker, plus a spare
+        # for reconcile's listing.
         connector = aiohttp.TCPConnector(limit=max(self._concurrency, 1) + 2)
-        timeout = aiohttp.ClientTimeout(total=TOTAL_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S)
         self._session = aiohttp.ClientSession(
-            headers=self._headers, connector=connector, timeout=timeout
+            headers=self._headers, connector=connector, timeout=self._timeout
         )
         return self
 
@@ -70,14 +80,27 @@ class HeyGenClient:
         data: bytes | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
+        """One request; the decoded body, or the EngineError that says what happened.
+
+        Transport errors are split by one question: could the service have the
+        request? Only failures to connect (refused, unreachable, connect timeout)
+        say no. Anything later, including a pooled keep-alive connection the
+        server had closed, may have delivered it, so it is ``maybe_sent``.
+        aiohttp never resends a POST by itself (only idempotent methods).
+        """
         assert self._session is not None, "use HeyGenClient as an async context manager"
         try:
             async with self._session.request(
-                method, self._base + path, data=data, params=params
+                method,
+                self._base + path,
+                data=data,
+                params=params,
+                # A redirected POST would come back as a GET (301/302) or be re-sent (307/308).
+                allow_redirects=method != "POST",
             ) as response:
-                text = await response.text()
-                body = _decode(text)
-                if response.status >= 400:
+                raw = await response.read()
+                body = _decode(raw, response.charset)
+                if response.status >= 300:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise make_status_error(response.status, body, retry_after)
                 return body
@@ -87,16 +110,12 @@ class HeyGenClient:
             raise ConnectFailed(f"cannot connect to {self._base}: {err.os_error}") from err
         except aiohttp.ConnectionTimeoutError as err:
             raise ConnectFailed(f"timed out connecting to {self._base}") from err
-        except (TimeoutError, aiohttp.ServerTimeoutError) as err:
+        except TimeoutError as err:
             raise RequestTimeout(f"no answer from {self._base} in time") from err
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientOSError,
-            aiohttp.ClientPayloadError,
-        ) as err:
-            raise ConnectionDropped(f"connection to {self._base} dropped: {err}") from err
-        except aiohttp.ClientResponseError as err:
-            raise ConnectionDropped(f"malformed answer from {self._base}: {err.message}") from err
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
+            raise ConnectionDropped(f"connection to {self._base} dropped: {err!r}") from err
+        except aiohttp.ClientError as err:
+            raise ConnectionDropped(f"malformed answer from {self._base}: {err!r}") from err
 
     async def create_video(self, body: Mapping[str, Any]) -> str:
         """POST one request; the new video's id, or the error that says what to do."""
@@ -127,10 +146,15 @@ class HeyGenClient:
             raise make_status_error(502, answer) from err
 
 
-def _decode(text: str) -> Any:
+def _decode(raw: bytes, charset: str | None) -> Any:
+    """JSON when it is JSON, else the text for the error message; never raises."""
+    try:
+        text = raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = raw.decode("utf-8", errors="replace")
     try:
         return json.loads(text) if text else None
-    except json.JSONDecodeError:
+    except ValueError:
         return text
 
 

@@ -16,9 +16,15 @@ TOTAL_TIMEOUT_S = 60.0
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-# Spacing between request starts is stretched by this fraction so that the
-# service, which sees arrivals with network jitter, never counts N+1 in a window.
+# Every window is stretched by this fraction of its length, so the service, which
+# sees arrivals with network jitter, never counts N+1 in its own window.
 RATE_SAFETY_MARGIN = 0.01
+# How late the event loop wakes a timer (epoll rounds up to whole milliseconds).
+# The limiter banks this much time as spare capacity so that late wake-ups do not
+# add up to a rate well below the configured one.
+RATE_TIMER_SLACK_S = 0.002
+# ...but never more spare capacity than this share of N, which caps what it costs.
+RATE_SLACK_SHARE = 0.01
 
 # After SIGINT/SIGTERM, in-flight requests get this long to finish.
 SHUTDOWN_GRACE_S = 5.0

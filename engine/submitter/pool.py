@@ -12,13 +12,12 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, EngineError, RateLimited, TransportError
+from engine.errors import AbortRun, EngineError, RateLimited
 from engine.ledger import store
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
-from engine.submitter.constants import MAX_TOTAL_RETRY_S
 from engine.submitter.control import RunControl
-from engine.submitter.retry import retry_delay, should_retry
+from engine.submitter.retry import Step, next_step, out_of_budget, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,11 @@ class PoolStats:
     returned: int = 0
     first_send: float | None = None
     last_send: float | None = None
+
+    @property
+    def done(self) -> int:
+        """Jobs this run settled one way or another (not those handed back as pending)."""
+        return self.submitted + self.failed + self.uncertain
 
     def record(self, status: Status) -> None:
         if status == "submitted":
@@ -82,74 +86,105 @@ class Submitter:
     async def submit(self, item: SubmitItem) -> Status:
         body_json = json.dumps(item.body, ensure_ascii=False)
         callback_id = item.body.get("callback_id")
-        await self._writer.write_durably(
-            store.mark_submitting(
-                item.key,
-                body_json,
-                item.sha256,
-                callback_id if isinstance(callback_id, str) else None,
-                self._clock(),
-            )
-        )
         attempts = item.prior_attempts
-        started = self._clock()
+        tries = 0
         in_request = False
         try:
+            # On disk before the request leaves: a crash from here on leaves it to reconcile.
+            await self._writer.write_durably(
+                store.mark_submitting(
+                    item.key,
+                    body_json,
+                    item.sha256,
+                    callback_id if isinstance(callback_id, str) else None,
+                    self._clock(),
+                )
+            )
+            started = time.monotonic()
             while True:
-                await self._control.wait_if_paused()
-                async with self._limiter:
-                    # Checked after the limiter's wait: a stop may have come meanwhile.
-                    if self._control.stopping:
-                        return self._finish(item.key, "pending", attempts, None)
-                    attempts += 1
-                    in_request = True
-                    self._stats.in_flight += 1
-                    now = time.monotonic()
-                    self._stats.first_send = self._stats.first_send or now
-                    self._stats.last_send = now
+                if not await self._start_allowed():
+                    return self._finish(item.key, "pending", attempts, None)
+                attempts += 1
+                tries += 1
+                self._note_send()
+                in_request = True
                 try:
                     video_id = await self._client.create_video(item.body)
                 except EngineError as err:
-                    outcome = self._after_error(err, item.key, attempts, started)
-                    if outcome is not None:
-                        return outcome
-                    await asyncio.sleep(retry_delay(err, attempts))
-                    continue
-                finally:
                     in_request = False
                     self._stats.in_flight -= 1
+                    verdict = self._after_error(err, item.key, attempts, tries, started)
+                    if not isinstance(verdict, float):
+                        return verdict
+                    await self._control.sleep(verdict)
+                    continue
+                in_request = False
+                self._stats.in_flight -= 1
                 self._writer.write(store.mark_submitted(item.key, video_id, attempts))
                 self._stats.record("submitted")
                 return "submitted"
         except asyncio.CancelledError:
-            # Cancelled mid-request the service may have the job; otherwise it never left.
-            status: Status = "uncertain" if in_request else "pending"
-            self._finish(item.key, status, attempts, "interrupted" if in_request else None)
+            # Cancelled mid-request the service may have the job; otherwise it never left
+            # (the outcome is queued after any ``submitting`` mark, so it wins).
+            if in_request:
+                self._stats.in_flight -= 1
+                self._finish(item.key, "uncertain", attempts, "interrupted while in flight")
+            else:
+                self._finish(item.key, "pending", attempts, None)
             raise
 
+    async def _start_allowed(self) -> bool:
+        """Wait out any pool-wide pause and take a place from the limiter; False on a stop.
+
+        The limiter is taken for every attempt, so retries spend the rate too. A
+        pause that began while this worker queued at the limiter sends it back to
+        wait: starting anyway would release a burst the moment the pause ends.
+        """
+        control = self._control
+        while True:
+            await control.wait_if_paused()
+            if not await control.unless_stopped(self._limiter.acquire):
+                return False
+            # Checked after the limiter's wait: a stop or a 429 may have come meanwhile.
+            if control.stopping:
+                return False
+            if not control.paused:
+                return True
+
+    def _note_send(self) -> None:
+        stats = self._stats
+        stats.in_flight += 1
+        now = time.monotonic()
+        if stats.first_send is None:
+            stats.first_send = now
+        stats.last_send = now
+
     def _after_error(
-        self, err: EngineError, key: str, attempts: int, started: float
-    ) -> Status | None:
-        """The job's final status after ``err``, or None to try again."""
-        if isinstance(err, AbortRun):
+        self, err: EngineError, key: str, attempts: int, tries: int, started: float
+    ) -> Status | float:
+        """The job's final status after ``err``, or the seconds this worker waits to retry."""
+        step = next_step(err)
+        if step is Step.ABORT:
+            assert isinstance(err, AbortRun)
             self._control.abort_run(err)
-            # A refused key or empty account created nothing: the job waits for the next run.
+            # A refused key or an empty account created nothing: the job waits for the next run.
             return self._finish(key, "pending", attempts, str(err))
-        if isinstance(err, RateLimited):
-            self._control.pause_for(retry_delay(err, attempts))
-        if not should_retry(err):
-            if isinstance(err, TransportError) and err.maybe_sent:
-                return self._finish(key, "uncertain", attempts, str(err))
+        if step is Step.UNCERTAIN:
+            return self._finish(key, "uncertain", attempts, str(err))
+        if step is Step.FAILED:
             return self._finish(key, "failed", attempts, str(err))
-        out_of_time = self._clock() - started >= MAX_TOTAL_RETRY_S
-        if attempts >= self._max_attempts or out_of_time:
-            return self._finish(
-                key, "failed", attempts, f"gave up after {attempts} attempts: {err}"
-            )
+        delay = retry_delay(err, attempts)
+        if out_of_budget(tries, self._max_attempts, time.monotonic() - started, delay):
+            return self._finish(key, "failed", attempts, f"gave up after {tries} attempts: {err}")
         if self._control.stopping:
             return self._finish(key, "pending", attempts, None)
-        log.debug("job %s attempt %d: %s; retrying", key, attempts, err)
-        return None
+        log.debug("job %s attempt %d: %s; retrying in %.2fs", key, attempts, err, delay)
+        if isinstance(err, RateLimited):
+            # The service is over its limit for everyone: hold the whole pool back, and let
+            # the limiter release the workers one by one when the pause ends.
+            self._control.pause_for(delay)
+            return 0.0
+        return float(delay)
 
     def _finish(self, key: str, status: Status, attempts: int, error: str | None) -> Status:
         self._writer.write(store.mark_outcome(key, status, attempts, error))
@@ -163,16 +198,19 @@ async def run_workers(
     concurrency: int,
     control: RunControl,
 ) -> None:
-    """Drain ``queue`` with ``concurrency`` workers until a ``None`` per worker or a stop."""
+    """Drain ``queue`` with ``concurrency`` workers until a ``None`` per worker.
+
+    After a stop, the items still queued are taken but not sent: they stay
+    ``pending`` in the ledger for the next run.
+    """
 
     async def worker() -> None:
         while True:
             item = await queue.get()
             if item is None:
                 return
-            if control.stopping:
-                continue  # left pending in the ledger for the next run
-            await submitter.submit(item)
+            if not control.stopping:
+                await submitter.submit(item)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(concurrency):

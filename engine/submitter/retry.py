@@ -1,12 +1,15 @@
 """The retry policy as small pure functions.
 
-``should_retry`` decides, ``parse_retry_after`` reads the service's hint and
-``backoff_delay`` computes the wait. Tests call ``set_testing(True)`` to make
-every wait zero without touching the decisions.
+``next_step`` decides what an error means for the job, ``parse_retry_after``
+reads the service's hint, ``backoff_delay`` and ``retry_delay`` compute the
+wait, and ``out_of_budget`` says when to stop. Tests call ``set_testing(True)``
+to make every wait zero without touching the decisions.
 """
 
 from __future__ import annotations
 
+import enum
+import math
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,10 +19,16 @@ from engine.errors import (
     ConnectFailed,
     EngineError,
     RateLimited,
-    ServerError,
+    StatusError,
     TransportError,
 )
-from engine.submitter.constants import BACKOFF_BASE_S, BACKOFF_CAP_S, RETRY_AFTER_CAP_S
+from engine.submitter.constants import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    MAX_TOTAL_RETRY_S,
+    RETRY_AFTER_CAP_S,
+    RETRYABLE_STATUSES,
+)
 
 _testing = False
 
@@ -30,27 +39,38 @@ def set_testing(on: bool) -> None:
     _testing = on
 
 
-def should_retry(error: EngineError) -> bool:
-    """Retry only what cannot have created a video, or was refused for load.
+class Step(enum.Enum):
+    """What an error means for the job that met it."""
 
-    429 and 5xx are retried. A connection that failed before the request was
-    written is retried. A dropped connection or timeout after the request may
-    have been written is *not*: the job becomes ``uncertain`` instead.
-    """
+    RETRY = "retry"  # nothing was created, or the service asked us to come back
+    UNCERTAIN = "uncertain"  # the request may have reached the service: never resend blindly
+    FAILED = "failed"  # the service will answer the same way again
+    ABORT = "abort"  # no request can succeed: stop the whole run
+
+
+def next_step(error: EngineError) -> Step:
+    """Classify ``error``: the decision that keeps one job from becoming two videos."""
     if isinstance(error, AbortRun):
-        return False
-    if isinstance(error, RateLimited | ServerError):
-        return True
+        return Step.ABORT
+    if isinstance(error, StatusError):
+        return Step.RETRY if error.status in RETRYABLE_STATUSES else Step.FAILED
+    if isinstance(error, ConnectFailed):
+        return Step.RETRY
     if isinstance(error, TransportError):
-        return isinstance(error, ConnectFailed)
-    return False
+        return Step.UNCERTAIN if error.maybe_sent else Step.RETRY
+    return Step.FAILED
+
+
+def should_retry(error: EngineError) -> bool:
+    """Retry only 429, 500/502/503/504 and connections that failed before the request left."""
+    return next_step(error) is Step.RETRY
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 
     Returns None when absent or unreadable; the result is capped at
-    ``RETRY_AFTER_CAP_S`` and never negative.
+    ``RETRY_AFTER_CAP_S`` and never negative (a date in the past means now).
     """
     if value is None or not value.strip():
         return None
@@ -60,12 +80,12 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except ValueError:
         try:
             when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
+        except ValueError:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
 
@@ -76,10 +96,11 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     delay = uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)))
 
     ``attempt`` is the number of the attempt that just failed (1 for the first).
+    Full jitter spreads workers that failed together over the whole interval.
     """
     if _testing:
         return 0.0
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(attempt - 1, 0))
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(max(attempt - 1, 0), 32))
     return (rng or random).uniform(0.0, ceiling)
 
 
@@ -90,3 +111,14 @@ def retry_delay(error: EngineError, attempt: int, rng: random.Random | None = No
     if isinstance(error, RateLimited) and error.retry_after is not None:
         return error.retry_after
     return backoff_delay(attempt, rng)
+
+
+def out_of_budget(
+    attempts: int,
+    max_attempts: int,
+    elapsed_s: float,
+    next_delay_s: float,
+    max_total_s: float = MAX_TOTAL_RETRY_S,
+) -> bool:
+    """Stop when the attempts are spent or the next try would start after the time budget."""
+    return attempts >= max_attempts or elapsed_s + next_delay_s > max_total_s

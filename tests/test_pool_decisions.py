@@ -1,0 +1,327 @@
+"""The pool's decision for every answer and failure: final status, attempts, calls sent.
+
+HTTP is faked at the transport (``http``); the ledger and its writer are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import CallbackResult
+from yarl import URL
+
+from engine.errors import KeyRefused, OutOfCredit
+from engine.ledger import store
+from engine.ledger.store import JobRecord, Ledger
+from engine.ledger.writer import BatchWriter
+from engine.submitter.client import GENERATE_PATH, HeyGenClient
+from engine.submitter.control import RunControl
+from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
+from engine.submitter.rate import Rate, make_limiter
+from tests.conftest import FixedAioresponses, MockedResponse
+
+BASE = "http://heygen.test"
+GENERATE = BASE + GENERATE_PATH
+OK = {"error": None, "data": {"video_id": "vid-1"}}
+FAST = Rate(10_000, 1.0)
+
+pytestmark = pytest.mark.usefixtures("no_backoff")
+
+
+@dataclass
+class Pool:
+    path: Path
+    submitter: Submitter
+    control: RunControl
+    stats: PoolStats
+
+    def job(self, key: str) -> JobRecord:
+        with closing(Ledger(self.path)) as ledger:
+            record = ledger.get(key)
+        assert record is not None
+        return record
+
+    def counts(self) -> dict[str, int]:
+        with closing(Ledger(self.path)) as ledger:
+            return ledger.counts()
+
+
+def item(n: int) -> SubmitItem:
+    return SubmitItem(f"job-{n}", {"callback_id": f"job-{n}", "video_inputs": []}, f"sha-{n}")
+
+
+@asynccontextmanager
+async def pool(
+    tmp_path: Path, jobs: int = 1, max_attempts: int = 6, rate: Rate = FAST
+) -> AsyncIterator[Pool]:
+    path = tmp_path / "ledger.db"
+    with closing(Ledger(path)) as ledger:
+        ledger.transaction(
+            [store.insert_job(f"job-{n}", n, "pending", {}, f"sha-{n}", None) for n in range(jobs)]
+        )
+    writer = BatchWriter(path)
+    writer.start()
+    control = RunControl()
+    stats = PoolStats()
+    try:
+        async with HeyGenClient(BASE, "sk-test") as client:
+            submitter = Submitter(client, make_limiter(rate), writer, control, max_attempts, stats)
+            yield Pool(path, submitter, control, stats)
+    finally:
+        await writer.close()
+
+
+def sent(http: FixedAioresponses) -> int:
+    return len(http.requests.get(("POST", URL(GENERATE)), []))
+
+
+def reply(http: FixedAioresponses, *answers: int | Exception) -> None:
+    """Queue answers in order; an int is a status (200 with a video id)."""
+    for answer in answers:
+        if isinstance(answer, Exception):
+            http.post(GENERATE, exception=answer)
+        elif answer == 200:
+            http.post(GENERATE, payload=OK)
+        else:
+            http.post(GENERATE, status=answer, payload={"error": {"code": "e", "message": "m"}})
+
+
+async def test_success_is_submitted_with_its_video_id(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    reply(http, 200)
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "submitted"
+    job = p.job("job-0")
+    assert (job.status, job.video_id, job.attempts, job.body) == ("submitted", "vid-1", 1, None)
+    assert sent(http) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+async def test_transient_statuses_are_retried_until_success(
+    tmp_path: Path, http: FixedAioresponses, status: int
+) -> None:
+    reply(http, status, status, 200)
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "submitted"
+    assert p.job("job-0").attempts == 3
+    assert sent(http) == 3
+
+
+async def test_a_refused_connection_is_retried(tmp_path: Path, http: FixedAioresponses) -> None:
+    key = aiohttp.client_reqrep.ConnectionKey("heygen.test", 80, False, True, None, None, None)
+    reply(http, aiohttp.ClientConnectorError(key, OSError(111, "refused")), 200)
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "submitted"
+    assert sent(http) == 2
+
+
+async def test_retries_stop_at_max_attempts(tmp_path: Path, http: FixedAioresponses) -> None:
+    reply(http, *[503] * 4)
+    async with pool(tmp_path, max_attempts=3) as p:
+        assert await p.submitter.submit(item(0)) == "failed"
+    job = p.job("job-0")
+    assert job.attempts == 3
+    assert job.error is not None
+    assert job.error.startswith("gave up after 3 attempts")
+    assert sent(http) == 3
+
+
+@pytest.mark.parametrize("status", [400, 404, 422, 501])
+async def test_other_errors_fail_at_once_with_the_message(
+    tmp_path: Path, http: FixedAioresponses, status: int
+) -> None:
+    http.post(
+        GENERATE,
+        status=status,
+        payload={"error": {"code": "invalid_parameter", "message": "avatar_id not found"}},
+    )
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "failed"
+    job = p.job("job-0")
+    assert job.status == "failed"
+    assert job.error is not None
+    assert "avatar_id not found" in job.error
+    assert sent(http) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "Connection reset by peer"),
+        aiohttp.SocketTimeoutError("read"),
+        TimeoutError(),
+        aiohttp.ClientPayloadError("truncated"),
+    ],
+)
+async def test_maybe_sent_failures_are_uncertain_and_never_resent(
+    tmp_path: Path, http: FixedAioresponses, failure: Exception
+) -> None:
+    reply(http, failure, 200)
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "uncertain"
+    job = p.job("job-0")
+    assert job.status == "uncertain"
+    assert job.body is not None  # kept for a resend once reconcile proves it absent
+    assert job.callback_id == "job-0"
+    assert sent(http) == 1
+
+
+async def test_a_success_without_video_id_is_uncertain(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    http.post(GENERATE, payload={"error": None, "data": None})
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "uncertain"
+    assert sent(http) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, None, KeyRefused),
+        (403, None, KeyRefused),
+        (402, None, OutOfCredit),
+        (400, {"error": {"code": "insufficient_credit", "message": "empty"}}, OutOfCredit),
+    ],
+)
+async def test_refused_key_or_credit_stops_the_pool_and_leaves_jobs_pending(
+    tmp_path: Path, http: FixedAioresponses, status: int, body: Any, kind: type[Exception]
+) -> None:
+    http.post(GENERATE, status=status, payload=body, repeat=True)
+    async with pool(tmp_path, jobs=6) as p:
+        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
+        for n in range(6):
+            queue.put_nowait(item(n))
+        queue.put_nowait(None)
+        await run_workers(queue, p.submitter, 1, p.control)
+    assert isinstance(p.control.abort, kind)
+    assert sent(http) == 1
+    assert p.counts()["pending"] == 6
+    assert p.job("job-0").error is not None
+
+
+async def test_in_flight_requests_finish_after_an_abort(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    """The first answer is 401; the two requests already out still land as submitted."""
+    arrived: list[int] = []
+    all_out = asyncio.Event()
+    refused = asyncio.Event()
+
+    async def answer(url: URL, **kwargs: Any) -> CallbackResult:
+        arrived.append(len(arrived))
+        if len(arrived) == 3:
+            all_out.set()
+        if arrived[-1] == 0:
+            await all_out.wait()
+            refused.set()
+            return CallbackResult(
+                status=401,
+                payload={"error": {"code": "unauthorized"}},
+                response_class=MockedResponse,
+            )
+        await refused.wait()
+        return CallbackResult(payload=OK, response_class=MockedResponse)
+
+    http.post(GENERATE, callback=answer, repeat=True)
+    async with pool(tmp_path, jobs=8) as p:
+        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
+        for n in range(8):
+            queue.put_nowait(item(n))
+        for _ in range(3):
+            queue.put_nowait(None)
+        await run_workers(queue, p.submitter, 3, p.control)
+    assert sent(http) == 3
+    counts = p.counts()
+    assert counts["submitted"] == 2
+    assert counts["pending"] == 6
+    assert p.stats.in_flight == 0
+
+
+async def test_a_cancelled_request_is_uncertain(tmp_path: Path, http: FixedAioresponses) -> None:
+    """Cancelled while the request is out (e.g. the grace period ran out): maybe created."""
+    started = asyncio.Event()
+
+    async def hang(url: URL, **kwargs: Any) -> CallbackResult:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    http.post(GENERATE, callback=hang)
+    async with pool(tmp_path) as p:
+        task = asyncio.create_task(p.submitter.submit(item(0)))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    job = p.job("job-0")
+    assert job.status == "uncertain"
+    assert job.attempts == 1
+    assert p.stats.in_flight == 0
+
+
+async def test_a_job_cancelled_before_sending_goes_back_to_pending(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    reply(http, 200)
+    async with pool(tmp_path, jobs=2, rate=Rate(1, 3600.0)) as p:
+        assert await p.submitter.submit(item(0)) == "submitted"
+        waiting = asyncio.create_task(p.submitter.submit(item(1)))
+        await asyncio.sleep(0.01)  # it is now queued at the limiter for an hour
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert p.job("job-1").status == "pending"
+    assert sent(http) == 1
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        lambda c: setattr(c, "interrupted", True),
+        lambda c: c.abort_run(KeyRefused(401, None, None, "refused")),
+    ],
+    ids=["interrupt", "abort"],
+)
+async def test_a_stop_frees_workers_waiting_at_the_limiter(
+    tmp_path: Path, http: FixedAioresponses, stop: Callable[[RunControl], None]
+) -> None:
+    """At 1/h the next start is an hour away; a stop must not wait for it."""
+    reply(http, 200)
+    async with pool(tmp_path, jobs=3, rate=Rate(1, 3600.0)) as p:
+        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
+        for n in range(3):
+            queue.put_nowait(item(n))
+        for _ in range(3):
+            queue.put_nowait(None)
+        workers = asyncio.create_task(run_workers(queue, p.submitter, 3, p.control))
+        # Polled: the pool has no hook for "first job done", and tests must not add one.
+        while p.stats.submitted == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        stop(p.control)
+        await asyncio.wait_for(workers, 5)  # guards against a hang, not a timing check
+    counts = p.counts()
+    assert (counts["submitted"], counts["pending"]) == (1, 2)
+    assert sent(http) == 1
+
+
+async def test_a_job_cancelled_while_being_marked_is_never_left_submitting(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    async with pool(tmp_path) as p:
+        task = asyncio.create_task(p.submitter.submit(item(0)))
+        await asyncio.sleep(0)  # it is now waiting for the "submitting" mark to commit
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert p.job("job-0").status == "pending"
+    assert sent(http) == 0

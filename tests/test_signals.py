@@ -1,0 +1,139 @@
+"""SIGINT and SIGTERM on a real ``heygen-batch run``: exit 130, a consistent ledger, no duplicate.
+
+The run is a subprocess against a standalone sandbox answering slowly, so
+requests are in flight when the signal lands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.ledger.store import Ledger
+from tests.test_submission_sandbox import write_jobs
+
+JOBS = 40
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEYGEN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def standalone_sandbox(*flags: str, key: str | None = None) -> Iterator[str]:
+    """``heygen-batch sandbox --port 0`` in a subprocess; yields its base URL."""
+    env = environment(**({"HEYGEN_SANDBOX_KEY": key} if key else {}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "sandbox", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Sandbox listening on "), line
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def counters(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(base_url + "/_sandbox/counters", timeout=10) as answer:
+        result: dict[str, Any] = json.load(answer)
+        return result
+
+
+def run_args(jobs: Path, base_url: str, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "engine",
+        "run",
+        str(jobs),
+        "--key-column",
+        "callback_id",
+        "--base-url",
+        base_url,
+        "--no-progress",
+        *extra,
+    ]
+
+
+def ledger_statuses(path: Path) -> dict[str, str]:
+    with closing(Ledger(path)) as ledger:
+        return {job.key: job.status for job in ledger.iter_jobs()}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_run_exits_130_with_a_consistent_ledger(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", JOBS)
+    ledger = tmp_path / "jobs.ledger.db"
+    with standalone_sandbox("--latency-ms", "300") as base_url:
+        run = subprocess.Popen(
+            run_args(jobs, base_url, "--rate", "20/s", "--concurrency", "4"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(HEYGEN_API_KEY="sk-any"),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            run.send_signal(sig)
+            out, err = run.communicate(timeout=30)
+            assert "This run:" in out  # the summary, even when interrupted
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        assert run.returncode == 130, err
+        assert "Interrupted" in err
+        first = ledger_statuses(ledger)
+        seen = counters(base_url)
+        assert seen["duplicates"] == 0
+        assert set(first.values()) <= {"submitted", "pending", "uncertain"}
+        assert "pending" in first.values()  # it really stopped early
+        made = seen["created_by_callback_id"]
+        assert all(key in made for key, status in first.items() if status == "submitted")
+        assert all(key not in made for key, status in first.items() if status == "pending")
+
+        # The next run goes on where this one stopped and sends nothing twice.
+        again = subprocess.run(
+            run_args(jobs, base_url, "--rate", "200/s", "--concurrency", "16", "--json"),
+            capture_output=True,
+            text=True,
+            env=environment(HEYGEN_API_KEY="sk-any"),
+            timeout=60,
+            check=False,
+        )
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["counts"]["submitted"] == JOBS
+        final = counters(base_url)
+    assert final["duplicates"] == 0
+    assert final["created"] == JOBS

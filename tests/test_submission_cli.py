@@ -1,0 +1,79 @@
+"""``heygen-batch run`` as a user runs it, against a standalone sandbox: exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from contextlib import closing
+from pathlib import Path
+
+from engine.ledger.store import Ledger
+from tests.test_signals import counters, environment, run_args, standalone_sandbox
+from tests.test_submission_sandbox import write_jobs
+
+RIGHT_KEY = "sk-right-5ecret-key-abcdef"
+WRONG_KEY = "sk-wrong-5ecret-key-123456"
+
+
+def run(*args: str, key: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        env=environment(HEYGEN_API_KEY=key),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_refused_key_exits_3_without_printing_it(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 20)
+    with standalone_sandbox("--latency-ms", "20", key=RIGHT_KEY) as base_url:
+        result = run(
+            *run_args(jobs, base_url, "--rate", "100/s", "--concurrency", "4"), key=WRONG_KEY
+        )
+        seen = counters(base_url)
+    assert result.returncode == 3, result.stderr
+    assert "refused the API key" in result.stderr
+    for secret in (RIGHT_KEY, WRONG_KEY):
+        assert secret not in result.stdout
+        assert secret not in result.stderr
+    assert seen["created"] == 0
+    assert seen["requests"] <= 4  # the refusal stopped the run at once
+    with closing(Ledger(tmp_path / "jobs.ledger.db")) as ledger:
+        assert ledger.counts()["pending"] == 20
+
+
+def test_the_right_key_goes_through_and_json_prints_only_the_summary(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 10)
+    with standalone_sandbox(key=RIGHT_KEY) as base_url:
+        result = run(*run_args(jobs, base_url, "--rate", "100/s", "--json"), key=RIGHT_KEY)
+        seen = counters(base_url)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["submitted"] == 10
+    assert seen["created"] == 10
+    assert RIGHT_KEY not in result.stdout + result.stderr
+
+
+def test_no_progress_line_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 10)
+    with standalone_sandbox() as base_url:
+        args = [a for a in run_args(jobs, base_url, "--rate", "100/s") if a != "--no-progress"]
+        result = run(*args, key="sk-any")
+    assert result.returncode == 0, result.stderr
+    assert "in flight" not in result.stderr
+    assert "\x1b[" not in result.stderr  # no terminal control codes either
+    assert "This run: 10 submitted" in result.stdout
+
+
+def test_limit_caps_each_run(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 7)
+    with standalone_sandbox() as base_url:
+        args = run_args(jobs, base_url, "--rate", "100/s", "--limit", "3", "--json")
+        first = json.loads(run(*args, key="sk-any").stdout)
+        second = json.loads(run(*args, key="sk-any").stdout)
+        seen = counters(base_url)
+    assert (first["counts"]["submitted"], first["held_by_limit"]) == (3, 4)
+    assert (second["counts"]["submitted"], second["held_by_limit"]) == (6, 1)
+    assert seen["requests"] == 6
