@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+from importlib.metadata import version
 from pathlib import Path
 
 import click
@@ -123,6 +125,7 @@ def run(
             limit=limit,
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
+            fingerprint_salt=_fingerprint_salt(template, key_column, test_videos),
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))
@@ -131,6 +134,17 @@ def run(
         raise KeyRefusedError(abort_message(report.abort))
     if report.exit_code:
         raise SystemExit(report.exit_code)
+
+
+def _fingerprint_salt(template: Path | None, key_column: str | None, test_videos: bool) -> bytes:
+    """Everything besides the row that shapes its request; a change makes every row new again."""
+    parts = [
+        version("heygen-batch").encode(),
+        template.read_bytes() if template is not None else b"",
+        (key_column or "").encode(),
+        b"test" if test_videos else b"",
+    ]
+    return hashlib.sha256(b"\0".join(parts)).digest()
 
 
 def _print_report(report: RunReport, as_json: bool) -> None:

@@ -33,6 +33,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX jobs_line ON jobs (line);
         """,
     ),
+    (
+        "row fingerprints",
+        # A digest of (template, options, row values): a re-run recognises a settled row
+        # without rendering or validating it again. The index covers what that look-up
+        # reads, so a million-row resume never touches the table itself.
+        """
+        ALTER TABLE jobs ADD COLUMN row_fingerprint TEXT;
+        CREATE INDEX jobs_row_fingerprint ON jobs (row_fingerprint, status, key);
+        """,
+    ),
 ]
 
 

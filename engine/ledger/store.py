@@ -109,6 +109,15 @@ class Known:
 
     status: Status
     request_sha256: str | None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A row the ledger recognises by its fingerprint, and the job it became."""
+
+    key: str
+    status: Status
 
 
 class Ledger:
@@ -160,10 +169,25 @@ class Ledger:
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, status, sha in self._conn.execute(
-                f"SELECT key, status, request_sha256 FROM jobs WHERE key IN ({marks})", chunk
+            for key, status, sha, attempts in self._conn.execute(
+                f"SELECT key, status, request_sha256, attempts FROM jobs WHERE key IN ({marks})",
+                chunk,
             ):
-                found[key] = Known(status, sha)
+                found[key] = Known(status, sha, attempts)
+        return found
+
+    def settled_rows(self, fingerprints: Sequence[str]) -> dict[str, Settled]:
+        """Rows seen before whose job needs nothing more: any status but pending and invalid."""
+        found: dict[str, Settled] = {}
+        for start in range(0, len(fingerprints), _LOOKUP_CHUNK):
+            chunk = fingerprints[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for fingerprint, key, status in self._conn.execute(
+                f"SELECT row_fingerprint, key, status FROM jobs WHERE row_fingerprint IN ({marks})"
+                " AND status NOT IN ('pending', 'invalid')",
+                chunk,
+            ):
+                found[fingerprint] = Settled(key, status)
         return found
 
     def get(self, key: str) -> JobRecord | None:
@@ -233,21 +257,38 @@ def insert_job(
     source: dict[str, Any],
     sha256: str | None,
     error: str | None,
+    fingerprint: str | None = None,
 ) -> Statement:
     return (
-        "INSERT INTO jobs (key, line, status, request_sha256, error, updated_at, source) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (key, line, status, sha256, error, now_iso(), json.dumps(source, ensure_ascii=False)),
+        "INSERT INTO jobs (key, line, status, request_sha256, error, updated_at, source, "
+        "row_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            key,
+            line,
+            status,
+            sha256,
+            error,
+            now_iso(),
+            json.dumps(source, ensure_ascii=False),
+            fingerprint,
+        ),
     )
 
 
-def refresh_pending(key: str, line: int, sha256: str, source: dict[str, Any]) -> Statement:
+def refresh_pending(
+    key: str, line: int, sha256: str, source: dict[str, Any], fingerprint: str | None = None
+) -> Statement:
     """A pending job read again: the file's current body and values win, nothing was sent."""
     return (
-        "UPDATE jobs SET line = ?, request_sha256 = ?, source = ?, updated_at = ? "
-        "WHERE key = ? AND status = 'pending'",
-        (line, sha256, json.dumps(source, ensure_ascii=False), now_iso(), key),
+        "UPDATE jobs SET line = ?, request_sha256 = ?, source = ?, row_fingerprint = ?, "
+        "updated_at = ? WHERE key = ? AND status = 'pending'",
+        (line, sha256, json.dumps(source, ensure_ascii=False), fingerprint, now_iso(), key),
     )
+
+
+def set_fingerprint(key: str, fingerprint: str) -> Statement:
+    """Remember an unchanged row's fingerprint, so the next run skips it without rendering."""
+    return ("UPDATE jobs SET row_fingerprint = ? WHERE key = ?", (fingerprint, key))
 
 
 def mark_submitting(
