@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+import click
 
 from engine.errors import ConfigError
 from engine.prepare import Preparer
@@ -20,3 +23,18 @@ def make_preparer(
         )
     compiled = load_template(template) if template is not None else None
     return Preparer(compiled, key_column, test_videos)
+
+
+def warn_missing_columns(preparer: Preparer, header: Sequence[str]) -> None:
+    """Say once, before the per-row errors, that a template column is not in the header.
+
+    Raises ``ConfigError`` when --key-column names no column of the header.
+    """
+    missing = preparer.check_columns(header)
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        click.echo(
+            f"warning: the template uses {names} but the jobs file has no such column; "
+            "every row will be invalid.",
+            err=True,
+        )

@@ -3,15 +3,51 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from engine.cli.errors import user_errors
+from engine.cli.errors import UserError, user_errors
 from engine.cli.options import jobs_format, jobs_options
-from engine.cli.preparing import make_preparer
-from engine.prepare import DuplicateFilter
+from engine.cli.preparing import make_preparer, warn_missing_columns
+from engine.prepare import DuplicateFilter, PreparedJob
 from engine.reader import open_rows
+
+
+@dataclass
+class _Counts:
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+        }
+
+
+def _problems(
+    job: PreparedJob, seen: DuplicateFilter, key_column: str | None
+) -> tuple[list[dict[str, str]], bool]:
+    """The row's problems as ``{"field", "message"}`` and whether its key is a repeat."""
+    errors = [
+        {"field": e.path, "message": e.message or "the row cannot be used"} for e in job.errors
+    ]
+    duplicate = seen.seen_before(job.key)
+    if duplicate:
+        errors.append(
+            {
+                "field": key_column or "",
+                "message": f"job key {job.key} appeared earlier in this file; "
+                "this row would not be sent",
+            }
+        )
+    return errors, duplicate
 
 
 @click.command()
@@ -25,52 +61,47 @@ from engine.reader import open_rows
 def validate(
     jobs: str, template: Path | None, key_column: str | None, fmt: str | None, as_json: bool
 ) -> None:
-    """Render and validate every row of JOBS; exit 1 if any row is invalid.
+    """Render and validate every row of JOBS; exit 1 if any row is invalid or repeated.
 
     Nothing is sent and no ledger is touched. Each problem names its line and
     the field at fault, e.g. ``line 7: video_inputs[0].voice.speed: must be
-    between 0.5 and 1.5, got 3.0``.
+    between 0.5 and 1.5, got 3.0``. A problem with the row itself (a ragged CSV
+    row, a line that is not JSON) has no field.
     """
     file_format = jobs_format(jobs, fmt)
-    counts = {"rows": 0, "valid": 0, "invalid": 0, "duplicates": 0}
+    counts = _Counts()
     seen = DuplicateFilter()
     with user_errors():
         preparer = make_preparer(template, key_column, file_format)
-        with open_rows(jobs, file_format) as (_, rows):
+        with open_rows(jobs, file_format) as (header, rows):
+            if header is not None:
+                warn_missing_columns(preparer, header)
             for row in rows:
                 job = preparer.prepare(row)
-                counts["rows"] += 1
-                errors = [{"field": e.path, "message": e.message} for e in job.errors]
-                if seen.seen_before(job.key):
-                    counts["duplicates"] += 1
-                    errors.append(
-                        {
-                            "field": key_column or "",
-                            "message": f"job key {job.key} appeared earlier in this file",
-                        }
-                    )
-                ok = job.valid and not errors
-                counts["valid" if ok else "invalid"] += 1
+                errors, duplicate = _problems(job, seen, key_column)
+                counts.rows += 1
+                if not job.valid:
+                    counts.invalid += 1
+                elif duplicate:
+                    counts.duplicates += 1
+                else:
+                    counts.valid += 1
                 if as_json:
-                    click.echo(
-                        json.dumps(
-                            {"line": job.line, "key": job.key, "ok": ok, "errors": errors},
-                            ensure_ascii=False,
-                        )
-                    )
-                elif not ok:
+                    line = {"line": job.line, "key": job.key, "ok": not errors, "errors": errors}
+                    click.echo(json.dumps(line, ensure_ascii=False))
+                else:
                     for error in errors:
                         where = f"{error['field']}: " if error["field"] else ""
                         click.echo(f"line {job.line}: {where}{error['message']}")
     if as_json:
-        click.echo(json.dumps({"summary": counts}))
+        click.echo(json.dumps({"summary": counts.as_dict()}))
     else:
         click.echo(
-            f"{counts['rows']} rows: {counts['valid']} valid, {counts['invalid']} invalid"
-            + (f" ({counts['duplicates']} duplicate keys)" if counts["duplicates"] else "")
+            f"{counts.rows} rows: {counts.valid} valid, {counts.invalid} invalid"
+            + (f", {counts.duplicates} repeated job keys" if counts.duplicates else "")
             + "."
         )
-    if counts["rows"] == 0:
-        raise click.ClickException(f"{jobs} holds no jobs.")
-    if counts["invalid"]:
+    if counts.rows == 0:
+        raise UserError(f"{jobs} holds no jobs: it has no rows after the header.")
+    if counts.invalid or counts.duplicates:
         raise SystemExit(1)

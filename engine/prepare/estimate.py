@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 # A typical speaking pace for avatar voices, in words per minute at speed 1.0.
 WORDS_PER_MINUTE = 150.0
+# Chinese, Japanese and Korean are written without spaces between words; two such
+# characters are spoken in about the time of one English word.
+CJK_CHARACTERS_PER_WORD = 2.0
 # HeyGen's API bills one credit per minute of video, counted in 30-second steps.
 CREDITS_PER_MINUTE = 1.0
 BILLING_STEP_MINUTES = 0.5
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def spoken_words(text: str) -> float:
+    """How many English-word equivalents ``text`` takes to say."""
+    cjk = len(_CJK.findall(text))
+    if not cjk:
+        return float(len(text.split()))
+    return len(_CJK.sub(" ", text).split()) + cjk / CJK_CHARACTERS_PER_WORD
 
 
 def video_seconds(body: dict[str, Any]) -> tuple[float, int]:
@@ -21,7 +35,7 @@ def video_seconds(body: dict[str, Any]) -> tuple[float, int]:
         voice = scene.get("voice", {})
         kind = voice.get("type")
         if kind == "text":
-            words = len(str(voice.get("input_text", "")).split())
+            words = spoken_words(str(voice.get("input_text", "")))
             speed = float(voice.get("speed", 1.0) or 1.0)
             seconds += words / WORDS_PER_MINUTE * 60.0 / speed
         elif kind == "silence":
@@ -31,21 +45,30 @@ def video_seconds(body: dict[str, Any]) -> tuple[float, int]:
     return seconds, unknown_audio
 
 
+def video_credits(seconds: float) -> float:
+    """Credits for one video of ``seconds``: whole 30-second steps, at least one."""
+    steps = max(1, math.ceil(seconds / 60.0 / BILLING_STEP_MINUTES))
+    return steps * BILLING_STEP_MINUTES * CREDITS_PER_MINUTE
+
+
 @dataclass(slots=True)
 class CostEstimate:
     videos: int = 0
     seconds: float = 0.0
     credits: float = 0.0
     audio_scenes_unknown: int = 0
+    test_videos: int = 0
 
     def add(self, body: dict[str, Any]) -> None:
         seconds, unknown = video_seconds(body)
         self.videos += 1
         self.seconds += seconds
         self.audio_scenes_unknown += unknown
-        if not body.get("test"):
-            steps = max(1, math.ceil(seconds / 60.0 / BILLING_STEP_MINUTES))
-            self.credits += steps * BILLING_STEP_MINUTES * CREDITS_PER_MINUTE
+        if body.get("test"):
+            # Test videos are watermarked previews: the service charges nothing for them.
+            self.test_videos += 1
+        else:
+            self.credits += video_credits(seconds)
 
     @property
     def minutes(self) -> float:

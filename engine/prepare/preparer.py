@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from engine.errors import FieldError, InputError
+from engine.errors import ConfigError, FieldError, InputError
 from engine.prepare.job import PreparedJob
 from engine.prepare.keys import body_sha256
 from engine.reader.row import Row
@@ -28,31 +29,40 @@ class Preparer:
         self._template = template
         self._key_column = key_column
         self._test_videos = test_videos
-        self._sets_callback_id = template.sets_callback_id if template else False
 
-    def _line_key(self, row: Row) -> str:
-        if self._key_column is not None:
-            value = row.values.get(self._key_column)
-            if isinstance(value, str | int) and str(value).strip():
-                return str(value).strip()
-        return f"line-{row.line}"
+    def check_columns(self, header: Sequence[str]) -> list[str]:
+        """Check a CSV header before any row: the template's columns it lacks, sorted.
+
+        A missing key column is a usage error (every row would fail the same way);
+        a missing template column only makes rows invalid, as the contract says,
+        so it is returned for a warning.
+        """
+        if self._key_column is not None and self._key_column not in header:
+            raise ConfigError(
+                f"--key-column {self._key_column}: the jobs file has no such column "
+                f"(its columns: {', '.join(header)})."
+            )
+        if self._template is None:
+            return []
+        return sorted(self._template.columns.difference(header))
+
+    def _column_key(self, row: Row) -> str | None:
+        """The job key when --key-column names a usable cell; else None."""
+        if self._key_column is None or row.error is not None:
+            return None
+        return _key_cell(row.values.get(self._key_column))
 
     def prepare(self, row: Row) -> PreparedJob:
         if row.error is not None:
             return self._invalid(row, row.error.errors)
         key: str | None = None
         if self._key_column is not None:
-            value = row.values.get(self._key_column)
-            if value is None or not str(value).strip():
-                return self._invalid(
-                    row, [FieldError(self._key_column, "the key column is empty or missing")]
-                )
-            key = str(value).strip()
+            key = _key_cell(row.values.get(self._key_column))
+            if key is None:
+                message = "the key column is empty, missing, or not text or a number"
+                return self._invalid(row, [FieldError(self._key_column, message)])
         try:
             raw = self._template.render(row.values) if self._template else row.values
-            sets_callback_id = self._sets_callback_id or (
-                self._template is None and "callback_id" in raw
-            )
             body = request_to_body(validate_request(raw))
         except InputError as err:
             return self._invalid(row, err.errors)
@@ -60,9 +70,20 @@ class Preparer:
             body["test"] = True
         if key is None:
             key = body_sha256(body)[:_HASH_KEY_CHARS]
-        if not sets_callback_id:
+        callback_id = body.get("callback_id")
+        if callback_id is None or not callback_id.strip():
+            # The callback_id names the job at the service: reconcile finds it by this.
             body["callback_id"] = key
-        return PreparedJob(row.line, key, row.values, body, body_sha256(body))
+        return PreparedJob(row.line, key, row.values, body)
 
-    def _invalid(self, row: Row, errors: Any) -> PreparedJob:
-        return PreparedJob(row.line, self._line_key(row), row.values, None, None, tuple(errors))
+    def _invalid(self, row: Row, errors: Sequence[FieldError]) -> PreparedJob:
+        key = self._column_key(row) or f"line-{row.line}"
+        return PreparedJob(row.line, key, row.values, None, tuple(errors))
+
+
+def _key_cell(value: Any) -> str | None:
+    # bool is an int, but "True" as a job key is a mistake, not a key.
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None

@@ -4,23 +4,50 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from engine.errors import FieldError, RowError
 from engine.reader.row import Row
 
 
+def _no_constant(name: str) -> NoReturn:
+    # NaN and Infinity are JavaScript, not JSON: the service would refuse the body.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _parse(text: str) -> Any:
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _invalid(line: int, message: str) -> Row:
+    return Row(line, {}, RowError([FieldError("", message)]))
+
+
 def read_jsonl(stream: TextIO) -> Iterator[Row]:
+    # JSON escapes every line break inside a string, so one physical line is one record.
     for number, text in enumerate(stream, start=1):
         if not text.strip():
             continue
         try:
-            value = json.loads(text)
+            value = _parse(text)
         except json.JSONDecodeError as err:
-            yield Row(number, {}, RowError([FieldError("", f"is not valid JSON: {err.msg}")]))
+            yield _invalid(number, f"the line is not valid JSON: {err.msg} at column {err.colno}")
+            continue
+        except (ValueError, RecursionError) as err:
+            yield _invalid(number, f"the line is not valid JSON: {err}")
             continue
         if not isinstance(value, dict):
-            kind = type(value).__name__
-            yield Row(number, {}, RowError([FieldError("", f"must be a JSON object, got {kind}")]))
+            kind = _json_kind(value)
+            yield _invalid(number, f"the line must hold one JSON object {{...}}, not {kind}")
             continue
         yield Row(number, value)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool | int | float):
+        return "a number or true/false"
+    return "null"

@@ -17,6 +17,8 @@ from engine.reader.jsonl_rows import read_jsonl
 from engine.reader.row import Row
 
 _CHUNK = 1 << 20
+_SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: 'CSV UTF-8') and run again"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 class JobsFormat(StrEnum):
@@ -42,14 +44,19 @@ def _check_utf8(path: Path) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
     with path.open("rb") as raw:
+        first = True
         while chunk := raw.read(_CHUNK):
+            if first and chunk.startswith(_UTF16_BOMS):
+                raise ConfigError(
+                    f"{path} is UTF-16 text (Excel's 'Unicode Text'); {_SAVE_AS_UTF8}."
+                )
+            first = False
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as err:
                 line += chunk[: err.start].count(b"\n")
                 raise ConfigError(
-                    f"{path}: line {line} is not UTF-8 text; save the file as UTF-8 "
-                    "(in Excel: 'CSV UTF-8') and run again."
+                    f"{path}: line {line} is not UTF-8 text; {_SAVE_AS_UTF8}."
                 ) from err
             line += chunk.count(b"\n")
         try:
@@ -59,18 +66,39 @@ def _check_utf8(path: Path) -> None:
 
 
 @contextmanager
+def _open_stdin() -> Iterator[TextIO]:
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    try:
+        yield stream
+    finally:
+        # Closing the wrapper would close the process's standard input with it.
+        stream.detach()
+
+
+@contextmanager
 def _open_text(path: str) -> Iterator[TextIO]:
     if path == "-":
-        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        with _open_stdin() as stream:
+            yield stream
         return
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"{path}: no such jobs file.")
-    if file.stat().st_size == 0:
-        raise ConfigError(f"{path} is empty: put at least one job in it.")
-    _check_utf8(file)
-    with file.open(encoding="utf-8-sig", newline="") as stream:
+    try:
+        if file.is_dir():
+            raise ConfigError(f"{path} is a directory; give the jobs file inside it.")
+        if not file.exists():
+            raise ConfigError(f"{path}: no such jobs file.")
+        if file.stat().st_size == 0:
+            raise ConfigError(f"{path} is empty: put at least one job in it.")
+        _check_utf8(file)
+        stream = file.open(encoding="utf-8-sig", newline="")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the jobs file ({err.strerror}).") from err
+    with stream:
         yield stream
+
+
+def _name(path: str) -> str:
+    return "standard input" if path == "-" else path
 
 
 @contextmanager
@@ -79,8 +107,11 @@ def open_rows(path: str, fmt: JobsFormat) -> Iterator[tuple[list[str] | None, It
     with _open_text(path) as stream:
         try:
             if fmt is JobsFormat.CSV:
-                yield read_csv_header(stream, path)
+                yield read_csv_header(stream, _name(path))
             else:
                 yield None, read_jsonl(stream)
         except UnicodeDecodeError as err:
-            raise ConfigError(f"{path}: the input is not UTF-8 text; save it as UTF-8.") from err
+            # Standard input cannot be checked ahead; a file only if it changed while read.
+            raise ConfigError(
+                f"{_name(path)}: the input is not UTF-8 text; {_SAVE_AS_UTF8}."
+            ) from err

@@ -1,0 +1,147 @@
+"""Rows become validated jobs with their key; an invalid row never stops the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.errors import ConfigError, FieldError, RowError
+from engine.prepare import Preparer, body_sha256
+from engine.reader import Row
+from engine.template import compile_template
+
+TEMPLATE_DATA: dict[str, Any] = {
+    "title": "For {{ name }}",
+    "dimension": {"width": 1280, "height": 720},
+    "video_inputs": [
+        {
+            "character": {"type": "avatar", "avatar_id": "Brent_sitting_office_front"},
+            "voice": {
+                "type": "text",
+                "voice_id": "ff2ecc8fbdef4273a28bed7b5e35bb57",
+                "input_text": "{{ script }}",
+                "speed": "{{ speed }}",
+            },
+        }
+    ],
+}
+TEMPLATE = compile_template(TEMPLATE_DATA)
+CELLS = {"id": " c-1 ", "name": "Ava", "script": "Hello Ava", "speed": "1.1"}
+
+
+def prepare(values: dict[str, Any], **options: Any) -> Any:
+    return Preparer(options.pop("template", TEMPLATE), **options).prepare(Row(2, values))
+
+
+def test_a_whole_value_cell_is_typed_by_the_schema_and_the_key_column_is_trimmed() -> None:
+    job = prepare(CELLS, key_column="id")
+
+    assert job.valid
+    assert job.key == "c-1"
+    assert job.line == 2
+    assert job.source is CELLS
+    assert job.body["video_inputs"][0]["voice"]["speed"] == 1.1
+    assert job.body["callback_id"] == "c-1"
+    assert job.sha256 == body_sha256(job.body)
+
+
+def test_without_a_key_column_the_key_is_the_hash_of_the_body_before_callback_id() -> None:
+    job = prepare(CELLS)
+    again = prepare({**CELLS, "id": "another id the template does not use"})
+    other = prepare({**CELLS, "script": "Hello Liam"})
+
+    assert len(job.key) == 32
+    assert job.key == again.key
+    assert job.key != other.key
+    assert job.body["callback_id"] == job.key
+    body = dict(job.body)
+    del body["callback_id"]
+    assert job.key == body_sha256(body)[:32]
+
+
+def test_a_callback_id_the_template_sets_is_kept_and_a_blank_one_gets_the_key() -> None:
+    data = dict(TEMPLATE_DATA, callback_id="{{ crm }}")
+    template = compile_template(data)
+
+    kept = prepare({**CELLS, "crm": "crm-9"}, template=template, key_column="id")
+    blank = prepare({**CELLS, "crm": "  "}, template=template, key_column="id")
+
+    assert kept.body["callback_id"] == "crm-9"
+    assert blank.body["callback_id"] == "c-1"
+
+
+def test_test_videos_set_test_on_the_body_and_change_the_hash_key() -> None:
+    job = prepare(CELLS, test_videos=True)
+
+    assert job.body["test"] is True
+    assert job.key != prepare(CELLS).key
+
+
+def test_schema_errors_name_their_field_and_the_key_is_still_the_key_column() -> None:
+    job = prepare({**CELLS, "speed": "3"}, key_column="id")
+
+    assert not job.valid
+    assert job.sha256 is None
+    assert job.key == "c-1"
+    assert job.errors == (
+        FieldError("video_inputs[0].voice.speed", "must be between 0.5 and 1.5, got '3'"),
+    )
+
+
+def test_a_missing_column_makes_the_row_invalid_never_empty_text() -> None:
+    job = prepare({"name": "Ava", "speed": "1.0"})
+
+    assert not job.valid
+    assert job.key == "line-2"
+    assert job.errors == (
+        FieldError("video_inputs[0].voice.input_text", "column 'script' is not in this row"),
+    )
+
+
+@pytest.mark.parametrize("value", ["", "   ", None, True, ["x"], {"a": 1}])
+def test_an_unusable_key_cell_makes_the_row_invalid(value: Any) -> None:
+    job = prepare({**CELLS, "id": value}, key_column="id")
+
+    assert not job.valid
+    assert job.key == "line-2"
+    assert [e.path for e in job.errors] == ["id"]
+
+
+def test_a_row_without_the_key_column_is_invalid() -> None:
+    job = prepare({k: v for k, v in CELLS.items() if k != "id"}, key_column="id")
+
+    assert not job.valid
+    assert job.key == "line-2"
+    assert [e.path for e in job.errors] == ["id"]
+
+
+def test_numbers_from_jsonl_are_keys_too() -> None:
+    assert prepare({**CELLS, "id": 42}, key_column="id").key == "42"
+
+
+def test_a_row_error_from_the_reader_passes_through() -> None:
+    error = RowError([FieldError("", "the row has 2 cells but the header has 4")])
+    job = Preparer(TEMPLATE, "id").prepare(Row(9, {}, error))
+
+    assert not job.valid
+    assert (job.line, job.key, job.errors) == (9, "line-9", error.errors)
+
+
+def test_without_a_template_each_jsonl_line_is_a_whole_body() -> None:
+    body = {
+        "dimension": {"width": 640, "height": 480},
+        "video_inputs": [{"voice": {"type": "silence", "duration": "2"}}],
+    }
+
+    job = Preparer(None).prepare(Row(1, body))
+
+    assert job.body["video_inputs"][0]["voice"]["duration"] == 2.0
+    assert job.body["callback_id"] == job.key
+
+
+def test_check_columns_refuses_a_missing_key_column_and_lists_missing_template_columns() -> None:
+    assert Preparer(TEMPLATE, "id").check_columns(["id", "name", "script", "speed"]) == []
+    assert Preparer(TEMPLATE).check_columns(["name"]) == ["script", "speed"]
+    with pytest.raises(ConfigError, match="--key-column email: the jobs file has no such"):
+        Preparer(TEMPLATE, "email").check_columns(["id", "name"])
