@@ -84,22 +84,44 @@ class Submitter:
         self._clock = clock
 
     async def submit(self, item: SubmitItem) -> Status:
-        body_json = json.dumps(item.body, ensure_ascii=False)
-        callback_id = item.body.get("callback_id")
+        """Mark one job ``submitting`` on disk, then send it."""
+        try:
+            await self.mark([item])
+        except asyncio.CancelledError:
+            self.release(item)
+            raise
+        return await self.send(item)
+
+    async def mark(self, items: list[SubmitItem]) -> None:
+        """Record ``items`` as ``submitting`` in one commit, before any of them is sent.
+
+        From here on a crash leaves them to reconcile, never to a blind resend.
+        """
+        now = self._clock()
+        statements = []
+        for item in items:
+            callback_id = item.body.get("callback_id")
+            statements.append(
+                store.mark_submitting(
+                    item.key,
+                    json.dumps(item.body, ensure_ascii=False),
+                    item.sha256,
+                    callback_id if isinstance(callback_id, str) else None,
+                    now,
+                )
+            )
+        await self._writer.write_durably(*statements)
+
+    def release(self, item: SubmitItem) -> None:
+        """A marked job that will not be sent after all goes back to ``pending``."""
+        self._finish(item.key, "pending", item.prior_attempts, None)
+
+    async def send(self, item: SubmitItem) -> Status:
+        """Send a job already marked ``submitting`` until it settles or the run stops."""
         attempts = item.prior_attempts
         tries = 0
         in_request = False
         try:
-            # On disk before the request leaves: a crash from here on leaves it to reconcile.
-            await self._writer.write_durably(
-                store.mark_submitting(
-                    item.key,
-                    body_json,
-                    item.sha256,
-                    callback_id if isinstance(callback_id, str) else None,
-                    self._clock(),
-                )
-            )
             started = time.monotonic()
             while True:
                 if not await self._start_allowed():
@@ -125,7 +147,7 @@ class Submitter:
                 return "submitted"
         except asyncio.CancelledError:
             # Cancelled mid-request the service may have the job; otherwise it never left
-            # (the outcome is queued after any ``submitting`` mark, so it wins).
+            # (the outcome is queued after the ``submitting`` mark, so it wins).
             if in_request:
                 self._stats.in_flight -= 1
                 self._finish(item.key, "uncertain", attempts, "interrupted while in flight")
@@ -198,20 +220,64 @@ async def run_workers(
     concurrency: int,
     control: RunControl,
 ) -> None:
-    """Drain ``queue`` with ``concurrency`` workers until a ``None`` per worker.
+    """Drain ``queue`` with ``concurrency`` workers until it has yielded one ``None`` per worker.
 
-    After a stop, the items still queued are taken but not sent: they stay
-    ``pending`` in the ledger for the next run.
+    A marking stage sits between ``queue`` and the workers: it keeps up to
+    ``concurrency`` jobs marked ``submitting`` ahead of them, topping up only once
+    half are taken, so one commit releases many sends at any rate instead of one
+    fsync per job. After a stop, jobs not yet sent go back to ``pending``.
     """
+    ready: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
+    taken = asyncio.Event()
+    low_water = concurrency // 2
+
+    async def marker() -> None:
+        ends = 0
+        while ends < concurrency:
+            while ready.qsize() > low_water:
+                taken.clear()
+                await taken.wait()
+            group: list[SubmitItem] = []
+            want = concurrency - ready.qsize()
+            while len(group) < want and ends < concurrency:
+                if group and queue.empty():
+                    break
+                item = await queue.get()
+                if item is None:
+                    ends += 1
+                else:
+                    group.append(item)
+            if not group or control.stopping:
+                continue  # never marked: they are still pending in the ledger
+            try:
+                await submitter.mark(group)
+            except asyncio.CancelledError:
+                for item in group:
+                    submitter.release(item)
+                raise
+            for item in group:
+                ready.put_nowait(item)
+        for _ in range(concurrency):
+            ready.put_nowait(None)
 
     async def worker() -> None:
         while True:
-            item = await queue.get()
+            item = await ready.get()
+            taken.set()
             if item is None:
                 return
-            if not control.stopping:
-                await submitter.submit(item)
+            if control.stopping:
+                submitter.release(item)
+            else:
+                await submitter.send(item)
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(concurrency):
-            group.create_task(worker())
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(marker())
+            for _ in range(concurrency):
+                group.create_task(worker())
+    finally:
+        # Cancelled (a stop whose grace ran out): marked jobs no worker took are unsent.
+        while not ready.empty():
+            if (left := ready.get_nowait()) is not None:
+                submitter.release(left)
