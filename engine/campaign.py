@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import signal
@@ -20,8 +19,9 @@ from engine.errors import AbortRun
 from engine.ledger import store
 from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
 from engine.ledger.store import Ledger
+from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
-from engine.prepare import DuplicateFilter, PreparedJob, Preparer
+from engine.prepare import Preparer
 from engine.progress import ProgressDisplay
 from engine.reader import JobsFormat, Row, open_rows
 from engine.service import Service, service_address
@@ -112,17 +112,29 @@ def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
         yield chunk
 
 
-def row_fingerprint(salt: bytes, row: Row) -> str | None:
-    """A digest of everything a row's request depends on: the salt and the row's values.
+class _Notices:
+    """Per-row warnings on stderr, up to a limit: a million bad rows must not flood a cron mail."""
 
-    The salt covers the template's bytes and the options that shape a body, so an
-    unchanged row under an unchanged template is recognised with no rendering.
-    """
-    if row.error is not None:
-        return None
-    # repr, not json.dumps: a third of the cost, and as deterministic for plain data.
-    text = repr(row.values)
-    return hashlib.blake2b(salt + text.encode(), digest_size=16).hexdigest()
+    LIMIT = 50
+
+    def __init__(self) -> None:
+        self.hidden = 0
+        self._shown = 0
+
+    def say(self, text: str) -> None:
+        if self._shown < self.LIMIT:
+            self._shown += 1
+            log.warning(text)
+        else:
+            self.hidden += 1
+
+    def close(self) -> None:
+        if self.hidden:
+            log.warning(
+                "%d more row warnings not shown; `heygen-batch validate` lists every bad row, "
+                "and the ledger has each job's error.",
+                self.hidden,
+            )
 
 
 class _Feeder:
@@ -143,8 +155,8 @@ class _Feeder:
         self._control = control
         self._budget = budget
         self._report = report
-        self._seen = DuplicateFilter()
         self._columns = ledger.source_columns()
+        self._notices = _Notices()
 
     def _add_columns(self, columns: Iterator[str] | list[str]) -> None:
         added = [c for c in dict.fromkeys(columns) if c not in self._columns]
@@ -153,94 +165,77 @@ class _Feeder:
             self._writer.write(store.set_source_columns(self._columns))
 
     async def feed(self, opts: RunOptions) -> None:
+        triage = Triage(self._ledger, opts.preparer, opts.fingerprint_salt)
+        try:
+            await self._feed(triage, opts)
+        finally:
+            self._notices.close()
+
+    async def _feed(self, triage: Triage, opts: RunOptions) -> None:
         with open_rows(opts.jobs, opts.fmt) as (header, rows):
             if header is not None:
                 self._add_columns(header)
             for chunk in _chunks(rows):
                 if self._control.stopping:
                     return
-                await self._feed_chunk(chunk, opts, header is None)
+                if header is None:
+                    self._add_columns([c for row in chunk for c in row.values])
+                await self._act(triage.sort(chunk))
                 # Let the workers run between chunks even when nothing had to be queued.
                 await asyncio.sleep(0)
 
-    async def _feed_chunk(self, rows: list[Row], opts: RunOptions, jsonl: bool) -> None:
+    async def _act(self, verdicts: list[Triaged]) -> None:
         report = self._report
-        prints = [row_fingerprint(opts.fingerprint_salt, row) for row in rows]
-        settled = self._ledger.settled_rows([p for p in prints if p is not None])
-        chunk: list[tuple[PreparedJob, str | None]] = []
-        for row, fingerprint in zip(rows, prints, strict=True):
-            hit = settled.get(fingerprint) if fingerprint else None
-            if hit is None:
-                chunk.append((opts.preparer.prepare(row), fingerprint))
-                continue
-            # Seen before, unchanged, and its job settled: no rendering, nothing to send.
+        for t in verdicts:
             report.read += 1
-            if self._seen.seen_before(hit.key):
+            job, previous = t.job, t.previous
+            if t.verdict is Verdict.DUPLICATE:
                 report.duplicates += 1
-            elif hit.status == "submitted":
-                report.already_done += 1
-            else:
-                report.not_resent += 1
-        fresh: list[tuple[PreparedJob, str | None]] = []
-        for job, fingerprint in chunk:
-            report.read += 1
-            if self._seen.seen_before(job.key):
-                report.duplicates += 1
-                log.warning(
-                    "line %d: job key %s appeared earlier in this file; not sent twice",
-                    job.line,
-                    job.key,
+                self._notices.say(
+                    f"line {t.line}: job key {t.key} appeared earlier in this file; not sent twice"
                 )
-                continue
-            fresh.append((job, fingerprint))
-        known = self._ledger.lookup([j.key for j, _ in fresh])
-        if jsonl:
-            self._add_columns([c for job, _ in fresh for c in job.source])
-        for job, fingerprint in fresh:
-            previous = known.get(job.key)
-            if not job.valid:
+            elif t.verdict is Verdict.INVALID:
+                assert job is not None
                 report.invalid += 1
-                log.warning("line %d: invalid: %s", job.line, job.error_text)
+                self._notices.say(f"line {t.line}: invalid: {job.error_text}")
+                if previous is None:
+                    self._writer.write(
+                        store.insert_job(t.key, t.line, "invalid", job.source, None, job.error_text)
+                    )
+            elif t.verdict is Verdict.NEW:
+                assert job is not None
+                assert job.body is not None
+                assert job.sha256 is not None
+                report.new += 1
                 if previous is None:
                     self._writer.write(
                         store.insert_job(
-                            job.key, job.line, "invalid", job.source, None, job.error_text
+                            t.key, t.line, "pending", job.source, job.sha256, None, t.fingerprint
                         )
                     )
-                continue
-            assert job.body is not None
-            assert job.sha256 is not None
-            if previous is None:
-                report.new += 1
-                self._writer.write(
-                    store.insert_job(
-                        job.key, job.line, "pending", job.source, job.sha256, None, fingerprint
+                else:
+                    self._writer.write(
+                        store.refresh_pending(t.key, t.line, job.sha256, job.source, t.fingerprint)
                     )
-                )
-            elif previous.status == "pending":
-                self._writer.write(
-                    store.refresh_pending(job.key, job.line, job.sha256, job.source, fingerprint)
-                )
+                if self._budget.take():
+                    attempts = previous.attempts if previous else 0
+                    await self._queue.put(SubmitItem(t.key, job.body, job.sha256, attempts))
+                else:
+                    report.held_by_limit += 1
             else:
-                if previous.status == "submitted":
+                if t.verdict is Verdict.ALREADY_DONE:
                     report.already_done += 1
                 else:
                     report.not_resent += 1
-                if previous.request_sha256 == job.sha256 and fingerprint is not None:
-                    self._writer.write(store.set_fingerprint(job.key, fingerprint))
-                elif previous.request_sha256 is not None:
+                if t.changed:
                     report.changed += 1
-                    log.warning(
-                        "line %d: job %s changed since it was sent; not sent again",
-                        job.line,
-                        job.key,
+                    self._notices.say(
+                        f"line {t.line}: job {t.key} changed since it was sent; not sent again"
                     )
-                continue
-            if self._budget.take():
-                attempts = previous.attempts if previous else 0
-                await self._queue.put(SubmitItem(job.key, job.body, job.sha256, attempts))
-            else:
-                report.held_by_limit += 1
+                elif job is not None and t.fingerprint is not None:
+                    # Unchanged but rendered (a ledger from before fingerprints, or a new
+                    # template byte-for-byte equal in effect): skip the rendering next time.
+                    self._writer.write(store.set_fingerprint(t.key, t.fingerprint))
 
 
 async def _run_pool(

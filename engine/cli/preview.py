@@ -10,15 +10,13 @@ from pathlib import Path
 import click
 
 from engine.cli.preparing import warn_missing_columns
-from engine.ledger.store import Known, Ledger
-from engine.prepare import DuplicateFilter, PreparedJob, Preparer
+from engine.ledger.store import Ledger
+from engine.ledger.triage import Triage, Verdict
+from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
 from engine.reader import JobsFormat, Row, open_rows
 
 _CHUNK = 500
-# Ledger statuses a run sends again: pending was never sent, and a run starts by
-# clearing invalid rows so that a row fixed since then is new.
-_SENT_AGAIN = frozenset({"pending", "invalid"})
 
 
 @dataclass
@@ -30,50 +28,13 @@ class _Counts:
     duplicates: int = 0
     changed: int = 0
     not_resent: int = 0
+    held_by_limit: int = 0
 
 
-class _Plan:
-    """Sorts prepared jobs the way a run would, without recording or sending any."""
-
-    def __init__(self, ledger: Ledger | None) -> None:
-        self._ledger = ledger
-        self._seen = DuplicateFilter()
-        self.counts = _Counts()
-        self.cost = CostEstimate()
-
-    def tally(self, chunk: list[PreparedJob]) -> None:
-        counts = self.counts
-        fresh: list[PreparedJob] = []
-        for job in chunk:
-            counts.read += 1
-            if self._seen.seen_before(job.key):
-                counts.duplicates += 1
-            else:
-                fresh.append(job)
-        known: dict[str, Known] = {}
-        if self._ledger is not None:
-            known = self._ledger.lookup([job.key for job in fresh if job.valid])
-        for job in fresh:
-            previous = known.get(job.key)
-            if not job.valid:
-                counts.invalid += 1
-            elif previous is None or previous.status in _SENT_AGAIN:
-                counts.new += 1
-                assert job.body is not None
-                self.cost.add(job.body)
-            else:
-                if previous.status == "submitted":
-                    counts.already_done += 1
-                else:
-                    counts.not_resent += 1
-                if previous.request_sha256 not in (None, job.sha256):
-                    counts.changed += 1
-
-
-def _chunks(rows: Iterator[Row], preparer: Preparer) -> Iterator[list[PreparedJob]]:
-    chunk: list[PreparedJob] = []
+def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
     for row in rows:
-        chunk.append(preparer.prepare(row))
+        chunk.append(row)
         if len(chunk) >= _CHUNK:
             yield chunk
             chunk = []
@@ -82,24 +43,49 @@ def _chunks(rows: Iterator[Row], preparer: Preparer) -> Iterator[list[PreparedJo
 
 
 def preview_run(
-    jobs: str, fmt: JobsFormat, preparer: Preparer, ledger_path: Path, as_json: bool
+    jobs: str,
+    fmt: JobsFormat,
+    preparer: Preparer,
+    ledger_path: Path,
+    as_json: bool,
+    fingerprint_salt: bytes,
+    limit: int | None,
 ) -> None:
-    ledger = Ledger(ledger_path, create=False) if ledger_path.exists() else None
-    plan = _Plan(ledger)
+    """Count what ``run`` would do with the same triage, sending and writing nothing."""
+    ledger = Ledger.read_only(ledger_path) if ledger_path.exists() else None
+    triage = Triage(ledger, preparer, fingerprint_salt)
+    counts, cost = _Counts(), CostEstimate()
     try:
         with open_rows(jobs, fmt) as (header, rows):
             if header is not None:
                 warn_missing_columns(preparer, header)
-            for chunk in _chunks(rows, preparer):
-                plan.tally(chunk)
+            for chunk in _chunks(rows):
+                for t in triage.sort(chunk):
+                    counts.read += 1
+                    if t.verdict is Verdict.NEW:
+                        counts.new += 1
+                        if limit is not None and cost.videos >= limit:
+                            counts.held_by_limit += 1
+                        else:
+                            assert t.job is not None
+                            assert t.job.body is not None
+                            cost.add(t.job.body)
+                    elif t.verdict is Verdict.DUPLICATE:
+                        counts.duplicates += 1
+                    elif t.verdict is Verdict.INVALID:
+                        counts.invalid += 1
+                    elif t.verdict is Verdict.ALREADY_DONE:
+                        counts.already_done += 1
+                    else:
+                        counts.not_resent += 1
+                    counts.changed += t.changed
     finally:
         if ledger is not None:
             ledger.close()
-    _report(plan, ledger_path, as_json)
+    _report(counts, cost, ledger_path, as_json)
 
 
-def _report(plan: _Plan, ledger_path: Path, as_json: bool) -> None:
-    counts, cost = plan.counts, plan.cost
+def _report(counts: _Counts, cost: CostEstimate, ledger_path: Path, as_json: bool) -> None:
     if as_json:
         summary = {
             **asdict(counts),
@@ -125,6 +111,8 @@ def _report(plan: _Plan, ledger_path: Path, as_json: bool) -> None:
             f"{counts.changed} jobs changed since they were sent and "
             f"{counts.not_resent} failed or uncertain jobs would not be sent again."
         )
+    if counts.held_by_limit:
+        click.echo(f"{counts.held_by_limit} new jobs would wait for a later run (--limit).")
     click.echo(
         f"Would send {cost.videos} requests: about {cost.minutes:.1f} video minutes, "
         f"about {cost.credits:g} API credits"

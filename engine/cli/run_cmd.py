@@ -23,10 +23,11 @@ from engine.cli.options import (
     resolve_where,
     service_options,
 )
-from engine.cli.preparing import make_preparer
+from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
 from engine.ledger import ledger_lock
 from engine.ledger.reconcile import DEFAULT_GRACE_S
+from engine.reader import JobsFormat, open_rows
 from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
 
 GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
@@ -109,9 +110,15 @@ def run(
     ledger_path = default_ledger(jobs, ledger)
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos)
+        salt = _fingerprint_salt(template, key_column, test_videos)
         if dry_run:
-            preview_run(jobs, file_format, preparer, ledger_path, as_json)
+            preview_run(jobs, file_format, preparer, ledger_path, as_json, salt, limit)
             return
+        if file_format is JobsFormat.CSV and jobs != "-":
+            # A --key-column typo stops here, before the lock or the ledger are touched.
+            with open_rows(jobs, file_format) as (header, _rows):
+                assert header is not None
+                warn_missing_columns(preparer, header)
         service = resolve_where(base_url, sandbox)
         options = RunOptions(
             jobs=jobs,
@@ -125,7 +132,7 @@ def run(
             limit=limit,
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
-            fingerprint_salt=_fingerprint_salt(template, key_column, test_videos),
+            fingerprint_salt=salt,
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))

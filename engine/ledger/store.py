@@ -139,8 +139,29 @@ class Ledger:
         except sqlite3.DatabaseError as err:
             raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
 
+    @classmethod
+    def read_only(cls, path: Path) -> Ledger:
+        """Open for reading only: no pragma, no migration, nothing written (``--dry-run``)."""
+        require_ledger(path)
+        ledger = cls.__new__(cls)
+        ledger.path = path
+        try:
+            ledger._conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            )
+            ledger._conn.execute("SELECT count(*) FROM jobs").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
+        return ledger
+
     def close(self) -> None:
         self._conn.close()
+
+    @property
+    def has_fingerprints(self) -> bool:
+        """False for a ledger of an older schema opened read-only (never migrated)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+        return "row_fingerprint" in columns
 
     # --- transactions ---------------------------------------------------------------------
 

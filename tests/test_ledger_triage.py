@@ -1,0 +1,146 @@
+"""The triage that both ``run`` and ``run --dry-run`` use to sort rows against the ledger."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from engine.cli import cli
+from engine.ledger import store
+from engine.ledger.store import Ledger
+from engine.ledger.triage import Triage, Verdict
+from engine.prepare import Preparer
+from engine.reader import Row
+from engine.template import compile_template
+
+TEMPLATE = {
+    "dimension": {"width": 1280, "height": 720},
+    "video_inputs": [
+        {
+            "character": {"type": "avatar", "avatar_id": "a1"},
+            "voice": {"type": "text", "voice_id": "v1", "input_text": "Hi {{ name }}"},
+        }
+    ],
+}
+SALT = b"salt"
+
+
+def preparer() -> Preparer:
+    return Preparer(compile_template(TEMPLATE), "id")
+
+
+def row(line: int, ident: str, name: str) -> Row:
+    return Row(line, {"id": ident, "name": name})
+
+
+def settle(ledger: Ledger, rows: list[Row], status: store.Status = "submitted") -> None:
+    """Record rows the way a run does, then settle them."""
+    writes = []
+    for t in Triage(ledger, preparer(), SALT).sort(rows):
+        assert t.job is not None
+        writes.append(
+            store.insert_job(
+                t.key, t.line, "pending", t.job.source, t.job.sha256, None, t.fingerprint
+            )
+        )
+        writes.append(store.mark_outcome(t.key, status, 1, None))
+    ledger.transaction(writes)
+
+
+def test_new_rows_are_rendered_and_new(tmp_path: Path) -> None:
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
+    assert [t.verdict for t in verdicts] == [Verdict.NEW, Verdict.NEW]
+    assert all(t.job is not None and t.job.valid for t in verdicts)
+
+
+def test_settled_unchanged_rows_are_recognised_without_rendering(tmp_path: Path) -> None:
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+        settle(ledger, [row(3, "b", "Bo")], status="failed")
+        verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
+    assert [(t.verdict, t.job) for t in verdicts] == [
+        (Verdict.ALREADY_DONE, None),
+        (Verdict.NOT_RESENT, None),
+    ]
+
+
+def test_an_edited_row_under_the_same_key_is_rendered_and_reported_changed(tmp_path: Path) -> None:
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+        [t] = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Eva")])
+    assert t.verdict is Verdict.ALREADY_DONE
+    assert t.changed
+    assert t.job is not None
+
+
+def test_another_template_or_option_means_no_row_is_recognised(tmp_path: Path) -> None:
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+        [t] = Triage(ledger, preparer(), b"other salt").sort([row(2, "a", "Ava")])
+    assert t.verdict is Verdict.ALREADY_DONE
+    assert not t.changed
+    assert t.job is not None  # rendered, then matched by key and body
+
+
+def test_a_repeat_of_a_recognised_row_is_a_duplicate(tmp_path: Path) -> None:
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+        verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "a", "Ava")])
+    assert [t.verdict for t in verdicts] == [Verdict.ALREADY_DONE, Verdict.DUPLICATE]
+
+
+def test_pending_and_invalid_jobs_in_the_ledger_count_as_new(tmp_path: Path) -> None:
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(2, "a", "Ava")], status="pending")
+        ledger.transaction([store.insert_job("b", 3, "invalid", {}, None, "bad")])
+        verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
+    assert [t.verdict for t in verdicts] == [Verdict.NEW, Verdict.NEW]
+    assert verdicts[0].previous is not None
+
+
+def test_a_dry_run_writes_nothing_to_a_ledger_of_an_older_schema(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(Ledger(path)) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+    # Roll the file back to schema 1, as a ledger made before fingerprints would be.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX jobs_row_fingerprint")
+        conn.execute("ALTER TABLE jobs DROP COLUMN row_fingerprint")
+        conn.execute("DELETE FROM migrations WHERE version = 2")
+        conn.commit()
+    before = path.read_bytes()
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,name\na,Ava\nb,Bo\n", encoding="utf-8")
+    template = tmp_path / "t.json"
+    template.write_text(json.dumps(TEMPLATE), encoding="utf-8")
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(jobs), "--template", str(template), "--key-column", "id",
+         "--ledger", str(path), "--dry-run", "--json", "--limit", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["already_done"], summary["new"], summary["held_by_limit"]) == (1, 1, 1)
+    assert summary["estimate"]["videos"] == 0
+    assert path.read_bytes() == before
+
+
+def test_run_with_a_key_column_not_in_the_header_stops_before_the_ledger(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,name\na,Ava\n", encoding="utf-8")
+    template = tmp_path / "t.json"
+    template.write_text(json.dumps(TEMPLATE), encoding="utf-8")
+    ledger = tmp_path / "l.db"
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(jobs), "--template", str(template), "--key-column", "ident",
+         "--ledger", str(ledger), "--sandbox"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "ident" in result.output
+    assert not ledger.exists()
