@@ -312,7 +312,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         await writer.write_durably(store.in_flight_to_uncertain(), store.clear_invalid())
         limiter = make_limiter(opts.rate)
         async with (
-            service_address(opts.service) as (base_url, key),
+            service_address(opts.service, opts.ledger_path) as (base_url, key),
             HeyGenClient(base_url, key, opts.concurrency) as client,
         ):
             settled = await reconcile(ledger, client, limiter, opts.grace_s)

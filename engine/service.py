@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.errors import ConfigError
 
@@ -48,12 +49,20 @@ def resolve_service(base_url: str | None, sandbox: bool) -> Service:
 
 
 @asynccontextmanager
-async def service_address(service: Service) -> AsyncIterator[tuple[str, str | None]]:
-    """Yield (base URL, key); starts and stops the in-process sandbox when asked for."""
+async def service_address(service: Service, ledger: Path) -> AsyncIterator[tuple[str, str | None]]:
+    """Yield (base URL, key); starts and stops the in-process sandbox when asked for.
+
+    The sandbox keeps its videos beside the ledger (``<ledger>.sandbox.json``), so a
+    later ``poll --sandbox`` or ``reconcile --sandbox`` on that ledger finds them.
+    """
     if service.base_url is not None:
         yield service.base_url, service.api_key
         return
     from engine.sandbox.runner import running_sandbox
 
-    async with running_sandbox() as sandbox:
+    async with running_sandbox(state_file=sandbox_state_file(ledger)) as sandbox:
         yield sandbox.base_url, None
+
+
+def sandbox_state_file(ledger: Path) -> Path:
+    return ledger.with_name(ledger.name + ".sandbox.json")

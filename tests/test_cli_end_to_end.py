@@ -120,3 +120,18 @@ def test_dry_run_writes_and_sends_nothing(tmp_path: Path) -> None:
     assert summary["estimate"]["videos"] == 12
     assert summary["estimate"]["credits"] > 0
     assert not ledger.exists()
+
+
+def test_poll_with_the_sandbox_finds_the_videos_a_sandbox_run_created(tmp_path: Path) -> None:
+    ledger = tmp_path / "demo.db"
+    ran = cli("run", str(DEMO_CSV), "--template", str(DEMO_TEMPLATE), "--ledger", str(ledger),
+              "--sandbox", "--rate", "50/s", "--json")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    polled = cli("poll", "--ledger", str(ledger), "--sandbox", "--until-done", "--json")
+    assert polled.returncode == 0, polled.stderr
+    summary = json.loads(polled.stdout)
+    assert summary["completed"] == 12
+    out = tmp_path / "results.jsonl"
+    assert cli("export", "--ledger", str(ledger), "-o", str(out)).returncode == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert all(r["video_status"] == "completed" and r["video_url"] for r in rows)

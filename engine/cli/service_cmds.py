@@ -62,7 +62,7 @@ async def _poll(
 ) -> PollResult:
     limiter = make_limiter(rate)
     async with (
-        service_address(service) as (base_url, key),
+        service_address(service, ledger.path) as (base_url, key),
         HeyGenClient(base_url, key, POLL_CONCURRENCY) as client,
     ):
         if not until_done:
@@ -118,7 +118,7 @@ def poll(
         click.echo(json.dumps(summary))
     else:
         click.echo(
-            f"Checked {result.checked} videos: {result.completed} completed, "
+            f"{result.checked} status checks: {result.completed} completed, "
             f"{result.failed} failed, {result.rendering} still rendering"
             + (f", {result.errors} could not be checked" if result.errors else "")
             + (f", {result.missing} unknown to the service" if result.missing else "")
@@ -128,7 +128,10 @@ def poll(
 
 async def _reconcile(ledger: Ledger, service: Service) -> ReconcileResult:
     limiter = make_limiter(Rate(1, 1.0) if not service.is_sandbox else Rate(1000, 1.0))
-    async with service_address(service) as (base_url, key), HeyGenClient(base_url, key) as client:
+    async with (
+        service_address(service, ledger.path) as (base_url, key),
+        HeyGenClient(base_url, key) as client,
+    ):
         return await reconcile(ledger, client, limiter, reconcile_grace(service.is_sandbox))
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from yarl import URL
@@ -38,18 +39,29 @@ async def running_sandbox(
     port: int = 0,
     *,
     clock: Callable[[], float] = time.time,
+    state_file: Path | None = None,
 ) -> AsyncIterator[RunningSandbox]:
-    """Serve a fresh sandbox for the block; port 0 picks a free port."""
+    """Serve a sandbox for the block; port 0 picks a free port.
+
+    With ``state_file``, the videos of an earlier sandbox are loaded from it and this
+    one's are saved back at the end, so ``run --sandbox`` then ``poll --sandbox``
+    find the same videos.
+    """
     app = create_app(config, clock=clock)
+    state = app[STATE]
+    if state_file is not None:
+        state.load(state_file)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
         bound_host, bound_port = runner.addresses[0][:2]
         base_url = str(URL.build(scheme="http", host=bound_host, port=bound_port))
-        yield RunningSandbox(base_url=base_url, state=app[STATE])
+        yield RunningSandbox(base_url=base_url, state=state)
     finally:
         await runner.cleanup()
+        if state_file is not None:
+            state.save(state_file)
 
 
 async def serve_forever(

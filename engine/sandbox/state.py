@@ -7,12 +7,16 @@ move time by changing the clock instead of sleeping, and no background task runs
 from __future__ import annotations
 
 import base64
+import json
+import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from engine.request import request_to_body, validate_request
 from engine.request.model import SilenceVoiceSettings, TextVoiceSettings, VideoRequest
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.faults import FaultDecider, SlidingWindowLimiter
@@ -102,6 +106,42 @@ class SandboxState:
             by_cb = self.counters.created_by_callback_id
             by_cb[video.callback_id] = by_cb.get(video.callback_id, 0) + 1
         return video
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the videos (not the counters) so a later sandbox can answer for them."""
+        videos = [
+            {
+                "video_id": v.video_id,
+                "created_at": v.created_at,
+                "fails": v.fails,
+                "body": request_to_body(v.request),
+            }
+            for v in self._order
+        ]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"videos": videos}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        """Adopt the videos a sandbox saved earlier (if any); they render on from creation."""
+        if not path.exists():
+            return
+        for saved in json.loads(path.read_text(encoding="utf-8"))["videos"]:
+            request = validate_request(saved["body"])
+            video = Video(
+                video_id=saved["video_id"],
+                title=request.title,
+                callback_id=request.callback_id,
+                created_at=saved["created_at"],
+                request=request,
+                test=bool(request.test),
+                duration=estimate_duration(request),
+                fails=saved["fails"],
+            )
+            self.videos[video.video_id] = video
+            self._order.append(video)
 
     # --- reading ------------------------------------------------------------------------
 
