@@ -219,7 +219,8 @@ class _Feeder:
                     )
                 if self._budget.take():
                     attempts = previous.attempts if previous else 0
-                    await self._queue.put(SubmitItem(t.key, job.body, job.sha256, attempts))
+                    item = SubmitItem(t.key, job.body, job.sha256, attempts, job.body_json or "")
+                    await self._queue.put(item)
                 else:
                     report.held_by_limit += 1
             else:
@@ -275,7 +276,7 @@ async def _run_pool(
         report.reconciled_found += settled.found
         report.reconciled_absent += settled.absent
         items = [
-            SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts)
+            SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts, j.body)
             for j in ledger.with_status("pending")
             if j.body is not None and budget.take()
         ]

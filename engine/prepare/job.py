@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import FieldError
-from engine.prepare.keys import body_sha256
+from engine.prepare.keys import canonical_json, text_sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,7 @@ class PreparedJob:
     source: dict[str, Any]
     body: dict[str, Any] | None
     errors: tuple[FieldError, ...] = ()
+    _json: str | None = field(default=None, repr=False, compare=False)
     _sha256: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -29,11 +30,18 @@ class PreparedJob:
         return self.body is not None
 
     @property
+    def body_json(self) -> str | None:
+        """The body as sent, stored and hashed: serialised once, on first use."""
+        if self._json is None and self.body is not None:
+            # Frozen against callers; the caches are the only fields set after creation.
+            object.__setattr__(self, "_json", canonical_json(self.body))
+        return self._json
+
+    @property
     def sha256(self) -> str | None:
         """The body's fingerprint, hashed on first use: ``validate`` never needs it."""
-        if self._sha256 is None and self.body is not None:
-            # Frozen against callers; the cache is the one field set after creation.
-            object.__setattr__(self, "_sha256", body_sha256(self.body))
+        if self._sha256 is None and (text := self.body_json) is not None:
+            object.__setattr__(self, "_sha256", text_sha256(text))
         return self._sha256
 
     @property

@@ -117,9 +117,10 @@ class HeyGenClient:
         except aiohttp.ClientError as err:
             raise ConnectionDropped(f"malformed answer from {self._base}: {err!r}") from err
 
-    async def create_video(self, body: Mapping[str, Any]) -> str:
-        """POST one request; the new video's id, or the error that says what to do."""
-        payload = json.dumps(body, ensure_ascii=False).encode()
+    async def create_video(self, body: Mapping[str, Any] | str) -> str:
+        """POST one request (a body, or one already serialised); the new video's id."""
+        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+        payload = text.encode()
         answer = await self._call("POST", GENERATE_PATH, data=payload)
         video_id = parse_video_id(answer)
         if video_id is None:

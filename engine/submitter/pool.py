@@ -32,6 +32,12 @@ class SubmitItem:
     body: dict[str, Any]
     sha256: str
     prior_attempts: int = 0
+    #: The body serialised once, for the ledger and the request alike.
+    body_json: str = ""
+
+    @property
+    def payload(self) -> str:
+        return self.body_json or json.dumps(self.body, ensure_ascii=False)
 
 
 @dataclass(slots=True)
@@ -104,7 +110,7 @@ class Submitter:
             statements.append(
                 store.mark_submitting(
                     item.key,
-                    json.dumps(item.body, ensure_ascii=False),
+                    item.payload,
                     item.sha256,
                     callback_id if isinstance(callback_id, str) else None,
                     now,
@@ -131,7 +137,7 @@ class Submitter:
                 self._note_send()
                 in_request = True
                 try:
-                    video_id = await self._client.create_video(item.body)
+                    video_id = await self._client.create_video(item.payload)
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
@@ -165,7 +171,11 @@ class Submitter:
         control = self._control
         while True:
             await control.wait_if_paused()
-            if not await control.unless_stopped(self._limiter.acquire):
+            if self._limiter.has_capacity():
+                # Room now: acquire() returns without suspending, so no stop can race it,
+                # and the two tasks a cancellable wait needs are not worth their cost.
+                await self._limiter.acquire()
+            elif not await control.unless_stopped(self._limiter.acquire):
                 return False
             # Checked after the limiter's wait: a stop or a 429 may have come meanwhile.
             if control.stopping:
@@ -223,13 +233,14 @@ async def run_workers(
     """Drain ``queue`` with ``concurrency`` workers until it has yielded one ``None`` per worker.
 
     A marking stage sits between ``queue`` and the workers: it keeps up to
-    ``concurrency`` jobs marked ``submitting`` ahead of them, topping up only once
-    half are taken, so one commit releases many sends at any rate instead of one
-    fsync per job. After a stop, jobs not yet sent go back to ``pending``.
+    ``2 * concurrency`` jobs marked ``submitting`` ahead of them and marks the next
+    ``concurrency`` while the workers send the rest, so one commit releases many
+    sends at any rate instead of one fsync per job, and the workers never wait on
+    a commit. After a stop, jobs not yet sent go back to ``pending``.
     """
     ready: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
     taken = asyncio.Event()
-    low_water = concurrency // 2
+    low_water = concurrency
 
     async def marker() -> None:
         ends = 0
@@ -238,7 +249,7 @@ async def run_workers(
                 taken.clear()
                 await taken.wait()
             group: list[SubmitItem] = []
-            want = concurrency - ready.qsize()
+            want = 2 * concurrency - ready.qsize()
             while len(group) < want and ends < concurrency:
                 if group and queue.empty():
                     break
