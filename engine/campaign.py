@@ -23,7 +23,7 @@ from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
 from engine.progress import ProgressDisplay
-from engine.reader import JobsFormat, Row, open_rows
+from engine.reader import JobsFormat, in_chunks, open_rows
 from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
 from engine.submitter.constants import SHUTDOWN_GRACE_S
@@ -101,17 +101,6 @@ class _Budget:
         return True
 
 
-def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class _Notices:
     """Per-row warnings on stderr, up to a limit: a million bad rows must not flood a cron mail."""
 
@@ -175,7 +164,7 @@ class _Feeder:
         with open_rows(opts.jobs, opts.fmt) as (header, rows):
             if header is not None:
                 self._add_columns(header)
-            for chunk in _chunks(rows):
+            for chunk in in_chunks(rows, _CHUNK):
                 if self._control.stopping:
                     return
                 if header is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from engine.ledger.store import Ledger
 from engine.ledger.triage import Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
-from engine.reader import JobsFormat, Row, open_rows
+from engine.reader import JobsFormat, in_chunks, open_rows
 
 _CHUNK = 500
 
@@ -29,17 +28,6 @@ class _Counts:
     changed: int = 0
     not_resent: int = 0
     held_by_limit: int = 0
-
-
-def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def preview_run(
@@ -59,7 +47,7 @@ def preview_run(
         with open_rows(jobs, fmt) as (header, rows):
             if header is not None:
                 warn_missing_columns(preparer, header)
-            for chunk in _chunks(rows):
+            for chunk in in_chunks(rows, _CHUNK):
                 for t in triage.sort(chunk):
                     counts.read += 1
                     if t.verdict is Verdict.NEW:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,3 +20,15 @@ class Row:
     line: int
     values: dict[str, Any]
     error: RowError | None = None
+
+
+def in_chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    """Rows in lists of ``size`` (the last may be shorter): one ledger look-up per list."""
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
