@@ -104,8 +104,8 @@ class HeyGenClient:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise make_status_error(response.status, body, retry_after)
                 return body
-        except EngineError:
-            raise
+        except EngineError as err:
+            raise self._scrubbed(err) from err.__cause__
         except aiohttp.ClientConnectorError as err:
             raise ConnectFailed(f"cannot connect to {self._base}: {err.os_error}") from err
         except aiohttp.ConnectionTimeoutError as err:
@@ -113,9 +113,27 @@ class HeyGenClient:
         except TimeoutError as err:
             raise RequestTimeout(f"no answer from {self._base} in time") from err
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
-            raise ConnectionDropped(f"connection to {self._base} dropped: {err!r}") from err
+            raise self._scrubbed(
+                ConnectionDropped(f"connection to {self._base} dropped: {_describe(err)}")
+            ) from err
         except aiohttp.ClientError as err:
-            raise ConnectionDropped(f"malformed answer from {self._base}: {err!r}") from err
+            raise self._scrubbed(
+                ConnectionDropped(f"malformed answer from {self._base}: {_describe(err)}")
+            ) from err
+
+    def _scrubbed(self, err: EngineError) -> EngineError:
+        """The error with the API key blanked out of its text, should anything carry it.
+
+        Error text ends up in the ledger, the export and the logs; a server or proxy
+        that echoes request headers must not get the key into any of them.
+        """
+        key = self._headers.get("X-Api-Key")
+        if key:
+            err.args = tuple(a.replace(key, "[key]") if isinstance(a, str) else a for a in err.args)
+            if isinstance(err, StatusError):
+                err.message = err.message.replace(key, "[key]")
+                err.body = None if key in repr(err.body) else err.body
+        return err
 
     async def create_video(self, body: Mapping[str, Any] | str) -> str:
         """POST one request (a body, or one already serialised); the new video's id."""
@@ -145,6 +163,13 @@ class HeyGenClient:
             return parse_video_list(answer)
         except ValueError as err:
             raise make_status_error(502, answer) from err
+
+
+def _describe(err: aiohttp.ClientError) -> str:
+    """What went wrong, without ``repr``: aiohttp's carries the request headers, key included."""
+    if isinstance(err, aiohttp.ClientResponseError):
+        return f"{type(err).__name__} {err.status}: {err.message}"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 def _decode(raw: bytes, charset: str | None) -> Any:
