@@ -299,7 +299,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         loop.add_signal_handler(sig, interrupt)
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
-        await writer.write_durably(store.in_flight_to_uncertain(), store.clear_invalid())
+        await writer.write_durably(store.in_flight_to_uncertain(time.time()), store.clear_invalid())
         limiter = make_limiter(opts.rate)
         async with (
             service_address(opts.service, opts.ledger_path) as (base_url, key),

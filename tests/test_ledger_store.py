@@ -111,7 +111,7 @@ def test_a_crashed_runs_in_flight_jobs_become_uncertain(tmp_path: Path) -> None:
     assert flying is not None
     assert flying.body is not None
     assert flying.attempted_at is not None
-    ledger.transaction([store.in_flight_to_uncertain()])
+    ledger.transaction([store.in_flight_to_uncertain(0.0)])
     assert ledger.counts() == {
         "pending": 1,
         "submitting": 0,

@@ -301,3 +301,42 @@ def test_reconcile_command_settles_a_killed_runs_ledger(tmp_path: Path) -> None:
     assert (found.status, found.video_id) == ("submitted", created)
     assert absent is not None
     assert absent.status == "pending"
+
+
+async def test_grace_counts_from_the_send_not_from_the_mark(tmp_path: Path) -> None:
+    """Marked long ago but sent just now (it waited for the limiter): not yet absent."""
+    clock = FakeClock(T0)
+    ledger = Ledger(tmp_path / "l.db")
+    async with sandbox_and_client(clock) as (_, client):
+        ledger.transaction(
+            [
+                *job("late", "uncertain", attempted_at=T0 - 600)[:2],
+                store.mark_outcome("late", "uncertain", 1, "dropped", sent_at=T0 - 5),
+                *job("early", "uncertain", line=2, attempted_at=T0 - 600)[:2],
+                store.mark_outcome("early", "uncertain", 1, "dropped", sent_at=T0 - 100),
+            ]
+        )
+        result = await reconcile(ledger, client, limiter(), grace_s=60, clock=clock)
+    assert (result.absent, result.still_uncertain) == (1, 1)
+    late = ledger.get("late")
+    assert late is not None
+    assert late.status == "uncertain"
+
+
+async def test_a_crash_restarts_the_grace_of_jobs_caught_in_flight(tmp_path: Path) -> None:
+    """A killed run's in-flight job may have been sent up to the restart: grace from there."""
+    clock = FakeClock(T0)
+    ledger = Ledger(tmp_path / "l.db")
+    async with sandbox_and_client(clock) as (_, client):
+        ledger.transaction(
+            [
+                *job("caught", "pending"),
+                store.mark_submitting("caught", "{}", "s", "caught", T0 - 600),
+            ]
+        )
+        ledger.transaction([store.in_flight_to_uncertain(T0)])
+        early = await reconcile(ledger, client, limiter(), grace_s=60, clock=clock)
+        clock.now = T0 + 61
+        late = await reconcile(ledger, client, limiter(), grace_s=60, clock=clock)
+    assert (early.absent, early.still_uncertain) == (0, 1)
+    assert late.absent == 1

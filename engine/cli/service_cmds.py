@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import click
@@ -139,7 +140,7 @@ def _reconcile_locked(ledger: Path, service: Service) -> ReconcileResult:
     store = Ledger(ledger, create=False)
     try:
         # Holding the lock, any job still 'submitting' was left by a killed run.
-        store.transaction([in_flight_to_uncertain()])
+        store.transaction([in_flight_to_uncertain(time.time())])
         return asyncio.run(_reconcile(store, service))
     finally:
         store.close()

@@ -34,13 +34,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "row fingerprints",
+        "row fingerprints and send times",
         # A digest of (template, options, row values): a re-run recognises a settled row
         # without rendering or validating it again. The index covers what that look-up
         # reads, so a million-row resume never touches the table itself.
+        # sent_at is the latest moment an uncertain job's request may have left: jobs are
+        # marked ahead of sending, so attempted_at alone would start the grace too early.
         """
         ALTER TABLE jobs ADD COLUMN row_fingerprint TEXT;
         CREATE INDEX jobs_row_fingerprint ON jobs (row_fingerprint, status, key);
+        ALTER TABLE jobs ADD COLUMN sent_at REAL;
         """,
     ),
 ]

@@ -57,8 +57,9 @@ async def reconcile(
 ) -> ReconcileResult:
     """Settle every ``uncertain`` job in ``ledger``; writes are committed before returning.
 
-    Only a refused key (AbortRun) escapes; any other failure to list or check leaves
-    the jobs concerned ``uncertain``, since absence is then not proven.
+    Only a refused key (AbortRun) or a ledger that cannot be written escapes; any
+    other failure to list or check leaves the jobs concerned ``uncertain``, since
+    absence is then not proven.
     """
     jobs = ledger.with_status("uncertain")
     result = ReconcileResult()
@@ -79,7 +80,7 @@ async def reconcile(
         elif (
             complete
             and job.callback_id in by_callback
-            and listed_at - (job.attempted_at or listed_at) >= grace_s
+            and listed_at - _last_possible_send(job, listed_at) >= grace_s
         ):
             writes.append(store.reconciled_absent(job.key))
             result.absent += 1
@@ -159,3 +160,9 @@ async def _search(
             # Reached the end of the list, or videos older than every attempt.
             return found, unchecked == 0
     return found, False
+
+
+def _last_possible_send(job: JobRecord, default: float) -> float:
+    """The latest moment the job's request may have left: its grace counts from there."""
+    times = [t for t in (job.sent_at, job.attempted_at) if t is not None]
+    return max(times) if times else default

@@ -58,6 +58,7 @@ class JobRecord:
     callback_id: str | None
     body: str | None
     attempted_at: float | None
+    sent_at: float | None
     updated_at: str
     video_status: str | None
     video_url: str | None
@@ -67,7 +68,7 @@ class JobRecord:
 
 _COLUMNS = (
     "key, line, status, video_id, attempts, error, request_sha256, callback_id, body, "
-    "attempted_at, updated_at, video_status, video_url, thumbnail_url, source"
+    "attempted_at, sent_at, updated_at, video_status, video_url, thumbnail_url, source"
 )
 
 
@@ -83,11 +84,12 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         callback_id=row[7],
         body=row[8],
         attempted_at=row[9],
-        updated_at=row[10],
-        video_status=row[11],
-        video_url=row[12],
-        thumbnail_url=row[13],
-        source=json.loads(row[14]),
+        sent_at=row[10],
+        updated_at=row[11],
+        video_status=row[12],
+        video_url=row[13],
+        thumbnail_url=row[14],
+        source=json.loads(row[15]),
     )
 
 
@@ -350,14 +352,20 @@ def mark_submitted(key: str, video_id: str, attempts: int) -> Statement:
     )
 
 
-def mark_outcome(key: str, status: Status, attempts: int, error: str | None) -> Statement:
-    """failed, uncertain or back to pending; the stored body stays for an uncertain resend."""
+def mark_outcome(
+    key: str, status: Status, attempts: int, error: str | None, sent_at: float | None = None
+) -> Statement:
+    """failed, uncertain or back to pending; the stored body stays for an uncertain resend.
+
+    ``sent_at``: when the request that may have reached the service left (uncertain).
+    """
     keep_body = status in ("uncertain", "pending")
     return (
-        "UPDATE jobs SET status = ?, attempts = ?, error = ?, updated_at = ?"
+        "UPDATE jobs SET status = ?, attempts = ?, error = ?, updated_at = ?, "
+        "sent_at = coalesce(?, sent_at)"
         + ("" if keep_body else ", body = NULL")
         + " WHERE key = ?",
-        (status, attempts, error, now_iso(), key),
+        (status, attempts, error, now_iso(), sent_at, key),
     )
 
 
@@ -377,13 +385,17 @@ def reconciled_absent(key: str) -> Statement:
     )
 
 
-def in_flight_to_uncertain() -> Statement:
-    """After a crash, every job caught in flight may or may not exist at the service."""
+def in_flight_to_uncertain(now: float) -> Statement:
+    """After a crash, every job caught in flight may or may not exist at the service.
+
+    When its request left is unknown, only that it was before ``now``: the grace
+    before it may be declared absent counts from there.
+    """
     return (
-        "UPDATE jobs SET status = 'uncertain', "
+        "UPDATE jobs SET status = 'uncertain', sent_at = ?, "
         "error = 'interrupted while in flight; to be reconciled', updated_at = ? "
         "WHERE status = 'submitting'",
-        (now_iso(),),
+        (now, now_iso()),
     )
 
 

@@ -127,6 +127,7 @@ class Submitter:
         attempts = item.prior_attempts
         tries = 0
         in_request = False
+        sent_at = 0.0
         try:
             started = time.monotonic()
             while True:
@@ -136,12 +137,13 @@ class Submitter:
                 tries += 1
                 self._note_send()
                 in_request = True
+                sent_at = self._clock()
                 try:
                     video_id = await self._client.create_video(item.payload)
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
-                    verdict = self._after_error(err, item.key, attempts, tries, started)
+                    verdict = self._after_error(err, item.key, attempts, tries, started, sent_at)
                     if not isinstance(verdict, float):
                         return verdict
                     await self._control.sleep(verdict)
@@ -156,7 +158,9 @@ class Submitter:
             # (the outcome is queued after the ``submitting`` mark, so it wins).
             if in_request:
                 self._stats.in_flight -= 1
-                self._finish(item.key, "uncertain", attempts, "interrupted while in flight")
+                self._finish(
+                    item.key, "uncertain", attempts, "interrupted while in flight", sent_at
+                )
             else:
                 self._finish(item.key, "pending", attempts, None)
             raise
@@ -192,7 +196,7 @@ class Submitter:
         stats.last_send = now
 
     def _after_error(
-        self, err: EngineError, key: str, attempts: int, tries: int, started: float
+        self, err: EngineError, key: str, attempts: int, tries: int, started: float, sent_at: float
     ) -> Status | float:
         """The job's final status after ``err``, or the seconds this worker waits to retry."""
         step = next_step(err)
@@ -202,7 +206,7 @@ class Submitter:
             # A refused key or an empty account created nothing: the job waits for the next run.
             return self._finish(key, "pending", attempts, str(err))
         if step is Step.UNCERTAIN:
-            return self._finish(key, "uncertain", attempts, str(err))
+            return self._finish(key, "uncertain", attempts, str(err), sent_at)
         if step is Step.FAILED:
             return self._finish(key, "failed", attempts, str(err))
         delay = retry_delay(err, attempts)
@@ -218,8 +222,15 @@ class Submitter:
             return 0.0
         return float(delay)
 
-    def _finish(self, key: str, status: Status, attempts: int, error: str | None) -> Status:
-        self._writer.write(store.mark_outcome(key, status, attempts, error))
+    def _finish(
+        self,
+        key: str,
+        status: Status,
+        attempts: int,
+        error: str | None,
+        sent_at: float | None = None,
+    ) -> Status:
+        self._writer.write(store.mark_outcome(key, status, attempts, error, sent_at))
         self._stats.record(status)
         return status
 
