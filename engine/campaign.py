@@ -238,18 +238,22 @@ async def _run_pool(
     stats: PoolStats,
     limiter: AsyncLimiter,
 ) -> None:
-    """Feed the file to the workers; then reconcile and resend what is proven absent."""
+    """Reconcile what a killed run left; feed the file to the workers; then reconcile
+    and resend what is proven absent. All of it is one task, so an interrupt's grace
+    period and cancellation cover the reconciles too."""
+    settled = await reconcile(ledger, client, limiter, opts.grace_s)
+    report.reconciled_found += settled.found
+    report.reconciled_absent += settled.absent
     submitter = Submitter(client, limiter, writer, control, opts.max_attempts, stats)
     budget = _Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
     feeder = _Feeder(ledger, writer, queue, control, budget, report)
 
     async def feed_then_close() -> None:
-        try:
-            await feeder.feed(opts)
-        finally:
-            for _ in range(opts.concurrency):
-                await queue.put(None)
+        await feeder.feed(opts)
+        # Not in a finally: cancelled with the queue full, awaiting a put would hang.
+        for _ in range(opts.concurrency):
+            await queue.put(None)
 
     async with asyncio.TaskGroup() as group:
         group.create_task(feed_then_close())
@@ -305,9 +309,6 @@ async def run_campaign(opts: RunOptions) -> RunReport:
             service_address(opts.service, opts.ledger_path) as (base_url, key),
             HeyGenClient(base_url, key, opts.concurrency) as client,
         ):
-            settled = await reconcile(ledger, client, limiter, opts.grace_s)
-            report.reconciled_found += settled.found
-            report.reconciled_absent += settled.absent
             total = _estimate_total(opts, ledger) if opts.progress and sys.stderr.isatty() else None
             display = ProgressDisplay(stats, enabled=opts.progress, total=total)
             with display:

@@ -137,3 +137,32 @@ def test_a_signal_mid_run_exits_130_with_a_consistent_ledger(
         final = counters(base_url)
     assert final["duplicates"] == 0
     assert final["created"] == JOBS
+
+
+def test_a_signal_while_requests_outlast_the_grace_still_exits_130(tmp_path: Path) -> None:
+    """In-flight requests slower than the grace period are cancelled; the run must not hang
+    (it once did, awaiting a put into the full feed queue while being cancelled)."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 400)
+    ledger = tmp_path / "jobs.ledger.db"
+    with standalone_sandbox("--latency-ms", "20000") as base_url:
+        run = subprocess.Popen(
+            run_args(jobs, base_url, "--rate", "200/s", "--concurrency", "4"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(HEYGEN_API_KEY="sk-any"),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            run.send_signal(signal.SIGINT)
+            _, err = run.communicate(timeout=60)  # guards against the hang, not a timing check
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert run.returncode == 130, err
+    statuses = ledger_statuses(ledger)
+    assert set(statuses.values()) <= {"pending", "uncertain"}
+    assert list(statuses.values()).count("uncertain") == 4
