@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun
+from engine.errors import AbortRun, WrongAddress
 from engine.ledger import store
 from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
 from engine.ledger.store import Ledger
@@ -80,6 +80,8 @@ class RunReport:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
+        if isinstance(self.abort, WrongAddress):
+            return 2
         if self.abort is not None:
             return 3
         bad = sum(self.counts.get(s, 0) for s in ("invalid", "failed", "uncertain"))

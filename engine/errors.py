@@ -126,6 +126,11 @@ class OutOfCredit(AbortRun):
     """402 or an out-of-credit/trial-limit code: the account cannot pay for more videos."""
 
 
+class WrongAddress(AbortRun):
+    """The create endpoint is not there (404/405) or moved (3xx): the address is wrong,
+    not the job, so no job is failed for it."""
+
+
 OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_exceeded"})
 
 

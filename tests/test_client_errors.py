@@ -31,6 +31,7 @@ from engine.errors import (
     RequestTimeout,
     ServerError,
     UnreadableAnswer,
+    WrongAddress,
 )
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.client import GENERATE_PATH, HeyGenClient
@@ -322,10 +323,23 @@ async def redirecting_server(status: int) -> AsyncIterator[tuple[str, list[str]]
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
-async def test_a_redirected_post_is_not_followed_and_fails(status: int) -> None:
+async def test_a_redirected_post_is_not_followed_and_stops_the_run(status: int) -> None:
+    """The address moved: no job is to blame, so none fails; the run stops (exit 2)."""
     async with redirecting_server(status) as (base, seen), HeyGenClient(base, KEY) as client:
-        with pytest.raises(BadRequest) as caught:
+        with pytest.raises(WrongAddress) as caught:
             await client.create_video(BODY)
     assert seen == ["POST " + GENERATE_PATH]
     assert caught.value.status == status
-    assert next_step(caught.value) is Step.FAILED
+    assert next_step(caught.value) is Step.ABORT
+
+
+@pytest.mark.parametrize(
+    ("status", "body"), [(404, "404: Not Found"), (405, "405: Method Not Allowed")]
+)
+async def test_a_web_servers_not_found_blames_the_address(
+    http: FixedAioresponses, status: int, body: str
+) -> None:
+    http.post(GENERATE, status=status, body=body)
+    error = await create_error()
+    assert type(error) is WrongAddress
+    assert next_step(error) is Step.ABORT

@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from engine.cli import cli
 from engine.ledger import LedgerBusy, ledger_lock
 from engine.ledger.lock import lock_path
-from tests.conftest import DEMO_TEMPLATE
+from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
 from tests.test_crash_resume import cli_env, run_args, sandbox_process, write_contacts
 
 # Holds the lock the way a run does (lock first, then the ledger open with a write in
@@ -148,3 +150,16 @@ def test_poll_of_a_missing_ledger_leaves_no_lock_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no such ledger" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ledger_in_a_folder_that_cannot_hold_its_lock_is_a_usage_error(tmp_path: Path) -> None:
+    """Not "in use by another run" (exit 75, which cron retries forever): exit 2, and why."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(DEMO_CSV), "--template", str(DEMO_TEMPLATE),
+         "--ledger", str(blocker / "demo.db"), "--sandbox"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "cannot create" in result.output

@@ -77,3 +77,24 @@ def test_limit_caps_each_run(tmp_path: Path) -> None:
     assert (first["counts"]["submitted"], first["held_by_limit"]) == (3, 4)
     assert (second["counts"]["submitted"], second["held_by_limit"]) == (6, 1)
     assert seen["requests"] == 6
+
+
+def test_a_wrong_base_url_stops_the_run_and_fails_no_job(tmp_path: Path) -> None:
+    """A 404 from the create endpoint is the address's fault, not the job's: exit 2, all pending."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 6)
+    with standalone_sandbox() as base_url:
+        run = subprocess.run(
+            run_args(jobs, base_url + "/api", "--rate", "100/s", "--json"),
+            capture_output=True, text=True, env=environment(HEYGEN_API_KEY="sk-any"),
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert run.returncode == 2, run.stderr
+        assert "--base-url" in run.stderr
+        assert json.loads(run.stdout)["counts"]["pending"] == 6
+        again = subprocess.run(
+            run_args(jobs, base_url, "--rate", "100/s", "--json"),
+            capture_output=True, text=True, env=environment(HEYGEN_API_KEY="sk-any"),
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["counts"]["submitted"] == 6

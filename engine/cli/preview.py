@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def preview_run(
     limit: int | None,
 ) -> None:
     """Count what ``run`` would do with the same triage, sending and writing nothing."""
+    started = time.monotonic()
     ledger = Ledger.read_only(ledger_path) if ledger_path.exists() else None
     triage = Triage(ledger, preparer, fingerprint_salt)
     counts, cost = _Counts(), CostEstimate()
@@ -70,10 +72,12 @@ def preview_run(
     finally:
         if ledger is not None:
             ledger.close()
-    _report(counts, cost, ledger_path, as_json)
+    _report(counts, cost, ledger_path, as_json, time.monotonic() - started)
 
 
-def _report(counts: _Counts, cost: CostEstimate, ledger_path: Path, as_json: bool) -> None:
+def _report(
+    counts: _Counts, cost: CostEstimate, ledger_path: Path, as_json: bool, elapsed_s: float
+) -> None:
     if as_json:
         summary = {
             **asdict(counts),
@@ -85,6 +89,7 @@ def _report(counts: _Counts, cost: CostEstimate, ledger_path: Path, as_json: boo
                 "audio_scenes_of_unknown_length": cost.audio_scenes_unknown,
             },
             "ledger": str(ledger_path),
+            "elapsed_s": round(elapsed_s, 3),
             "dry_run": True,
         }
         click.echo(json.dumps(summary))

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from engine.campaign import RunOptions, RunReport, run_campaign
-from engine.cli.errors import KeyRefusedError, UserError, abort_message, user_errors
+from engine.cli.errors import UserError, abort_error, abort_message, user_errors
 from engine.cli.options import (
     default_ledger,
     jobs_format,
@@ -138,7 +138,7 @@ def run(
             report = asyncio.run(run_campaign(options))
     _print_report(report, as_json)
     if report.abort is not None and not report.interrupted:
-        raise KeyRefusedError(abort_message(report.abort))
+        raise abort_error(report.abort)
     if report.exit_code:
         raise SystemExit(report.exit_code)
 
@@ -187,6 +187,11 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         f"{report.invalid} invalid, {report.duplicates} duplicate keys, "
         f"{report.changed} changed since sent."
     )
+    if report.not_resent:
+        click.echo(
+            f"{report.not_resent} jobs failed or uncertain in an earlier run are not sent "
+            "again: see their error with `heygen-batch export`; `reconcile` settles uncertain ones."
+        )
     click.echo(
         f"This run: {report.sent_submitted} submitted, {report.sent_failed} failed, "
         f"{report.sent_uncertain} uncertain; reconciled {report.reconciled_found} found, "

@@ -94,6 +94,7 @@ def poll(
 ) -> None:
     """Fill in video_status, video_url and thumbnail_url for submitted jobs, and the
     reason in error for a failed render."""
+    started = time.monotonic()
     parsed = resolve_rate(rate)
     service = resolve_where(base_url, sandbox)
     with user_errors():
@@ -114,6 +115,8 @@ def poll(
         "errors": result.errors,
         "missing": result.missing,
         "counts": counts,
+        "ledger": str(ledger),
+        "elapsed_s": round(time.monotonic() - started, 3),
     }
     if as_json:
         click.echo(json.dumps(summary))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 
 
 class LedgerBusy(EngineError):
@@ -29,8 +30,18 @@ def ledger_lock(ledger: Path) -> Iterator[None]:
     """
     # The first run of a campaign may name a ledger in a folder not made yet (older
     # filelock releases do not create it).
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path(ledger)), timeout=0)
+    path = lock_path(ledger)
+    try:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        # filelock reports a lock file it cannot create as "held by someone else";
+        # trying first turns a read-only folder into the error it really is.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create {path} ({err.strerror}); give --ledger a path in a folder "
+            "you can write to."
+        ) from err
+    lock = FileLock(str(path), timeout=0)
     try:
         lock.acquire()
     except Timeout as err:

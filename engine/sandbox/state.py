@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import random
 import time
@@ -20,6 +21,8 @@ from engine.request import request_to_body, validate_request
 from engine.request.model import SilenceVoiceSettings, TextVoiceSettings, VideoRequest
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.faults import FaultDecider, SlidingWindowLimiter
+
+log = logging.getLogger(__name__)
 
 WORDS_PER_MINUTE = 150
 #: An audio scene's real length is unknown without fetching it; assume this much.
@@ -121,14 +124,23 @@ class SandboxState:
             for v in self._order
         ]
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"videos": videos}), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps({"videos": videos}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("sandbox: could not save its videos to %s (%s)", path, err)
 
     def load(self, path: Path) -> None:
         """Adopt the videos a sandbox saved earlier (if any); they render on from creation."""
         if not path.exists():
             return
-        for saved in json.loads(path.read_text(encoding="utf-8"))["videos"]:
+        try:
+            saved_videos = json.loads(path.read_text(encoding="utf-8"))["videos"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            # Only an emulator's memory: a damaged file costs its old videos, never the run.
+            log.warning("sandbox: ignoring %s (%s); starting with no videos", path, err)
+            return
+        for saved in saved_videos:
             request = validate_request(saved["body"])
             video = Video(
                 video_id=saved["video_id"],

@@ -10,12 +10,14 @@ from typing import Any, Self
 import aiohttp
 
 from engine.errors import (
+    BadRequest,
     ConnectFailed,
     ConnectionDropped,
     EngineError,
     RequestTimeout,
     StatusError,
     UnreadableAnswer,
+    WrongAddress,
     make_status_error,
 )
 from engine.request.responses import (
@@ -139,7 +141,12 @@ class HeyGenClient:
         """POST one request (a body, or one already serialised); the new video's id."""
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
         payload = text.encode()
-        answer = await self._call("POST", GENERATE_PATH, data=payload)
+        try:
+            answer = await self._call("POST", GENERATE_PATH, data=payload)
+        except BadRequest as err:
+            if _wrong_address(err):
+                raise WrongAddress(err.status, err.body, err.code, err.message) from err
+            raise
         video_id = parse_video_id(answer)
         if video_id is None:
             raise UnreadableAnswer(f"the service answered without a video_id: {str(answer)[:200]}")
@@ -163,6 +170,19 @@ class HeyGenClient:
             return parse_video_list(answer)
         except ValueError as err:
             raise make_status_error(502, answer) from err
+
+
+def _wrong_address(err: BadRequest) -> bool:
+    """Whether the answer blames the address rather than the job.
+
+    A redirect or 405 always does. A 404 does when it is not in one of the service's
+    own error shapes (a web server's "404: Not Found"): the service answers 404 in
+    its shape for a job naming, say, an avatar that does not exist.
+    """
+    if 300 <= err.status < 400 or err.status == 405:
+        return True
+    shaped = isinstance(err.body, Mapping) and bool({"error", "code"} & err.body.keys())
+    return err.status == 404 and not shaped
 
 
 def _describe(err: aiohttp.ClientError) -> str:
