@@ -34,7 +34,6 @@ from engine.submitter.retry import (
     out_of_budget,
     parse_retry_after,
     retry_delay,
-    should_retry,
 )
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -47,13 +46,12 @@ def status(code: int, body: object = None) -> EngineError:
 @pytest.mark.parametrize("code", [429, 500, 502, 503, 504])
 def test_load_and_server_faults_are_retried(code: int) -> None:
     assert next_step(status(code)) is Step.RETRY
-    assert should_retry(status(code))
 
 
 @pytest.mark.parametrize("code", [400, 404, 405, 409, 413, 422, 501, 505])
 def test_other_statuses_fail_the_job(code: int) -> None:
     assert next_step(status(code)) is Step.FAILED
-    assert not should_retry(status(code))
+    assert next_step(status(code)) is not Step.RETRY
 
 
 @pytest.mark.parametrize(
@@ -73,7 +71,7 @@ def test_refused_key_and_empty_account_abort_the_run(
     error = status(code, body)
     assert isinstance(error, kind)
     assert next_step(error) is Step.ABORT
-    assert not should_retry(error)
+    assert next_step(error) is not Step.RETRY
 
 
 def test_a_connection_never_made_is_retried() -> None:
@@ -90,7 +88,7 @@ def test_a_connection_never_made_is_retried() -> None:
 )
 def test_a_request_that_may_have_arrived_is_uncertain_never_retried(error: EngineError) -> None:
     assert next_step(error) is Step.UNCERTAIN
-    assert not should_retry(error)
+    assert next_step(error) is not Step.RETRY
 
 
 # --- Retry-After ---------------------------------------------------------------------------

@@ -94,7 +94,6 @@ def test_columns_and_callback_id_are_known_after_compiling() -> None:
     compiled = compile_template({"callback_id": "{{ id }}", "v": ["{{ a }} {{ b }}"]})
 
     assert compiled.columns == {"id", "a", "b"}
-    assert compiled.sets_callback_id
 
 
 @pytest.mark.parametrize(

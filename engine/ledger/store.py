@@ -337,13 +337,6 @@ def mark_submitting(
     )
 
 
-def mark_attempt(key: str, attempts: int) -> Statement:
-    return (
-        "UPDATE jobs SET attempts = ?, updated_at = ? WHERE key = ?",
-        (attempts, now_iso(), key),
-    )
-
-
 def mark_submitted(key: str, video_id: str, attempts: int) -> Statement:
     return (
         "UPDATE jobs SET status = 'submitted', video_id = ?, attempts = ?, error = NULL, "

@@ -48,7 +48,6 @@ class PoolStats:
     submitted: int = 0
     failed: int = 0
     uncertain: int = 0
-    returned: int = 0
     first_send: float | None = None
     last_send: float | None = None
 
@@ -64,8 +63,6 @@ class PoolStats:
             self.failed += 1
         elif status == "uncertain":
             self.uncertain += 1
-        else:
-            self.returned += 1
 
 
 class Submitter:
@@ -244,10 +241,11 @@ async def run_workers(
     """Drain ``queue`` with ``concurrency`` workers until it has yielded one ``None`` per worker.
 
     A marking stage sits between ``queue`` and the workers: it keeps up to
-    ``2 * concurrency`` jobs marked ``submitting`` ahead of them and marks the next
-    ``concurrency`` while the workers send the rest, so one commit releases many
-    sends at any rate instead of one fsync per job, and the workers never wait on
-    a commit. After a stop, jobs not yet sent go back to ``pending``.
+    ``2 * concurrency`` jobs marked ``submitting`` queued for the workers (besides
+    the ``concurrency`` they hold) and marks the next ``concurrency`` while they
+    send, so one commit releases many sends at any rate instead of one fsync per
+    job, and the workers never wait on a commit. After a stop, jobs not yet sent
+    go back to ``pending``.
     """
     ready: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
     taken = asyncio.Event()

@@ -61,11 +61,6 @@ def next_step(error: EngineError) -> Step:
     return Step.FAILED
 
 
-def should_retry(error: EngineError) -> bool:
-    """Retry only 429, 500/502/503/504 and connections that failed before the request left."""
-    return next_step(error) is Step.RETRY
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 

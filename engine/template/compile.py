@@ -175,7 +175,6 @@ class Template:
 
     source: str
     columns: frozenset[str]
-    sets_callback_id: bool
     _root: _Node
 
     def render(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,4 +196,4 @@ def compile_template(data: Mapping[str, Any], source: str = "template") -> Templ
         raise ConfigError(
             f"{source}: holds a value JSON cannot carry ({err}); in YAML, quote dates and times."
         ) from err
-    return Template(source, frozenset(compiler.columns), "callback_id" in data, root)
+    return Template(source, frozenset(compiler.columns), root)
