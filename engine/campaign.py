@@ -19,7 +19,7 @@ from engine.errors import AbortRun, WrongAddress
 from engine.ledger import store
 from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
 from engine.ledger.store import Ledger
-from engine.ledger.triage import Triage, Triaged, Verdict
+from engine.ledger.triage import RowCounts, Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
 from engine.progress import ProgressDisplay
@@ -56,16 +56,8 @@ class RunOptions:
 
 
 @dataclass
-class RunReport:
-    ledger: str
-    read: int = 0
-    new: int = 0
-    already_done: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    changed: int = 0
-    not_resent: int = 0
-    held_by_limit: int = 0
+class RunReport(RowCounts):
+    ledger: str = ""
     sent_submitted: int = 0
     sent_failed: int = 0
     sent_uncertain: int = 0
@@ -178,16 +170,14 @@ class _Feeder:
     async def _act(self, verdicts: list[Triaged]) -> None:
         report = self._report
         for t in verdicts:
-            report.read += 1
+            report.add(t)
             job, previous = t.job, t.previous
             if t.verdict is Verdict.DUPLICATE:
-                report.duplicates += 1
                 self._notices.say(
                     f"line {t.line}: job key {t.key} appeared earlier in this file; not sent twice"
                 )
             elif t.verdict is Verdict.INVALID:
                 assert job is not None
-                report.invalid += 1
                 self._notices.say(f"line {t.line}: invalid: {job.error_text}")
                 if previous is None:
                     self._writer.write(
@@ -197,7 +187,6 @@ class _Feeder:
                 assert job is not None
                 assert job.body is not None
                 assert job.sha256 is not None
-                report.new += 1
                 if previous is None:
                     self._writer.write(
                         store.insert_job(
@@ -214,20 +203,14 @@ class _Feeder:
                     await self._queue.put(item)
                 else:
                     report.held_by_limit += 1
-            else:
-                if t.verdict is Verdict.ALREADY_DONE:
-                    report.already_done += 1
-                else:
-                    report.not_resent += 1
-                if t.changed:
-                    report.changed += 1
-                    self._notices.say(
-                        f"line {t.line}: job {t.key} changed since it was sent; not sent again"
-                    )
-                elif job is not None and t.fingerprint is not None:
-                    # Unchanged but rendered (a ledger from before fingerprints, or a new
-                    # template byte-for-byte equal in effect): skip the rendering next time.
-                    self._writer.write(store.set_fingerprint(t.key, t.fingerprint))
+            elif t.changed:
+                self._notices.say(
+                    f"line {t.line}: job {t.key} changed since it was sent; not sent again"
+                )
+            elif job is not None and t.fingerprint is not None:
+                # Unchanged but rendered (a ledger from before fingerprints, or a new
+                # template byte-for-byte equal in effect): skip the rendering next time.
+                self._writer.write(store.set_fingerprint(t.key, t.fingerprint))
 
 
 async def _run_pool(

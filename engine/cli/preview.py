@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from engine.cli.preparing import warn_missing_columns
 from engine.ledger.store import Ledger
-from engine.ledger.triage import Triage, Verdict
+from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
 from engine.reader import JobsFormat, in_chunks, open_rows
 
 _CHUNK = 500
-
-
-@dataclass
-class _Counts:
-    read: int = 0
-    new: int = 0
-    already_done: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    changed: int = 0
-    not_resent: int = 0
-    held_by_limit: int = 0
 
 
 def preview_run(
@@ -44,31 +32,22 @@ def preview_run(
     started = time.monotonic()
     ledger = Ledger.read_only(ledger_path) if ledger_path.exists() else None
     triage = Triage(ledger, preparer, fingerprint_salt)
-    counts, cost = _Counts(), CostEstimate()
+    counts, cost = RowCounts(), CostEstimate()
     try:
         with open_rows(jobs, fmt) as (header, rows):
             if header is not None:
                 warn_missing_columns(preparer, header)
             for chunk in in_chunks(rows, _CHUNK):
                 for t in triage.sort(chunk):
-                    counts.read += 1
-                    if t.verdict is Verdict.NEW:
-                        counts.new += 1
-                        if limit is not None and cost.videos >= limit:
-                            counts.held_by_limit += 1
-                        else:
-                            assert t.job is not None
-                            assert t.job.body is not None
-                            cost.add(t.job.body)
-                    elif t.verdict is Verdict.DUPLICATE:
-                        counts.duplicates += 1
-                    elif t.verdict is Verdict.INVALID:
-                        counts.invalid += 1
-                    elif t.verdict is Verdict.ALREADY_DONE:
-                        counts.already_done += 1
+                    counts.add(t)
+                    if t.verdict is not Verdict.NEW:
+                        continue
+                    if limit is not None and cost.videos >= limit:
+                        counts.held_by_limit += 1
                     else:
-                        counts.not_resent += 1
-                    counts.changed += t.changed
+                        assert t.job is not None
+                        assert t.job.body is not None
+                        cost.add(t.job.body)
     finally:
         if ledger is not None:
             ledger.close()
@@ -76,7 +55,7 @@ def preview_run(
 
 
 def _report(
-    counts: _Counts, cost: CostEstimate, ledger_path: Path, as_json: bool, elapsed_s: float
+    counts: RowCounts, cost: CostEstimate, ledger_path: Path, as_json: bool, elapsed_s: float
 ) -> None:
     if as_json:
         summary = {

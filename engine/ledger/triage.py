@@ -36,6 +36,34 @@ class Triaged:
     changed: bool = False
 
 
+@dataclass
+class RowCounts:
+    """How the rows of a file were judged: what ``run`` and ``run --dry-run`` report."""
+
+    read: int = 0
+    new: int = 0
+    already_done: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    changed: int = 0
+    not_resent: int = 0
+    held_by_limit: int = 0
+
+    def add(self, t: Triaged) -> None:
+        self.read += 1
+        if t.verdict is Verdict.NEW:
+            self.new += 1
+        elif t.verdict is Verdict.ALREADY_DONE:
+            self.already_done += 1
+        elif t.verdict is Verdict.NOT_RESENT:
+            self.not_resent += 1
+        elif t.verdict is Verdict.INVALID:
+            self.invalid += 1
+        else:
+            self.duplicates += 1
+        self.changed += t.changed
+
+
 def row_fingerprint(salt: bytes, row: Row) -> str | None:
     """A digest of everything a row's request depends on: the salt and the row's values.
 
