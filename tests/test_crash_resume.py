@@ -8,22 +8,18 @@ no video created twice at the service.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import DEMO_TEMPLATE
+from tests.processes import counters, standalone_sandbox
 
 ROWS = 300
 HEADER = ["contact_id", "first_name", "last_name", "email", "company", "city", "product", "speed"]
@@ -68,33 +64,6 @@ def run_args(jobs: Path, base_url: str, *extra: str) -> list[str]:
     ]
 
 
-@contextmanager
-def sandbox_process(*flags: str) -> Iterator[str]:
-    """A standalone ``heygen-batch sandbox`` on a free port; yields its base URL."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "engine", "sandbox", "--port", "0", *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=cli_env(),
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            first = proc.stdout.readline().strip()
-            prefix = "Sandbox listening on "
-            assert first.startswith(prefix), first
-            yield first.removeprefix(prefix)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def counters(base_url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(base_url + "/_sandbox/counters", timeout=10) as answer:
-        result: dict[str, Any] = json.load(answer)
-    return result
-
-
 def ledger_rows(ledger: Path) -> list[tuple[str, str, str | None]]:
     conn = sqlite3.connect(ledger)
     try:
@@ -121,7 +90,7 @@ def test_kill_9_then_resume_sends_every_row_exactly_once(tmp_path: Path, seed: i
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, ROWS)
     ledger = tmp_path / "contacts.ledger.db"
-    with sandbox_process(
+    with standalone_sandbox(
         "--latency-ms", "20", "--latency-spread-ms", "10", "--seed", str(seed)
     ) as url:
         args = run_args(jobs, url)

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.test_crash_resume import cli_env, counters, run_args, sandbox_process, write_contacts
+from tests.processes import counters, standalone_sandbox
+from tests.test_crash_resume import cli_env, run_args, write_contacts
 
 
 def ledger_state(ledger: Path) -> dict[str, tuple[Any, ...]]:
@@ -35,7 +36,7 @@ def test_appended_rows_go_and_done_rows_stay_done(tmp_path: Path) -> None:
     jobs = tmp_path / "contacts.csv"
     ledger = tmp_path / "contacts.ledger.db"
     write_contacts(jobs, 0, 10)
-    with sandbox_process() as url:
+    with standalone_sandbox() as url:
         first = nightly(jobs, url)
         assert (first["new"], counters(url)["requests"]) == (10, 10)
         after_first = ledger_state(ledger)

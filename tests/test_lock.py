@@ -17,7 +17,8 @@ from engine.cli import cli
 from engine.ledger import LedgerBusy, ledger_lock
 from engine.ledger.lock import lock_path
 from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
-from tests.test_crash_resume import cli_env, run_args, sandbox_process, write_contacts
+from tests.processes import standalone_sandbox
+from tests.test_crash_resume import cli_env, run_args, write_contacts
 
 # Holds the lock the way a run does (lock first, then the ledger open with a write in
 # its WAL) until its standard input closes.
@@ -103,7 +104,7 @@ def test_a_cron_overlap_is_harmless(tmp_path: Path) -> None:
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 8)
     ledger = tmp_path / "contacts.ledger.db"
-    with sandbox_process() as url:
+    with standalone_sandbox() as url:
         # 8 requests at 8/s: the first run holds the ledger for about a second.
         slow = run_args(jobs, url, "--rate", "8/s")
         with subprocess.Popen(

@@ -19,7 +19,8 @@ from engine.ledger.store import Ledger, Statement
 from engine.request.responses import VideoStatus
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.client import HeyGenClient
-from tests.test_crash_resume import cli_env, run_args, sandbox_process, write_contacts
+from tests.processes import standalone_sandbox
+from tests.test_crash_resume import cli_env, run_args, write_contacts
 from tests.test_reconcile import T0, job
 from tests.test_sandbox import FakeClock, make_body
 
@@ -206,7 +207,7 @@ def test_poll_command_until_done_then_export(tmp_path: Path) -> None:
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 6)
     ledger = tmp_path / "contacts.ledger.db"
-    with sandbox_process("--render-seconds", "0.3", "--render-failure-ratio", "0.5") as url:
+    with standalone_sandbox("--render-seconds", "0.3", "--render-failure-ratio", "0.5") as url:
         sent = subprocess.run(run_args(jobs, url), capture_output=True, text=True, env=cli_env())
         assert sent.returncode == 0, sent.stderr
         polled = subprocess.run(

@@ -27,7 +27,8 @@ from engine.service import Service
 from engine.submitter.client import HeyGenClient
 from engine.submitter.rate import Rate
 from tests.conftest import DEMO_TEMPLATE
-from tests.test_crash_resume import cli_env, counters, sandbox_process, write_contacts
+from tests.processes import counters, standalone_sandbox
+from tests.test_crash_resume import cli_env, write_contacts
 from tests.test_sandbox import FakeClock, make_body
 
 T0 = 1_700_000_000.0
@@ -264,7 +265,7 @@ async def test_a_run_with_dropped_after_create_connections_ends_fully_reconciled
 def test_reconcile_command_settles_a_killed_runs_ledger(tmp_path: Path) -> None:
     ledger_path = tmp_path / "l.db"
     ledger = Ledger(ledger_path)
-    with sandbox_process() as url:
+    with standalone_sandbox() as url:
         created = post_video(url, make_body("in-flight"))
         # A killed run leaves 'submitting'; an earlier dropped answer left 'uncertain'.
         ledger.transaction(

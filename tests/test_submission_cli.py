@@ -8,7 +8,8 @@ from contextlib import closing
 from pathlib import Path
 
 from engine.ledger.store import Ledger
-from tests.test_signals import counters, environment, run_args, standalone_sandbox
+from tests.processes import counters, environment, standalone_sandbox
+from tests.test_signals import run_args
 from tests.test_submission_sandbox import write_jobs
 
 RIGHT_KEY = "sk-right-5ecret-key-abcdef"
