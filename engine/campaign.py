@@ -255,7 +255,7 @@ async def _run_pool(
         report.reconciled_absent += settled.absent
         items = [
             SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts, j.body)
-            for j in ledger.with_status("pending")
+            for j in ledger.resendable()
             if j.body is not None and budget.take()
         ]
         if not items:

@@ -200,3 +200,17 @@ def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     assert ledger.get("b") is None
     assert json.loads(json.dumps(ledger.counts()))["pending"] == 1
     ledger.close()
+
+
+def test_only_pending_jobs_with_a_stored_body_are_resendable(tmp_path: Path) -> None:
+    """Proven absent (body kept) goes again; held back by --limit (never sent) does not."""
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction(
+        [
+            *job("held", "pending"),
+            *job("absent", "uncertain", line=2),
+            store.reconciled_absent("absent"),
+            *job("lost", "uncertain", line=3),
+        ]
+    )
+    assert [j.key for j in ledger.resendable()] == ["absent"]

@@ -237,6 +237,18 @@ class Ledger:
         )
         return [_record(r) for r in rows]
 
+    def resendable(self) -> list[JobRecord]:
+        """Pending jobs that carry the body they were first sent with (proven absent since).
+
+        Filtered here, not in Python: jobs held back by --limit are pending too, and a
+        cron ledger may hold a million of them.
+        """
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'pending' AND body IS NOT NULL "
+            "ORDER BY line"
+        )
+        return [_record(r) for r in rows]
+
     def iter_jobs(self) -> Iterator[JobRecord]:
         for row in self._conn.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY line, key"):
             yield _record(row)
