@@ -8,7 +8,6 @@ no video created twice at the service.
 from __future__ import annotations
 
 import csv
-import os
 import random
 import signal
 import sqlite3
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO_TEMPLATE
-from tests.processes import counters, standalone_sandbox
+from tests.processes import counters, environment, standalone_sandbox
 
 ROWS = 300
 HEADER = ["contact_id", "first_name", "last_name", "email", "company", "city", "product", "speed"]
@@ -38,10 +37,8 @@ def write_contacts(path: Path, start: int, count: int, *, header: bool = True) -
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEYGEN_")}
-    env.update(HEYGEN_API_KEY="sk-test-not-a-real-key", HEYGEN_BATCH_RECONCILE_GRACE_S="0")
-    env.update(extra)
-    return env
+    settings = {"HEYGEN_API_KEY": "sk-test-not-a-real-key", "HEYGEN_BATCH_RECONCILE_GRACE_S": "0"}
+    return environment(**{**settings, **extra})
 
 
 def run_args(jobs: Path, base_url: str, *extra: str) -> list[str]:

@@ -39,6 +39,28 @@ def run_args(jobs: Path, base_url: str, *extra: str) -> list[str]:
     ]
 
 
+def interrupt_run(args: list[str], base_url: str, sig: signal.Signals) -> tuple[int, str, str]:
+    """Start a run, send ``sig`` once four requests have reached the sandbox; its outcome."""
+    run = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(HEYGEN_API_KEY="sk-any"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(sig)
+        out, err = run.communicate(timeout=60)  # guards against a hang, not a timing check
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    return run.returncode, out, err
+
+
 def ledger_statuses(path: Path) -> dict[str, str]:
     with closing(Ledger(path)) as ledger:
         return {job.key: job.status for job in ledger.iter_jobs()}
@@ -51,25 +73,11 @@ def test_a_signal_mid_run_exits_130_with_a_consistent_ledger(
     jobs = write_jobs(tmp_path / "jobs.jsonl", JOBS)
     ledger = tmp_path / "jobs.ledger.db"
     with standalone_sandbox("--latency-ms", "300") as base_url:
-        run = subprocess.Popen(
-            run_args(jobs, base_url, "--rate", "20/s", "--concurrency", "4"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment(HEYGEN_API_KEY="sk-any"),
+        code, out, err = interrupt_run(
+            run_args(jobs, base_url, "--rate", "20/s", "--concurrency", "4"), base_url, sig
         )
-        try:
-            deadline = time.monotonic() + 30
-            while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            run.send_signal(sig)
-            out, err = run.communicate(timeout=30)
-            assert "This run:" in out  # the summary, even when interrupted
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
-        assert run.returncode == 130, err
+        assert "This run:" in out  # the summary, even when interrupted
+        assert code == 130, err
         assert "Interrupted" in err
         first = ledger_statuses(ledger)
         seen = counters(base_url)
@@ -102,24 +110,12 @@ def test_a_signal_while_requests_outlast_the_grace_still_exits_130(tmp_path: Pat
     jobs = write_jobs(tmp_path / "jobs.jsonl", 400)
     ledger = tmp_path / "jobs.ledger.db"
     with standalone_sandbox("--latency-ms", "20000") as base_url:
-        run = subprocess.Popen(
+        code, _, err = interrupt_run(
             run_args(jobs, base_url, "--rate", "200/s", "--concurrency", "4"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment(HEYGEN_API_KEY="sk-any"),
+            base_url,
+            signal.SIGINT,
         )
-        try:
-            deadline = time.monotonic() + 30
-            while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            run.send_signal(signal.SIGINT)
-            _, err = run.communicate(timeout=60)  # guards against the hang, not a timing check
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
-    assert run.returncode == 130, err
+    assert code == 130, err
     statuses = ledger_statuses(ledger)
     assert set(statuses.values()) <= {"pending", "uncertain"}
     assert list(statuses.values()).count("uncertain") == 4

@@ -54,9 +54,7 @@ class BatchWriter:
         """Queue ``statements``; they are committed soon, in order, but not waited for."""
         if self._failed is not None:
             # A write that can never be committed must stop the caller before it sends.
-            raise LedgerWriteFailed(f"the ledger cannot be written: {self._failed}") from (
-                self._failed
-            )
+            raise self._failure() from self._failed
         if self._closed:
             raise RuntimeError("ledger writer is closed")
         self._queue.extend(statements)
@@ -89,9 +87,10 @@ class BatchWriter:
             await asyncio.gather(self._task, return_exceptions=True)
             self._ledger.close()
         if self._failed is not None:
-            raise LedgerWriteFailed(f"the ledger cannot be written: {self._failed}") from (
-                self._failed
-            )
+            raise self._failure() from self._failed
+
+    def _failure(self) -> LedgerWriteFailed:
+        return LedgerWriteFailed(f"the ledger cannot be written: {self._failed}")
 
     async def _run(self) -> None:
         while True:
@@ -113,7 +112,7 @@ class BatchWriter:
                     self.statements += len(batch)
             except Exception as err:
                 self._failed = err
-                failure = LedgerWriteFailed(f"the ledger cannot be written: {err}")
+                failure = self._failure()
                 for waiter in waiters + self._waiters:
                     if not waiter.done():
                         waiter.set_exception(failure)
