@@ -58,14 +58,48 @@ def test_new_rows_are_rendered_and_new(tmp_path: Path) -> None:
     assert all(t.job is not None and t.job.valid for t in verdicts)
 
 
-def test_settled_unchanged_rows_are_recognised_without_rendering(tmp_path: Path) -> None:
+def test_submitted_unchanged_rows_are_recognised_without_rendering(tmp_path: Path) -> None:
     with closing(Ledger(tmp_path / "l.db")) as ledger:
         settle(ledger, [row(2, "a", "Ava")])
         settle(ledger, [row(3, "b", "Bo")], status="failed")
         verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
-    assert [(t.verdict, t.job) for t in verdicts] == [
-        (Verdict.ALREADY_DONE, None),
-        (Verdict.NOT_RESENT, None),
+    assert [t.verdict for t in verdicts] == [Verdict.ALREADY_DONE, Verdict.NOT_RESENT]
+    assert verdicts[0].job is None
+    # Failed jobs are few and not in the fingerprint index: rendered, so an edit shows.
+    assert verdicts[1].job is not None
+    assert not verdicts[1].changed
+
+
+def test_a_ledger_of_schema_2_is_migrated_and_its_submitted_rows_still_recognised(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    with closing(Ledger(path)) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+        settle(ledger, [row(3, "b", "Bo")], status="pending")
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX jobs_submitted_rows")
+        conn.execute("CREATE INDEX jobs_row_fingerprint ON jobs (row_fingerprint, status, key)")
+        conn.execute("DELETE FROM migrations WHERE version = 3")
+        conn.commit()
+    with closing(Ledger(path)) as ledger:
+        verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
+    assert [(t.verdict, t.job is None) for t in verdicts] == [
+        (Verdict.ALREADY_DONE, True),
+        (Verdict.NEW, False),
+    ]
+
+
+def test_recognising_rows_reads_only_the_fingerprint_index(tmp_path: Path) -> None:
+    """With many submitted jobs SQLite would rather walk the status index: a resume of a
+    million rows would read every submitted job once per chunk."""
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(n, f"k{n}", "Ava") for n in range(2, 300)])
+        plan = ledger._conn.execute(
+            "EXPLAIN QUERY PLAN " + store.SUBMITTED_ROWS.format(marks="?,?"), ("x", "y")
+        ).fetchall()
+    assert [step[-1] for step in plan] == [
+        "SEARCH jobs USING COVERING INDEX jobs_submitted_rows (row_fingerprint=?)"
     ]
 
 
@@ -109,9 +143,9 @@ def test_a_dry_run_writes_nothing_to_a_ledger_of_an_older_schema(tmp_path: Path)
         settle(ledger, [row(2, "a", "Ava")])
     # Roll the file back to schema 1, as a ledger made before fingerprints would be.
     with closing(sqlite3.connect(path)) as conn:
-        conn.execute("DROP INDEX jobs_row_fingerprint")
+        conn.execute("DROP INDEX jobs_submitted_rows")
         conn.execute("ALTER TABLE jobs DROP COLUMN row_fingerprint")
-        conn.execute("DELETE FROM migrations WHERE version = 2")
+        conn.execute("DELETE FROM migrations WHERE version >= 2")
         conn.commit()
     before = path.read_bytes()
     jobs = tmp_path / "jobs.csv"

@@ -125,12 +125,10 @@ class Known:
     attempts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """A row the ledger recognises by its fingerprint, and the job it became."""
-
-    key: str
-    status: Status
+SUBMITTED_ROWS = (
+    "SELECT row_fingerprint, key FROM jobs INDEXED BY jobs_submitted_rows "
+    "WHERE row_fingerprint IN ({marks}) AND status = 'submitted'"
+)
 
 
 class Ledger:
@@ -173,8 +171,10 @@ class Ledger:
     @property
     def has_fingerprints(self) -> bool:
         """False for a ledger of an older schema opened read-only (never migrated)."""
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        return "row_fingerprint" in columns
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'jobs_submitted_rows'"
+        ).fetchone()
+        return found is not None
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -212,18 +212,20 @@ class Ledger:
                 found[key] = Known(status, sha, attempts)
         return found
 
-    def settled_rows(self, fingerprints: Sequence[str]) -> dict[str, Settled]:
-        """Rows seen before whose job needs nothing more: any status but pending and invalid."""
-        found: dict[str, Settled] = {}
+    def submitted_rows(self, fingerprints: Sequence[str]) -> dict[str, str]:
+        """The key of each row seen before whose job was submitted, by row fingerprint.
+
+        Answered from the partial index alone: named, because without statistics SQLite
+        prefers the status index and would walk every submitted job for each chunk.
+        Failed and uncertain jobs are not in it, so their rows are rendered again and an
+        edited row is reported as changed.
+        """
+        found: dict[str, str] = {}
         for start in range(0, len(fingerprints), _LOOKUP_CHUNK):
             chunk = fingerprints[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for fingerprint, key, status in self._conn.execute(
-                f"SELECT row_fingerprint, key, status FROM jobs WHERE row_fingerprint IN ({marks})"
-                " AND status NOT IN ('pending', 'invalid')",
-                chunk,
-            ):
-                found[fingerprint] = Settled(key, status)
+            for fingerprint, key in self._conn.execute(SUBMITTED_ROWS.format(marks=marks), chunk):
+                found[fingerprint] = key
         return found
 
     def get(self, key: str) -> JobRecord | None:

@@ -88,24 +88,19 @@ class Triage:
 
     def sort(self, rows: list[Row]) -> list[Triaged]:
         prints = [row_fingerprint(self._salt, row) for row in rows]
-        settled = {}
+        submitted: dict[str, str] = {}
         if self._ledger is not None and self._fingerprints:
-            settled = self._ledger.settled_rows([p for p in prints if p is not None])
+            submitted = self._ledger.submitted_rows([p for p in prints if p is not None])
         out: list[Triaged] = []
         rendered: list[tuple[PreparedJob, str | None]] = []
         for row, fingerprint in zip(rows, prints, strict=True):
-            hit = settled.get(fingerprint) if fingerprint else None
-            if hit is None:
+            key = submitted.get(fingerprint) if fingerprint else None
+            if key is None:
                 rendered.append((self._preparer.prepare(row), fingerprint))
                 continue
-            # Seen before, unchanged, and its job settled: no rendering needed.
-            if self._seen.seen_before(hit.key):
-                verdict = Verdict.DUPLICATE
-            elif hit.status == "submitted":
-                verdict = Verdict.ALREADY_DONE
-            else:
-                verdict = Verdict.NOT_RESENT
-            out.append(Triaged(verdict, row.line, hit.key, None, fingerprint))
+            # Seen before, unchanged, and its job submitted: no rendering needed.
+            verdict = Verdict.DUPLICATE if self._seen.seen_before(key) else Verdict.ALREADY_DONE
+            out.append(Triaged(verdict, row.line, key, None, fingerprint))
         fresh: list[tuple[PreparedJob, str | None]] = []
         for job, fingerprint in rendered:
             if self._seen.seen_before(job.key):
