@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import click
@@ -32,5 +33,26 @@ for command in (run, validate, poll, reconcile_command, export, schema, sandbox)
     cli.add_command(command)
 
 
+#: Allocations between young-generation collections (Python's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
+
+
 def main() -> None:
+    quiet_collector()
     cli(prog_name="heygen-batch")
+
+
+def quiet_collector() -> None:
+    """Keep the cyclic garbage collector off the hot path of a bulk run.
+
+    A run allocates a few dozen objects per row, nearly all freed by reference
+    counting, yet every 700 allocations the collector wakes, and every few
+    thousand it walks the ~50,000 long-lived objects that pydantic, aiohttp and
+    click load at start-up: measured, a tenth of a 20,000-row run's CPU. Those
+    are frozen out of collection (after one collection, so no garbage is frozen
+    with them) and young objects are collected less often. Only for the real
+    process: tests call ``cli`` directly and keep Python's defaults.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)

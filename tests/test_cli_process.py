@@ -1,0 +1,31 @@
+"""What the real ``heygen-batch`` process sets up before any command runs."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+import engine.cli
+from engine.cli import GC_YOUNG_THRESHOLD, main
+
+
+def test_the_process_freezes_start_up_objects_and_collects_young_ones_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, object] = {}
+
+    def command(**kwargs: object) -> None:
+        seen["threshold"] = gc.get_threshold()[0]
+        seen["frozen"] = gc.get_freeze_count()
+
+    monkeypatch.setattr(engine.cli, "cli", command)
+    before = gc.get_threshold()
+    try:
+        main()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert seen["threshold"] == GC_YOUNG_THRESHOLD
+    assert isinstance(seen["frozen"], int)
+    assert seen["frozen"] > 10_000  # pydantic, aiohttp and click, loaded at import
