@@ -28,7 +28,7 @@ from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
 from engine.submitter.constants import SHUTDOWN_GRACE_S
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
+from engine.submitter.pool import PoolStats, SubmitItem, Submitter, marking_depth, run_workers
 from engine.submitter.rate import Rate, make_limiter
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,7 @@ async def _run_pool(
     report.reconciled_found += settled.found
     report.reconciled_absent += settled.absent
     submitter = Submitter(client, limiter, writer, control, opts.max_attempts, stats)
+    depth = marking_depth(opts.rate, opts.concurrency)
     budget = _Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
     feeder = _Feeder(ledger, writer, queue, control, budget, report)
@@ -242,7 +243,7 @@ async def _run_pool(
 
     async with asyncio.TaskGroup() as group:
         group.create_task(feed_then_close())
-        group.create_task(run_workers(queue, submitter, opts.concurrency, control))
+        group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
 
     # Jobs proven absent (now, or by the reconcile at the start) go again, from the
     # body stored when they were first sent; each round ends with a fresh reconcile.
@@ -265,7 +266,7 @@ async def _run_pool(
             queue.put_nowait(item)
         for _ in range(opts.concurrency):
             queue.put_nowait(None)
-        await run_workers(queue, submitter, opts.concurrency, control)
+        await run_workers(queue, submitter, opts.concurrency, control, depth)
 
 
 async def run_campaign(opts: RunOptions) -> RunReport:

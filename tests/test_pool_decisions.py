@@ -23,7 +23,7 @@ from engine.ledger.store import JobRecord, Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
+from engine.submitter.pool import PoolStats, SubmitItem, Submitter, marking_depth, run_workers
 from engine.submitter.rate import Rate, make_limiter
 from tests.conftest import FixedAioresponses, MockedResponse
 
@@ -41,6 +41,7 @@ class Pool:
     submitter: Submitter
     control: RunControl
     stats: PoolStats
+    writer: BatchWriter
 
     def job(self, key: str) -> JobRecord:
         with closing(Ledger(self.path)) as ledger:
@@ -73,7 +74,7 @@ async def pool(
     try:
         async with HeyGenClient(BASE, "sk-test") as client:
             submitter = Submitter(client, make_limiter(rate), writer, control, max_attempts, stats)
-            yield Pool(path, submitter, control, stats)
+            yield Pool(path, submitter, control, stats, writer)
     finally:
         await writer.close()
 
@@ -325,3 +326,50 @@ async def test_a_job_cancelled_while_being_marked_is_never_left_submitting(
             await task
     assert p.job("job-0").status == "pending"
     assert sent(http) == 0
+
+
+@pytest.mark.parametrize(
+    ("rate", "concurrency", "depth"),
+    [
+        (Rate(1, 1.0), 8, 16),  # a slow service: twice the concurrency, one commit per group
+        (Rate(600, 60.0), 4, 8),
+        (Rate(2_000, 1.0), 8, 64),  # 50 ms at 2,000/s would be 100: capped at 8 x 8
+        (Rate(1_000, 1.0), 16, 50),  # 50 ms of sending
+        (Rate(1_000_000, 1.0), 32, 256),  # "as fast as it goes": the cap
+    ],
+)
+def test_the_marking_depth_follows_the_rate_within_bounds(
+    rate: Rate, concurrency: int, depth: int
+) -> None:
+    assert marking_depth(rate, concurrency) == depth
+
+
+async def test_no_more_than_the_marking_depth_is_marked_ahead_of_the_workers(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    """Two workers hang on their requests: the ledger holds theirs and at most six more
+    as ``submitting``, never the whole queue."""
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def hold(url: URL, **kwargs: Any) -> CallbackResult:
+        started.append(1)
+        await release.wait()
+        return CallbackResult(payload=OK, response_class=MockedResponse)
+
+    http.post(GENERATE, callback=hold, repeat=True)
+    async with pool(tmp_path, jobs=30) as p:
+        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
+        for n in range(30):
+            queue.put_nowait(item(n))
+        for _ in range(2):
+            queue.put_nowait(None)
+        workers = asyncio.create_task(run_workers(queue, p.submitter, 2, p.control, depth=6))
+        while len(started) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        await p.writer.flush()
+        marked = p.counts()["submitting"]
+        release.set()
+        await asyncio.wait_for(workers, 5)
+    assert 2 < marked <= 2 + 6
+    assert p.counts()["submitted"] == 30

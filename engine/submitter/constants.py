@@ -28,3 +28,10 @@ RATE_SLACK_SHARE = 0.01
 
 # After SIGINT/SIGTERM, in-flight requests get this long to finish.
 SHUTDOWN_GRACE_S = 5.0
+
+# Jobs are marked `submitting` ahead of the workers, enough for this long of sending
+# at the configured rate, so a slow commit (a WAL checkpoint, a busy disk) never
+# leaves them idle; within these multiples of --concurrency.
+MARK_AHEAD_S = 0.05
+MARK_AHEAD_MIN = 2
+MARK_AHEAD_MAX = 8

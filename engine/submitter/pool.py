@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from engine.errors import AbortRun, EngineError, RateLimited
 from engine.ledger import store
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
+from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEAD_S
 from engine.submitter.control import RunControl
+from engine.submitter.rate import Rate
 from engine.submitter.retry import Step, next_step, out_of_budget, retry_delay
 
 log = logging.getLogger(__name__)
@@ -232,24 +235,37 @@ class Submitter:
         return status
 
 
+def marking_depth(rate: Rate, concurrency: int) -> int:
+    """How many jobs the marking stage keeps marked ahead of the workers.
+
+    ``rate`` per second * ``MARK_AHEAD_S``, within ``MARK_AHEAD_MIN`` and
+    ``MARK_AHEAD_MAX`` * ``concurrency``: at the least, one commit releases many
+    sends; at the most, a killed run leaves few marked-but-unsent jobs to reconcile.
+    """
+    wanted = math.ceil(rate.per_second * MARK_AHEAD_S)
+    return min(max(wanted, MARK_AHEAD_MIN * concurrency), MARK_AHEAD_MAX * concurrency)
+
+
 async def run_workers(
     queue: asyncio.Queue[SubmitItem | None],
     submitter: Submitter,
     concurrency: int,
     control: RunControl,
+    depth: int | None = None,
 ) -> None:
     """Drain ``queue`` with ``concurrency`` workers until it has yielded one ``None`` per worker.
 
     A marking stage sits between ``queue`` and the workers: it keeps up to
-    ``2 * concurrency`` jobs marked ``submitting`` queued for the workers (besides
-    the ``concurrency`` they hold) and marks the next ``concurrency`` while they
-    send, so one commit releases many sends at any rate instead of one fsync per
-    job, and the workers never wait on a commit. After a stop, jobs not yet sent
-    go back to ``pending``.
+    ``depth`` jobs (default ``2 * concurrency``, see ``marking_depth``) marked
+    ``submitting`` queued for the workers, besides those they hold, and marks the
+    next half of that while they send the other half. So one commit releases many
+    sends at any rate instead of one fsync per job, and the workers never wait on
+    a commit. After a stop, jobs not yet sent go back to ``pending``.
     """
     ready: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
     taken = asyncio.Event()
-    low_water = concurrency
+    depth = depth or MARK_AHEAD_MIN * concurrency
+    low_water = depth // 2
 
     async def marker() -> None:
         ends = 0
@@ -258,7 +274,7 @@ async def run_workers(
                 taken.clear()
                 await taken.wait()
             group: list[SubmitItem] = []
-            want = 2 * concurrency - ready.qsize()
+            want = depth - ready.qsize()
             while len(group) < want and ends < concurrency:
                 if group and queue.empty():
                     break
