@@ -8,13 +8,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from engine.submitter.pool import PoolStats
+
+if TYPE_CHECKING:
+    # rich is imported only when a line is shown: a cron run never pays for it.
+    from rich.live import Live
+    from rich.text import Text
 
 # The rate shown is measured over this many recent seconds, so it follows slow-downs.
 RATE_WINDOW_S = 10.0
@@ -46,6 +47,8 @@ class ProgressLine:
         return (self._stats.done - done_then) / elapsed if elapsed > 0 else 0.0
 
     def render(self) -> Text:
+        from rich.text import Text
+
         s = self._stats
         rate = self.rate()
         done = f"{s.done}/{self._total}" if self._total is not None else str(s.done)
@@ -80,6 +83,9 @@ class ProgressDisplay:
         self._live: Live | None = None
         self._rerouted: list[logging.StreamHandler[TextIO]] = []
         if enabled and out.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
             line = ProgressLine(stats, total)
             self._live = Live(
                 get_renderable=line.render,

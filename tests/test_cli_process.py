@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 
 import pytest
 
@@ -29,3 +31,13 @@ def test_the_process_freezes_start_up_objects_and_collects_young_ones_less_often
     assert seen["threshold"] == GC_YOUNG_THRESHOLD
     assert isinstance(seen["frozen"], int)
     assert seen["frozen"] > 10_000  # pydantic, aiohttp and click, loaded at import
+
+
+def test_start_up_leaves_the_sandbox_server_and_rich_unimported() -> None:
+    """Every run starts a process; aiohttp's server half and rich cost it 70 ms it rarely
+    needs (the sandbox command and a terminal's progress line import them when used)."""
+    probe = "import sys, engine.cli; print(sorted({'aiohttp.web', 'rich'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

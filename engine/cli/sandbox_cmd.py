@@ -8,9 +8,6 @@ import os
 
 import click
 
-from engine.sandbox.config import SandboxConfig, parse_rate
-from engine.sandbox.runner import serve_forever
-
 KEY_ENV = "HEYGEN_SANDBOX_KEY"
 
 _PROBABILITY = click.FloatRange(0, 1)
@@ -31,6 +28,9 @@ def _rate_limit(
 ) -> tuple[int, float] | None:
     if value is None:
         return None
+    # The sandbox (aiohttp's server half) is imported only by this command.
+    from engine.sandbox.config import parse_rate
+
     try:
         return parse_rate(value)
     except ValueError as exc:
@@ -149,6 +149,9 @@ def sandbox(
             f"refusing to bind {host}: it is not a loopback address. "
             "Use --host 127.0.0.1, or add --allow-remote to expose the sandbox."
         )
+    from engine.sandbox.config import SandboxConfig
+    from engine.sandbox.runner import serve_forever
+
     config = SandboxConfig(
         api_key=os.environ.get(KEY_ENV) or None,
         seed=seed,
