@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,14 @@ from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
 from engine.submitter.constants import SHUTDOWN_GRACE_S
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter, marking_depth, run_workers
+from engine.submitter.pool import (
+    NewJob,
+    PoolStats,
+    SubmitItem,
+    Submitter,
+    marking_depth,
+    run_workers,
+)
 from engine.submitter.rate import Rate, make_limiter
 
 log = logging.getLogger(__name__)
@@ -131,6 +138,7 @@ class _Feeder:
         control: RunControl,
         budget: _Budget,
         report: RunReport,
+        unsent: Callable[[SubmitItem], None],
     ) -> None:
         self._ledger = ledger
         self._writer = writer
@@ -138,6 +146,7 @@ class _Feeder:
         self._control = control
         self._budget = budget
         self._report = report
+        self._unsent = unsent
         self._columns = ledger.source_columns()
         self._notices = _Notices()
 
@@ -184,25 +193,7 @@ class _Feeder:
                         store.insert_job(t.key, t.line, "invalid", job.source, None, job.error_text)
                     )
             elif t.verdict is Verdict.NEW:
-                assert job is not None
-                assert job.body is not None
-                assert job.sha256 is not None
-                if previous is None:
-                    self._writer.write(
-                        store.insert_job(
-                            t.key, t.line, "pending", job.source, job.sha256, None, t.fingerprint
-                        )
-                    )
-                else:
-                    self._writer.write(
-                        store.refresh_pending(t.key, t.line, job.sha256, job.source, t.fingerprint)
-                    )
-                if self._budget.take():
-                    attempts = previous.attempts if previous else 0
-                    item = SubmitItem(t.key, job.body, job.sha256, attempts, job.body_json or "")
-                    await self._queue.put(item)
-                else:
-                    report.held_by_limit += 1
+                await self._new(t)
             elif t.changed:
                 self._notices.say(
                     f"line {t.line}: job {t.key} changed since it was sent; not sent again"
@@ -211,6 +202,45 @@ class _Feeder:
                 # Unchanged but rendered (a ledger from before fingerprints, or a new
                 # template byte-for-byte equal in effect): skip the rendering next time.
                 self._writer.write(store.set_fingerprint(t.key, t.fingerprint))
+
+    async def _new(self, t: Triaged) -> None:
+        """Record a job to send and queue it, unless --limit holds it back.
+
+        A job the ledger has never seen is queued unrecorded: the marking stage
+        inserts it already ``submitting``, one statement instead of two, and
+        records it ``pending`` instead if a stop comes first.
+        """
+        job, previous = t.job, t.previous
+        assert job is not None
+        assert job.body is not None
+        assert job.sha256 is not None
+        queued = self._budget.take()
+        if previous is not None:
+            self._writer.write(
+                store.refresh_pending(t.key, t.line, job.sha256, job.source, t.fingerprint)
+            )
+        elif not queued:
+            self._writer.write(
+                store.insert_job(
+                    t.key, t.line, "pending", job.source, job.sha256, None, t.fingerprint
+                )
+            )
+        if not queued:
+            self._report.held_by_limit += 1
+            return
+        item = SubmitItem(
+            t.key,
+            job.body,
+            job.sha256,
+            previous.attempts if previous else 0,
+            job.body_json or "",
+            None if previous else NewJob(t.line, job.source, t.fingerprint),
+        )
+        try:
+            await self._queue.put(item)
+        except asyncio.CancelledError:
+            self._unsent(item)
+            raise
 
 
 async def _run_pool(
@@ -233,7 +263,7 @@ async def _run_pool(
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = _Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
-    feeder = _Feeder(ledger, writer, queue, control, budget, report)
+    feeder = _Feeder(ledger, writer, queue, control, budget, report, submitter.record_unsent)
 
     async def feed_then_close() -> None:
         await feeder.feed(opts)
@@ -241,9 +271,15 @@ async def _run_pool(
         for _ in range(opts.concurrency):
             await queue.put(None)
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(feed_then_close())
-        group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(feed_then_close())
+            group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
+    finally:
+        # Cancelled (a stop whose grace ran out): jobs still queued were never marked.
+        while not queue.empty():
+            if (left := queue.get_nowait()) is not None:
+                submitter.record_unsent(left)
 
     # Jobs proven absent (now, or by the reconcile at the start) go again, from the
     # body stored when they were first sent; each round ends with a fresh reconcile.

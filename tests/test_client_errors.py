@@ -76,6 +76,16 @@ async def test_success_in_the_flat_shape(http: FixedAioresponses) -> None:
     assert await create() == "v2"
 
 
+async def test_success_with_json_only_pythons_parser_reads(http: FixedAioresponses) -> None:
+    """The fast parser refuses integers past 64 bits; the answer is still read."""
+    http.post(
+        GENERATE,
+        body=b'{"error": null, "data": {"video_id": "v3", "n": 123456789012345678901234567890}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert await create() == "v3"
+
+
 async def test_success_without_a_video_id_is_uncertain(http: FixedAioresponses) -> None:
     http.post(GENERATE, payload={"error": None, "data": {}})
     error = await create_error()

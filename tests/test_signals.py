@@ -7,6 +7,7 @@ requests are in flight when the signal lands.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,13 @@ def interrupt_run(args: list[str], base_url: str, sig: signal.Signals) -> tuple[
     return run.returncode, out, err
 
 
+def rows_read(out: str) -> int:
+    """The "Read N rows" of a run's summary."""
+    match = re.search(r"^Read (\d+) rows", out, re.MULTILINE)
+    assert match, out
+    return int(match.group(1))
+
+
 def ledger_statuses(path: Path) -> dict[str, str]:
     with closing(Ledger(path)) as ledger:
         return {job.key: job.status for job in ledger.iter_jobs()}
@@ -84,6 +92,7 @@ def test_a_signal_mid_run_exits_130_with_a_consistent_ledger(
         assert seen["duplicates"] == 0
         assert set(first.values()) <= {"submitted", "pending", "uncertain"}
         assert "pending" in first.values()  # it really stopped early
+        assert len(first) == rows_read(out)  # every row read is in the ledger
         made = seen["created_by_callback_id"]
         assert all(key in made for key, status in first.items() if status == "submitted")
         assert all(key not in made for key, status in first.items() if status == "pending")
@@ -110,7 +119,7 @@ def test_a_signal_while_requests_outlast_the_grace_still_exits_130(tmp_path: Pat
     jobs = write_jobs(tmp_path / "jobs.jsonl", 400)
     ledger = tmp_path / "jobs.ledger.db"
     with standalone_sandbox("--latency-ms", "20000") as base_url:
-        code, _, err = interrupt_run(
+        code, out, err = interrupt_run(
             run_args(jobs, base_url, "--rate", "200/s", "--concurrency", "4"),
             base_url,
             signal.SIGINT,
@@ -119,3 +128,5 @@ def test_a_signal_while_requests_outlast_the_grace_still_exits_130(tmp_path: Pat
     statuses = ledger_statuses(ledger)
     assert set(statuses.values()) <= {"pending", "uncertain"}
     assert list(statuses.values()).count("uncertain") == 4
+    # Queued jobs never marked, cancelled with the rest, are recorded all the same.
+    assert len(statuses) == rows_read(out)

@@ -13,6 +13,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 from engine.errors import ConfigError
 from engine.ledger.migrations import migrate
 
@@ -31,6 +33,15 @@ _WAL_RETRY_S = 0.05
 
 # SQLite's default limit on bound parameters per statement is 999 on old builds.
 _LOOKUP_CHUNK = 900
+
+
+def _json_text(value: Any) -> str:
+    """A row's values as JSON: orjson's spelling, at a tenth of the cost, wherever it
+    can (json's where it cannot: an integer past 64 bits in a JSONL cell)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
 
 
 _last_stamp: tuple[int, str] = (0, "")
@@ -319,7 +330,7 @@ def insert_job(
             sha256,
             error,
             now_iso(),
-            json.dumps(source, ensure_ascii=False),
+            _json_text(source),
             fingerprint,
         ),
     )
@@ -332,13 +343,45 @@ def refresh_pending(
     return (
         "UPDATE jobs SET line = ?, request_sha256 = ?, source = ?, row_fingerprint = ?, "
         "updated_at = ? WHERE key = ? AND status = 'pending'",
-        (line, sha256, json.dumps(source, ensure_ascii=False), fingerprint, now_iso(), key),
+        (line, sha256, _json_text(source), fingerprint, now_iso(), key),
     )
 
 
 def set_fingerprint(key: str, fingerprint: str) -> Statement:
     """Remember an unchanged row's fingerprint, so the next run skips it without rendering."""
     return ("UPDATE jobs SET row_fingerprint = ? WHERE key = ?", (fingerprint, key))
+
+
+def insert_submitting(
+    key: str,
+    line: int,
+    source: dict[str, Any],
+    fingerprint: str | None,
+    body: str,
+    sha256: str,
+    callback_id: str | None,
+    attempted_at: float,
+) -> Statement:
+    """A job seen for the first time, recorded and marked in one statement.
+
+    What ``insert_job`` then ``mark_submitting`` would leave, for a third less work.
+    """
+    return (
+        "INSERT INTO jobs (key, line, status, request_sha256, updated_at, source, "
+        "row_fingerprint, body, callback_id, attempted_at) "
+        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?)",
+        (
+            key,
+            line,
+            sha256,
+            now_iso(),
+            _json_text(source),
+            fingerprint,
+            body,
+            callback_id,
+            attempted_at,
+        ),
+    )
 
 
 def mark_submitting(

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import orjson
 
 from engine.errors import (
     BadRequest,
@@ -31,6 +32,7 @@ from engine.submitter.constants import CONNECT_TIMEOUT_S, TOTAL_TIMEOUT_S
 from engine.submitter.retry import parse_retry_after
 
 GENERATE_PATH = "/v2/video/generate"
+_UTF8 = frozenset({"utf-8", "utf8"})
 STATUS_PATH = "/v1/video_status.get"
 LIST_PATH = "/v1/video.list"
 
@@ -194,6 +196,11 @@ def _describe(err: aiohttp.ClientError) -> str:
 
 def _decode(raw: bytes, charset: str | None) -> Any:
     """JSON when it is JSON, else the text for the error message; never raises."""
+    if (charset or "utf-8").lower() in _UTF8:
+        try:
+            return orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            pass  # not JSON, or JSON only Python's parser takes (NaN, huge integers)
     try:
         text = raw.decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know

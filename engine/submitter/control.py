@@ -50,7 +50,13 @@ class RunControl:
 
     @property
     def paused(self) -> bool:
-        return self._resume_at > asyncio.get_running_loop().time()
+        # Asked before every request: without a pause under way, no clock is read.
+        if not self._resume_at:
+            return False
+        if self._resume_at > asyncio.get_running_loop().time():
+            return True
+        self._resume_at = 0.0
+        return False
 
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the run stops meanwhile."""

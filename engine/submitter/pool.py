@@ -30,6 +30,15 @@ class VideoCreator(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class NewJob:
+    """What the ledger records of a job it does not hold yet, written with its mark."""
+
+    line: int
+    source: dict[str, Any]
+    fingerprint: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitItem:
     key: str
     body: dict[str, Any]
@@ -37,6 +46,8 @@ class SubmitItem:
     prior_attempts: int = 0
     #: The body serialised once, for the ledger and the request alike.
     body_json: str = ""
+    #: Set when the ledger has no row for the job yet: marking it inserts one.
+    new: NewJob | None = None
 
     @property
     def payload(self) -> str:
@@ -107,20 +118,40 @@ class Submitter:
         statements = []
         for item in items:
             callback_id = item.body.get("callback_id")
-            statements.append(
-                store.mark_submitting(
-                    item.key,
-                    item.payload,
-                    item.sha256,
-                    callback_id if isinstance(callback_id, str) else None,
-                    now,
+            callback = callback_id if isinstance(callback_id, str) else None
+            new = item.new
+            if new is None:
+                statements.append(
+                    store.mark_submitting(item.key, item.payload, item.sha256, callback, now)
                 )
-            )
+            else:
+                statements.append(
+                    store.insert_submitting(
+                        item.key,
+                        new.line,
+                        new.source,
+                        new.fingerprint,
+                        item.payload,
+                        item.sha256,
+                        callback,
+                        now,
+                    )
+                )
         await self._writer.write_durably(*statements)
 
     def release(self, item: SubmitItem) -> None:
         """A marked job that will not be sent after all goes back to ``pending``."""
         self._finish(item.key, "pending", item.prior_attempts, None)
+
+    def record_unsent(self, item: SubmitItem) -> None:
+        """A job never marked (a stop came first) is still recorded: ``pending``."""
+        new = item.new
+        if new is not None:
+            self._writer.write(
+                store.insert_job(
+                    item.key, new.line, "pending", new.source, item.sha256, None, new.fingerprint
+                )
+            )
 
     async def send(self, item: SubmitItem) -> Status:
         """Send a job already marked ``submitting`` until it settles or the run stops."""
@@ -174,7 +205,8 @@ class Submitter:
         """
         control = self._control
         while True:
-            await control.wait_if_paused()
+            if control.paused:
+                await control.wait_if_paused()
             if self._limiter.has_capacity():
                 # Room now: acquire() returns without suspending, so no stop can race it,
                 # and the two tasks a cancellable wait needs are not worth their cost.
@@ -283,8 +315,12 @@ async def run_workers(
                     ends += 1
                 else:
                     group.append(item)
-            if not group or control.stopping:
-                continue  # never marked: they are still pending in the ledger
+            if control.stopping:
+                for item in group:
+                    submitter.record_unsent(item)
+                continue
+            if not group:
+                continue
             try:
                 await submitter.mark(group)
             except asyncio.CancelledError:
