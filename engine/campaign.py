@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, WrongAddress
+from engine.errors import AbortRun, ConfigError, WrongAddress
 from engine.ledger import store
 from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
 from engine.ledger.store import Ledger
@@ -60,6 +60,7 @@ class RunOptions:
     progress: bool = False
     grace_s: float = DEFAULT_GRACE_S
     fingerprint_salt: bytes = b""
+    test_videos: bool = False
 
 
 @dataclass
@@ -312,6 +313,11 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     control = RunControl()
     stats = PoolStats()
     ledger = Ledger(opts.ledger_path)
+    try:
+        ledger.require_videos(test=opts.test_videos)
+    except ConfigError:
+        ledger.close()
+        raise
     writer = BatchWriter(opts.ledger_path)
     writer.start()
     loop = asyncio.get_running_loop()
@@ -325,7 +331,11 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         loop.add_signal_handler(sig, interrupt)
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
-        await writer.write_durably(store.in_flight_to_uncertain(time.time()), store.clear_invalid())
+        await writer.write_durably(
+            store.in_flight_to_uncertain(time.time()),
+            store.clear_invalid(),
+            store.set_videos(test=opts.test_videos),
+        )
         limiter = make_limiter(opts.rate)
         async with (
             service_address(opts.service, opts.ledger_path) as (base_url, key),

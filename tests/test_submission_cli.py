@@ -99,3 +99,34 @@ def test_a_wrong_base_url_stops_the_run_and_fails_no_job(tmp_path: Path) -> None
         )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["counts"]["submitted"] == 6
+
+
+def test_test_videos_and_real_ones_never_share_a_ledger(tmp_path: Path) -> None:
+    """A preview with --test-videos, then the real campaign: on the same ledger the real
+    run would take every row for done and no contact would get a real video."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 5)
+    own_ledger = tmp_path / "jobs.real.ledger.db"
+    with standalone_sandbox() as base_url:
+        preview = run(*run_args(jobs, base_url, "--rate", "100/s", "--test-videos"), key="sk-any")
+        real = run(*run_args(jobs, base_url, "--rate", "100/s"), key="sk-any")
+        refused_at = counters(base_url)["requests"]
+        real_dry = run(*run_args(jobs, base_url, "--dry-run"), key="sk-any")
+        separate = run(
+            *run_args(jobs, base_url, "--rate", "100/s", "--json", "--ledger", str(own_ledger)),
+            key="sk-any",
+        )
+        test_again = run(
+            *run_args(jobs, base_url, "--test-videos", "--dry-run", "--ledger", str(own_ledger)),
+            key="sk-any",
+        )
+        seen = counters(base_url)
+    assert preview.returncode == 0, preview.stderr
+    assert real.returncode == 2
+    assert "holds test videos" in real.stderr
+    assert f"--ledger {own_ledger}" in real.stderr
+    assert refused_at == 5  # the refused run sent nothing
+    assert real_dry.returncode == 2
+    assert json.loads(separate.stdout)["counts"]["submitted"] == 5
+    assert test_again.returncode == 2
+    assert "holds real videos" in test_again.stderr
+    assert seen["created"] == 10  # five test videos, then five real ones

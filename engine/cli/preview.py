@@ -27,6 +27,7 @@ def preview_run(
     as_json: bool,
     fingerprint_salt: bytes,
     limit: int | None,
+    test_videos: bool,
 ) -> None:
     """Count what ``run`` would do with the same triage, sending and writing nothing."""
     started = time.monotonic()
@@ -34,6 +35,8 @@ def preview_run(
     triage = Triage(ledger, preparer, fingerprint_salt)
     counts, cost = RowCounts(), CostEstimate()
     try:
+        if ledger is not None:
+            ledger.require_videos(test=test_videos)
         with open_rows(jobs, fmt) as (header, rows):
             if header is not None:
                 warn_missing_columns(preparer, header)

@@ -112,7 +112,7 @@ def run(
         preparer = make_preparer(template, key_column, file_format, test_videos)
         salt = _fingerprint_salt(template, key_column, test_videos)
         if dry_run:
-            preview_run(jobs, file_format, preparer, ledger_path, as_json, salt, limit)
+            preview_run(jobs, file_format, preparer, ledger_path, as_json, salt, limit, test_videos)
             return
         if file_format is JobsFormat.CSV and jobs != "-":
             # A --key-column typo stops here, before the lock or the ledger are touched.
@@ -133,6 +133,7 @@ def run(
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
             fingerprint_salt=salt,
+            test_videos=test_videos,
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))

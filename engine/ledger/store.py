@@ -205,6 +205,25 @@ class Ledger:
 
     # --- metadata -------------------------------------------------------------------------
 
+    def require_videos(self, *, test: bool) -> None:
+        """Refuse to mix test videos (``--test-videos``) and real ones in one ledger.
+
+        Jobs are known by key: after a test run, a real run on the same ledger
+        would take every row for done and make no real video at all. A ledger
+        from before this was recorded is taken as it comes.
+        """
+        row = self._conn.execute("SELECT value FROM meta WHERE name = 'videos'").fetchone()
+        kind = "test" if test else "real"
+        if row is None or row[0] == kind:
+            return
+        name = self.path.name.removesuffix(".ledger.db").removesuffix(".db")
+        other = self.path.with_name(f"{name}.{kind}.ledger.db")
+        raise ConfigError(
+            f"{self.path} holds {row[0]} videos and this is a {kind} run: on that ledger "
+            f"its rows would be taken for done. Give the {kind} run a ledger of its own: "
+            f"--ledger {other}"
+        )
+
     def source_columns(self) -> list[str]:
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'source_columns'").fetchone()
         return list(json.loads(row[0])) if row else []
@@ -301,6 +320,14 @@ class Ledger:
 # --- statements the async writer batches ----------------------------------------------------
 
 Statement = tuple[str, Sequence[Any]]
+
+
+def set_videos(*, test: bool) -> Statement:
+    """Whether this ledger's jobs are test videos or real ones (see ``require_videos``)."""
+    return (
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('videos', ?)",
+        ("test" if test else "real",),
+    )
 
 
 def set_source_columns(columns: Sequence[str]) -> Statement:
