@@ -79,6 +79,16 @@ async def pool(
         await writer.close()
 
 
+def job_queue(jobs: int, workers: int) -> asyncio.Queue[SubmitItem | None]:
+    """``jobs`` items, then the one ``None`` per worker that ends the pool."""
+    queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
+    for n in range(jobs):
+        queue.put_nowait(item(n))
+    for _ in range(workers):
+        queue.put_nowait(None)
+    return queue
+
+
 def sent(http: FixedAioresponses) -> int:
     return len(http.requests.get(("POST", URL(GENERATE)), []))
 
@@ -199,10 +209,7 @@ async def test_refused_key_or_credit_stops_the_pool_and_leaves_jobs_pending(
 ) -> None:
     http.post(GENERATE, status=status, payload=body, repeat=True)
     async with pool(tmp_path, jobs=6) as p:
-        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
-        for n in range(6):
-            queue.put_nowait(item(n))
-        queue.put_nowait(None)
+        queue = job_queue(6, workers=1)
         await run_workers(queue, p.submitter, 1, p.control)
     assert isinstance(p.control.abort, kind)
     assert sent(http) == 1
@@ -235,11 +242,7 @@ async def test_in_flight_requests_finish_after_an_abort(
 
     http.post(GENERATE, callback=answer, repeat=True)
     async with pool(tmp_path, jobs=8) as p:
-        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
-        for n in range(8):
-            queue.put_nowait(item(n))
-        for _ in range(3):
-            queue.put_nowait(None)
+        queue = job_queue(8, workers=3)
         await run_workers(queue, p.submitter, 3, p.control)
     assert sent(http) == 3
     counts = p.counts()
@@ -299,11 +302,7 @@ async def test_a_stop_frees_workers_waiting_at_the_limiter(
     """At 1/h the next start is an hour away; a stop must not wait for it."""
     reply(http, 200)
     async with pool(tmp_path, jobs=3, rate=Rate(1, 3600.0)) as p:
-        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
-        for n in range(3):
-            queue.put_nowait(item(n))
-        for _ in range(3):
-            queue.put_nowait(None)
+        queue = job_queue(3, workers=3)
         workers = asyncio.create_task(run_workers(queue, p.submitter, 3, p.control))
         # Polled: the pool has no hook for "first job done", and tests must not add one.
         while p.stats.submitted == 0:  # noqa: ASYNC110
@@ -359,11 +358,7 @@ async def test_no_more_than_the_marking_depth_is_marked_ahead_of_the_workers(
 
     http.post(GENERATE, callback=hold, repeat=True)
     async with pool(tmp_path, jobs=30) as p:
-        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
-        for n in range(30):
-            queue.put_nowait(item(n))
-        for _ in range(2):
-            queue.put_nowait(None)
+        queue = job_queue(30, workers=2)
         workers = asyncio.create_task(run_workers(queue, p.submitter, 2, p.control, depth=6))
         while len(started) < 2:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
