@@ -41,6 +41,9 @@ def test_variables_keep_their_json_types_and_bad_lines_are_reported_by_line() ->
         ("12", "not a number"),
         ("null", "not null"),
         ("[" * 100_000, "not valid JSON"),
+        # Half a UTF-16 pair is no character: no file, ledger or export could hold it.
+        ('{"name": "Zo\\ud800"}', "without its other half"),
+        ('{"\\uDC00": "key"}', "without its other half"),
     ],
 )
 def test_lines_that_are_not_objects_are_invalid(tmp_path: Path, line: str, message: str) -> None:
@@ -61,3 +64,13 @@ def test_bom_crlf_and_escaped_line_breaks(tmp_path: Path) -> None:
     rows = read(path)
 
     assert [(r.line, r.values) for r in rows] == [(1, {"a": "x\ny"}), (3, {"a": "\u2028"})]
+
+
+def test_a_whole_pair_of_escapes_is_one_character(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"name": "\\ud83c\\udfac Mia"}\n', encoding="utf-8")
+
+    (row,) = read(path)
+
+    assert row.error is None
+    assert row.values == {"name": "\N{CLAPPER BOARD} Mia"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, NoReturn, TextIO
 
@@ -13,6 +14,25 @@ from engine.reader.row import Row
 def _no_constant(name: str) -> NoReturn:
     # NaN and Infinity are JavaScript, not JSON: the service would refuse the body.
     raise ValueError(f"{name} is not a JSON value")
+
+
+# An escape of one half of a UTF-16 pair: alone, it decodes to no character at all.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _half_a_character(text: str, value: Any) -> bool:
+    """Whether ``value`` holds a lone surrogate, which no file or database can store.
+
+    Only lines spelling such an escape are checked; a proper pair (an emoji) is one
+    character once parsed and passes.
+    """
+    if "\\u" not in text or not _SURROGATE_ESCAPE.search(text):
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _parse(text: str) -> Any:
@@ -39,6 +59,13 @@ def read_jsonl(stream: TextIO) -> Iterator[Row]:
         if not isinstance(value, dict):
             kind = _json_kind(value)
             yield _invalid(number, f"the line must hold one JSON object {{...}}, not {kind}")
+            continue
+        if _half_a_character(text, value):
+            yield _invalid(
+                number,
+                "the line holds a \\uD800-\\uDFFF escape without its other half: "
+                "half a character, which is not text",
+            )
             continue
         yield Row(number, value)
 
