@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from engine.cli.export_cmd import export
@@ -220,3 +221,16 @@ def test_a_missing_ledger_is_a_usage_error(tmp_path: Path) -> None:
     assert done.exit_code == 2
     assert "no such ledger" in done.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dash_as_the_output_is_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As JOBS - is standard input; it once wrote a file named "-"."""
+    ledger_path = tmp_path / "l.db"
+    make_ledger(ledger_path, list(UNICODE), [UNICODE]).close()
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(export, ["--ledger", str(ledger_path), "-o", "-"])
+    assert done.exit_code == 0, done.output
+    assert not (tmp_path / "-").exists()
+    assert UNICODE["name"] in done.stdout

@@ -63,7 +63,7 @@ def _write_stdout(store: Ledger, fmt: Format) -> int:
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="File to write, replaced whole at the end (default: standard output).",
+    help="File to write, replaced whole at the end (default, or -: standard output).",
 )
 @click.option(
     "--format",
@@ -82,6 +82,8 @@ def export(ledger: Path, output: Path | None, fmt: str | None) -> None:
     starting with =, +, -, @, tab or CR is prefixed with ' so that spreadsheets never
     run it as a formula; text is UTF-8 throughout.
     """
+    if output == Path("-"):
+        output = None  # as JOBS - is standard input
     chosen: Format = "csv"
     if fmt == "jsonl" or (
         fmt is None and output is not None and output.suffix.lower() in (".jsonl", ".ndjson")
