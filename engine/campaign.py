@@ -18,7 +18,7 @@ from aiolimiter import AsyncLimiter
 from engine.errors import AbortRun, ConfigError, WrongAddress
 from engine.ledger import store
 from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
-from engine.ledger.store import Ledger
+from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
@@ -60,7 +60,8 @@ class RunOptions:
     progress: bool = False
     grace_s: float = DEFAULT_GRACE_S
     fingerprint_salt: bytes = b""
-    test_videos: bool = False
+    #: The kind of videos, when jobs are keyed by a column (see ``Ledger.require_videos``).
+    videos: Videos | None = None
 
 
 @dataclass
@@ -140,6 +141,7 @@ class _Feeder:
         budget: _Budget,
         report: RunReport,
         unsent: Callable[[SubmitItem], None],
+        videos: Videos | None,
     ) -> None:
         self._ledger = ledger
         self._writer = writer
@@ -148,6 +150,9 @@ class _Feeder:
         self._budget = budget
         self._report = report
         self._unsent = unsent
+        #: Recorded with the first job queued (committed no later than its mark), so a
+        #: run that sends nothing leaves the ledger free for either kind.
+        self._videos_to_record = videos
         self._columns = ledger.source_columns()
         self._notices = _Notices()
 
@@ -237,6 +242,9 @@ class _Feeder:
             job.body_json or "",
             None if previous else NewJob(t.line, job.source, t.fingerprint),
         )
+        if self._videos_to_record is not None:
+            self._writer.write(store.set_videos(self._videos_to_record))
+            self._videos_to_record = None
         try:
             await self._queue.put(item)
         except asyncio.CancelledError:
@@ -264,7 +272,9 @@ async def _run_pool(
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = _Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
-    feeder = _Feeder(ledger, writer, queue, control, budget, report, submitter.record_unsent)
+    feeder = _Feeder(
+        ledger, writer, queue, control, budget, report, submitter.record_unsent, opts.videos
+    )
 
     async def feed_then_close() -> None:
         await feeder.feed(opts)
@@ -313,11 +323,12 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     control = RunControl()
     stats = PoolStats()
     ledger = Ledger(opts.ledger_path)
-    try:
-        ledger.require_videos(test=opts.test_videos)
-    except ConfigError:
-        ledger.close()
-        raise
+    if opts.videos is not None:
+        try:
+            ledger.require_videos(opts.videos)
+        except ConfigError:
+            ledger.close()
+            raise
     writer = BatchWriter(opts.ledger_path)
     writer.start()
     loop = asyncio.get_running_loop()
@@ -331,11 +342,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         loop.add_signal_handler(sig, interrupt)
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
-        await writer.write_durably(
-            store.in_flight_to_uncertain(time.time()),
-            store.clear_invalid(),
-            store.set_videos(test=opts.test_videos),
-        )
+        await writer.write_durably(store.in_flight_to_uncertain(time.time()), store.clear_invalid())
         limiter = make_limiter(opts.rate)
         async with (
             service_address(opts.service, opts.ledger_path) as (base_url, key),

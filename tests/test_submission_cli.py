@@ -130,3 +130,31 @@ def test_test_videos_and_real_ones_never_share_a_ledger(tmp_path: Path) -> None:
     assert test_again.returncode == 2
     assert "holds real videos" in test_again.stderr
     assert seen["created"] == 10  # five test videos, then five real ones
+
+
+def test_a_test_run_that_sent_nothing_leaves_the_ledger_to_either_kind(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+    with standalone_sandbox() as base_url:
+        nothing = run(
+            *run_args(jobs, base_url, "--rate", "100/s", "--test-videos", "--limit", "0"),
+            key="sk-any",
+        )
+        real = run(*run_args(jobs, base_url, "--rate", "100/s", "--json"), key="sk-any")
+    assert nothing.returncode == 0, nothing.stderr
+    assert real.returncode == 0, real.stderr
+    assert json.loads(real.stdout)["counts"]["submitted"] == 3
+
+
+def test_jobs_keyed_by_their_body_may_share_a_ledger_across_kinds(tmp_path: Path) -> None:
+    """Without --key-column a test body and a real one hash to different keys."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+    with standalone_sandbox() as base_url:
+        args = [a for a in run_args(jobs, base_url, "--rate", "100/s") if a != "callback_id"]
+        args.remove("--key-column")
+        preview = run(*args, "--test-videos", key="sk-any")
+        real = run(*args, "--json", key="sk-any")
+        seen = counters(base_url)
+    assert preview.returncode == 0, preview.stderr
+    assert real.returncode == 0, real.stderr
+    assert json.loads(real.stdout)["new"] == 3
+    assert seen["created"] == 6

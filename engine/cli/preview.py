@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from engine.cli.preparing import warn_missing_columns
-from engine.ledger.store import Ledger
+from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
@@ -27,7 +27,7 @@ def preview_run(
     as_json: bool,
     fingerprint_salt: bytes,
     limit: int | None,
-    test_videos: bool,
+    videos: Videos | None,
 ) -> None:
     """Count what ``run`` would do with the same triage, sending and writing nothing."""
     started = time.monotonic()
@@ -35,8 +35,8 @@ def preview_run(
     triage = Triage(ledger, preparer, fingerprint_salt)
     counts, cost = RowCounts(), CostEstimate()
     try:
-        if ledger is not None:
-            ledger.require_videos(test=test_videos)
+        if ledger is not None and videos is not None:
+            ledger.require_videos(videos)
         with open_rows(jobs, fmt) as (header, rows):
             if header is not None:
                 warn_missing_columns(preparer, header)

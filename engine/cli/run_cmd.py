@@ -27,6 +27,7 @@ from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
 from engine.ledger import ledger_lock
 from engine.ledger.reconcile import DEFAULT_GRACE_S
+from engine.ledger.store import Videos
 from engine.reader import JobsFormat, open_rows
 from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
 
@@ -111,8 +112,11 @@ def run(
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos)
         salt = _fingerprint_salt(template, key_column, test_videos)
+        videos: Videos | None = None
+        if key_column is not None:
+            videos = "test" if test_videos else "real"
         if dry_run:
-            preview_run(jobs, file_format, preparer, ledger_path, as_json, salt, limit, test_videos)
+            preview_run(jobs, file_format, preparer, ledger_path, as_json, salt, limit, videos)
             return
         if file_format is JobsFormat.CSV and jobs != "-":
             # A --key-column typo stops here, before the lock or the ledger are touched.
@@ -133,7 +137,7 @@ def run(
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
             fingerprint_salt=salt,
-            test_videos=test_videos,
+            videos=videos,
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))

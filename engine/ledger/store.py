@@ -19,6 +19,8 @@ from engine.errors import ConfigError
 from engine.ledger.migrations import migrate
 
 Status = Literal["pending", "submitting", "submitted", "invalid", "failed", "uncertain"]
+#: Test videos (``run --test-videos``: no credits spent) or real ones.
+Videos = Literal["test", "real"]
 STATUSES: tuple[Status, ...] = (
     "pending",
     "submitting",
@@ -205,15 +207,16 @@ class Ledger:
 
     # --- metadata -------------------------------------------------------------------------
 
-    def require_videos(self, *, test: bool) -> None:
-        """Refuse to mix test videos (``--test-videos``) and real ones in one ledger.
+    def require_videos(self, kind: Videos) -> None:
+        """Refuse a run of one kind of video on a ledger that holds the other.
 
-        Jobs are known by key: after a test run, a real run on the same ledger
-        would take every row for done and make no real video at all. A ledger
-        from before this was recorded is taken as it comes.
+        Only jobs keyed by a column need this: a test run and a real one then know a
+        contact by the same key, so after a test run a real run on the same ledger
+        would take every row for done and make no real video. Keys made from the
+        body differ already (a test body says so). The kind is recorded with the
+        first job a run sends; a ledger from before that is taken as it comes.
         """
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'videos'").fetchone()
-        kind = "test" if test else "real"
         if row is None or row[0] == kind:
             return
         name = self.path.name.removesuffix(".ledger.db").removesuffix(".db")
@@ -322,12 +325,9 @@ class Ledger:
 Statement = tuple[str, Sequence[Any]]
 
 
-def set_videos(*, test: bool) -> Statement:
+def set_videos(kind: Videos) -> Statement:
     """Whether this ledger's jobs are test videos or real ones (see ``require_videos``)."""
-    return (
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('videos', ?)",
-        ("test" if test else "real",),
-    )
+    return ("INSERT OR REPLACE INTO meta (name, value) VALUES ('videos', ?)", (kind,))
 
 
 def set_source_columns(columns: Sequence[str]) -> Statement:
