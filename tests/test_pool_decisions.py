@@ -23,7 +23,14 @@ from engine.ledger.store import JobRecord, Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter, marking_depth, run_workers
+from engine.submitter.pool import (
+    NewJob,
+    PoolStats,
+    SubmitItem,
+    Submitter,
+    marking_depth,
+    run_workers,
+)
 from engine.submitter.rate import Rate, make_limiter
 from tests.conftest import FixedAioresponses, MockedResponse
 
@@ -368,3 +375,51 @@ async def test_no_more_than_the_marking_depth_is_marked_ahead_of_the_workers(
         await asyncio.wait_for(workers, 5)
     assert 2 < marked <= 2 + 6
     assert p.counts()["submitted"] == 30
+
+
+async def test_a_job_new_to_the_ledger_cancelled_while_being_marked_is_recorded_pending(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    """Its mark is the insert: the release that follows it must find the row."""
+    new = SubmitItem(
+        "fresh",
+        {"callback_id": "fresh", "video_inputs": []},
+        "sha-fresh",
+        new=NewJob(7, {"name": "Ava"}, "print-fresh"),
+    )
+    async with pool(tmp_path, jobs=0) as p:
+        task = asyncio.create_task(p.submitter.submit(new))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    job = p.job("fresh")
+    assert (job.status, job.line, job.source, job.request_sha256) == (
+        "pending",
+        7,
+        {"name": "Ava"},
+        "sha-fresh",
+    )
+    assert sent(http) == 0
+
+
+async def test_a_job_new_to_the_ledger_is_inserted_by_its_mark_and_then_submitted(
+    tmp_path: Path, http: FixedAioresponses
+) -> None:
+    reply(http, 200)
+    new = SubmitItem(
+        "fresh",
+        {"callback_id": "fresh", "video_inputs": []},
+        "sha-fresh",
+        body_json='{"callback_id":"fresh","video_inputs":[]}',
+        new=NewJob(7, {"name": "Ava"}, "print-fresh"),
+    )
+    async with pool(tmp_path, jobs=0) as p:
+        assert await p.submitter.submit(new) == "submitted"
+    job = p.job("fresh")
+    assert (job.status, job.line, job.callback_id, job.video_id) == (
+        "submitted",
+        7,
+        "fresh",
+        "vid-1",
+    )
