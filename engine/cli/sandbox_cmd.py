@@ -8,6 +8,9 @@ import os
 
 import click
 
+from engine.errors import ConfigError
+from engine.submitter.rate import parse_rate
+
 KEY_ENV = "HEYGEN_SANDBOX_KEY"
 
 _PROBABILITY = click.FloatRange(0, 1)
@@ -28,13 +31,12 @@ def _rate_limit(
 ) -> tuple[int, float] | None:
     if value is None:
         return None
-    # The sandbox (aiohttp's server half) is imported only by this command.
-    from engine.sandbox.config import parse_rate
-
     try:
-        return parse_rate(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from exc
+        # The same spelling as run's --rate, so a limit copied from one works in the other.
+        rate = parse_rate(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).replace("--rate ", ""), ctx, param) from exc
+    return rate.count, rate.period_s
 
 
 def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> float | None:

@@ -1,7 +1,7 @@
 """A local emulator of HeyGen's video endpoints, with seeded fault injection."""
 
 from engine.sandbox.app import create_app
-from engine.sandbox.config import SandboxConfig, parse_rate
+from engine.sandbox.config import SandboxConfig
 from engine.sandbox.runner import RunningSandbox, running_sandbox, serve_forever
 from engine.sandbox.state import SandboxState
 
@@ -10,7 +10,6 @@ __all__ = [
     "SandboxConfig",
     "SandboxState",
     "create_app",
-    "parse_rate",
     "running_sandbox",
     "serve_forever",
 ]

@@ -73,16 +73,3 @@ class SandboxConfig:
             or self.drop_before
             or self.drop_after
         )
-
-
-_PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_rate(text: str) -> tuple[int, float]:
-    """Parse ``N/s``, ``N/min`` or ``N/h`` (N a whole number) into (requests, period seconds)."""
-    count, sep, unit = text.strip().partition("/")
-    period = _PERIODS.get(unit.strip().lower())
-    n = int(count) if count.strip().isdigit() else 0
-    if not sep or period is None or n < 1:
-        raise ValueError(f"rate must look like 100/s, 600/min or 1000/h, got {text!r}")
-    return n, period
