@@ -213,27 +213,17 @@ class _Feeder:
         """Record a job to send and queue it, unless --limit holds it back.
 
         A job the ledger has never seen is queued unrecorded: the marking stage
-        inserts it already ``submitting``, one statement instead of two, and
-        records it ``pending`` instead if a stop comes first.
+        inserts it already ``submitting``, one statement instead of two. One held
+        back, or never marked because a stop came first, is recorded ``pending``.
         """
         job, previous = t.job, t.previous
         assert job is not None
         assert job.body is not None
         assert job.sha256 is not None
-        queued = self._budget.take()
         if previous is not None:
             self._writer.write(
                 store.refresh_pending(t.key, t.line, job.sha256, job.source, t.fingerprint)
             )
-        elif not queued:
-            self._writer.write(
-                store.insert_job(
-                    t.key, t.line, "pending", job.source, job.sha256, None, t.fingerprint
-                )
-            )
-        if not queued:
-            self._report.held_by_limit += 1
-            return
         item = SubmitItem(
             t.key,
             job.body,
@@ -242,6 +232,10 @@ class _Feeder:
             job.body_json or "",
             None if previous else NewJob(t.line, job.source, t.fingerprint),
         )
+        if not self._budget.take():
+            self._unsent(item)
+            self._report.held_by_limit += 1
+            return
         if self._videos_to_record is not None:
             self._writer.write(store.set_videos(self._videos_to_record))
             self._videos_to_record = None

@@ -144,7 +144,8 @@ class Submitter:
         self._finish(item.key, "pending", item.prior_attempts, None)
 
     def record_unsent(self, item: SubmitItem) -> None:
-        """A job never marked (a stop came first) is still recorded: ``pending``."""
+        """A job that will not be marked (held back by --limit, or a stop came first) is
+        still recorded: ``pending``."""
         new = item.new
         if new is not None:
             self._writer.write(
