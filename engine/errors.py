@@ -8,9 +8,13 @@ turns an HTTP status and body into an exception.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from engine.submitter.constants import ERROR_TEXT_MAX_CHARS
 
 
 class EngineError(Exception):
@@ -135,21 +139,47 @@ OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_excee
 
 
 def error_code_and_message(body: Any) -> tuple[str | None, str]:
-    """Read the code and message from any of the service's three error shapes."""
+    """Read the code and message from any of the service's three error shapes.
+
+    A body in none of them (a proxy's page, plain text) gives one short line: an
+    HTML page its title, any other text its first ``ERROR_TEXT_MAX_CHARS``.
+    """
     if isinstance(body, Mapping):
         err = body.get("error")
         if isinstance(err, Mapping):
             code = err.get("code")
             message = err.get("message")
-            return (str(code) if code is not None else None, str(message or code or "error"))
+            return (str(code) if code is not None else None, one_line(message or code or "error"))
         if isinstance(err, str) and err:
-            return None, err
+            return None, one_line(err)
         if "message" in body or "code" in body:
             code = body.get("code")
-            return (str(code) if code is not None else None, str(body.get("message") or code))
+            return (str(code) if code is not None else None, one_line(body.get("message") or code))
     if isinstance(body, str) and body.strip():
-        return None, body.strip()[:500]
+        return None, _page_title(body) or one_line(body)
     return None, "no error message in the response"
+
+
+_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body|title)\b", re.IGNORECASE)
+_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_HEADING = re.compile(r"<h1\b[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _page_title(text: str) -> str | None:
+    """The title of an HTML page (else its first heading); None when ``text`` is no page."""
+    if not _HTML.search(text[:2000]):
+        return None
+    found = _TITLE.search(text) or _HEADING.search(text)
+    title = one_line(html.unescape(_TAG.sub(" ", found.group(1)))) if found else ""
+    return title or "an HTML page with no title"
+
+
+def one_line(text: object, limit: int = ERROR_TEXT_MAX_CHARS) -> str:
+    """``text`` as one line of at most ``limit`` characters: what an error kept in the
+    ledger, the export and a log line may be."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def make_status_error(status: int, body: Any, retry_after: float | None = None) -> StatusError:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, one_line
 from engine.ledger.migrations import migrate
 
 Status = Literal["pending", "submitting", "submitted", "invalid", "failed", "uncertain"]
@@ -338,6 +338,11 @@ def set_source_columns(columns: Sequence[str]) -> Statement:
     )
 
 
+def _error_text(error: str | None) -> str | None:
+    """Every error the ledger keeps is one short line (an export cell, a log line)."""
+    return None if error is None else one_line(error)
+
+
 def insert_job(
     key: str,
     line: int,
@@ -355,7 +360,7 @@ def insert_job(
             line,
             status,
             sha256,
-            error,
+            _error_text(error),
             now_iso(),
             _json_text(source),
             fingerprint,
@@ -442,7 +447,7 @@ def mark_outcome(
         "sent_at = coalesce(?, sent_at)"
         + ("" if keep_body else ", body = NULL")
         + " WHERE key = ?",
-        (status, attempts, error, now_iso(), sent_at, key),
+        (status, attempts, _error_text(error), now_iso(), sent_at, key),
     )
 
 
@@ -487,5 +492,5 @@ def render_update(
     return (
         "UPDATE jobs SET video_status = ?, video_url = ?, thumbnail_url = ?, "
         "error = coalesce(?, error), updated_at = ? WHERE key = ?",
-        (video_status, video_url, thumbnail_url, error, now_iso(), key),
+        (video_status, video_url, thumbnail_url, _error_text(error), now_iso(), key),
     )
