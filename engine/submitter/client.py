@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +36,18 @@ GENERATE_PATH = "/v2/video/generate"
 _UTF8 = frozenset({"utf-8", "utf8"})
 STATUS_PATH = "/v1/video_status.get"
 LIST_PATH = "/v1/video.list"
+KEY_MASK = "[key]"
+# What a key is made of: the key shows as a whole token, never inside a longer run of these.
+_TOKEN_CHAR = r"[A-Za-z0-9_\-]"
+
+
+def key_pattern(key: str) -> str:
+    """Where ``key`` could really appear in a text: as a whole token.
+
+    A short key is a substring of ordinary words ("x" in "rate_limit_exceeded");
+    only a match standing alone is masked, so no other word is corrupted.
+    """
+    return rf"(?<!{_TOKEN_CHAR}){re.escape(key)}(?!{_TOKEN_CHAR})"
 
 
 class HeyGenClient:
@@ -54,6 +67,8 @@ class HeyGenClient:
         if api_key:
             headers["X-Api-Key"] = api_key
         self._headers = headers
+        self._key_mask = re.compile(key_pattern(api_key)) if api_key else None
+        self._raw_key_mask = re.compile(key_pattern(api_key).encode()) if api_key else None
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, sock_connect=connect_timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -102,7 +117,7 @@ class HeyGenClient:
                 # A redirected POST would come back as a GET (301/302) or be re-sent (307/308).
                 allow_redirects=method != "POST",
             ) as response:
-                raw = await response.read()
+                raw = self._unkeyed(await response.read())
                 body = _decode(raw, response.charset)
                 if response.status >= 300:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -125,18 +140,25 @@ class HeyGenClient:
                 ConnectionDropped(f"malformed answer from {self._base}: {_describe(err)}")
             ) from err
 
-    def _scrubbed(self, err: EngineError) -> EngineError:
-        """The error with the API key blanked out of its text, should anything carry it.
+    def _unkeyed(self, raw: bytes) -> bytes:
+        """An answer with any echo of the key masked, before a message is cut from it
+        (a cut through the key would leave a piece no mask recognises)."""
+        mask = self._raw_key_mask
+        return raw if mask is None else mask.sub(KEY_MASK.encode(), raw)
 
-        Error text ends up in the ledger, the export and the logs; a server or proxy
-        that echoes request headers must not get the key into any of them.
+    def _scrubbed(self, err: EngineError) -> EngineError:
+        """The error with the API key masked out of its text: a second net.
+
+        Messages are built from answers (already unkeyed) and aiohttp's errors, never
+        from the request headers; error text reaches the ledger, the export and logs.
         """
-        key = self._headers.get("X-Api-Key")
-        if key:
-            err.args = tuple(a.replace(key, "[key]") if isinstance(a, str) else a for a in err.args)
-            if isinstance(err, StatusError):
-                err.message = err.message.replace(key, "[key]")
-                err.body = None if key in repr(err.body) else err.body
+        mask = self._key_mask
+        if mask is None:
+            return err
+        err.args = tuple(mask.sub(KEY_MASK, a) if isinstance(a, str) else a for a in err.args)
+        if isinstance(err, StatusError):
+            err.message = mask.sub(KEY_MASK, err.message)
+            err.body = None if mask.search(repr(err.body)) else err.body
         return err
 
     async def create_video(self, body: Mapping[str, Any] | str) -> str:
@@ -151,7 +173,9 @@ class HeyGenClient:
             raise
         video_id = parse_video_id(answer)
         if video_id is None:
-            raise UnreadableAnswer(f"the service answered without a video_id: {str(answer)[:200]}")
+            raise self._scrubbed(
+                UnreadableAnswer(f"the service answered without a video_id: {str(answer)[:200]}")
+            )
         return video_id
 
     async def video_status(self, video_id: str) -> VideoStatus:
