@@ -26,8 +26,8 @@ from engine.progress import ProgressDisplay
 from engine.reader import JobsFormat, in_chunks, open_rows
 from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
-from engine.submitter.constants import SHUTDOWN_GRACE_S
-from engine.submitter.control import RunControl
+from engine.submitter.constants import DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
+from engine.submitter.control import LongWait, RunControl
 from engine.submitter.pool import (
     NewJob,
     PoolStats,
@@ -56,6 +56,8 @@ class RunOptions:
     rate: Rate
     concurrency: int = 8
     max_attempts: int = 6
+    #: The longest wait for the service (a Retry-After) the run accepts; longer stops it.
+    max_wait_s: float = DEFAULT_MAX_WAIT_S
     limit: int | None = None
     progress: bool = False
     grace_s: float = DEFAULT_GRACE_S
@@ -75,6 +77,8 @@ class RunReport(RowCounts):
     elapsed_s: float = 0.0
     abort: AbortRun | None = None
     interrupted: bool = False
+    #: The service asked for a wait beyond --max-wait, which stopped the run.
+    wait: LongWait | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -85,8 +89,29 @@ class RunReport(RowCounts):
             return 2
         if self.abort is not None:
             return 3
-        bad = sum(self.counts.get(s, 0) for s in ("invalid", "failed", "uncertain"))
-        return 1 if bad else 0
+        if self.wait is not None:
+            return 75
+        return 1 if self._unsettled else 0
+
+    @property
+    def _unsettled(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("invalid", "failed", "uncertain"))
+
+    @property
+    def reason(self) -> str | None:
+        """Why the exit code is not 0, for a person (an abort's is the command's to say)."""
+        if self.interrupted:
+            return "Interrupted: the ledger is consistent; run again to go on."
+        if self.wait is not None:
+            return self.wait.message
+        if self.abort is None and self._unsettled:
+            c = self.counts
+            return (
+                f"{c.get('invalid', 0)} jobs invalid, {c.get('failed', 0)} failed, "
+                f"{c.get('uncertain', 0)} uncertain: `heygen-batch export` shows each one's "
+                "error; `heygen-batch reconcile` settles uncertain ones."
+            )
+        return None
 
 
 class _Budget:
@@ -314,7 +339,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     """Run one campaign; the caller holds the ledger lock."""
     started = time.monotonic()
     report = RunReport(ledger=str(opts.ledger_path))
-    control = RunControl()
+    control = RunControl(opts.max_wait_s)
     stats = PoolStats()
     ledger = Ledger(opts.ledger_path)
     if opts.videos is not None:
@@ -360,6 +385,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report.sent_uncertain = stats.uncertain
     report.abort = control.abort
     report.interrupted = control.interrupted
+    report.wait = control.too_long
     report.counts = ledger.counts()
     ledger.close()
     report.elapsed_s = time.monotonic() - started

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,3 +118,48 @@ def jobs_format(jobs: str, fmt: str | None) -> JobsFormat:
         return detect_format(jobs, JobsFormat(fmt) if fmt else None)
     except ConfigError as err:
         raise click.UsageError(str(err)) from err
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m`` or ``1h`` (a number of seconds, or a number
+    with a unit); raises ConfigError naming the accepted forms."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    seconds = float(found.group(1)) * _UNIT_S[found.group(2)] if found else math.nan
+    if not math.isfinite(seconds):
+        raise ConfigError(
+            f"'{text}' is not a duration: give seconds (600) or a number with a unit "
+            "(90s, 10m, 1h)."
+        )
+    return seconds
+
+
+class Duration(click.ParamType[float]):
+    """``--max-wait``'s type: ``parse_duration``, with click's usage error (exit 2)."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+def max_wait_option(func: F) -> F:
+    return click.option(
+        "--max-wait",
+        default="10m",
+        show_default=True,
+        type=Duration(),
+        metavar="DURATION",
+        help="Longest wait for the service (a Retry-After) to accept; a longer one stops "
+        "the run with exit 75 and the time to come back. Seconds, or 90s, 10m, 1h.",
+    )(func)

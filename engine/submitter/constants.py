@@ -8,8 +8,13 @@ MAX_TOTAL_RETRY_S = 300.0
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
-# A Retry-After beyond this is distrusted: a broken header must not park a run for a day.
-RETRY_AFTER_CAP_S = 120.0
+# A wait the service asks for (Retry-After) is honoured in full up to --max-wait; a
+# longer one stops the run (exit 75) with the time to come back.
+DEFAULT_MAX_WAIT_S = 600.0
+# A wait longer than this is said on stderr, so a quiet run is never a stuck one.
+WAIT_NOTICE_S = 5.0
+# A Retry-After beyond this is a broken header, read as this long (it stops the run anyway).
+RETRY_AFTER_MAX_S = 30 * 86400.0
 
 CONNECT_TIMEOUT_S = 10.0
 TOTAL_TIMEOUT_S = 60.0
@@ -35,3 +40,6 @@ SHUTDOWN_GRACE_S = 5.0
 MARK_AHEAD_S = 0.05
 MARK_AHEAD_MIN = 2
 MARK_AHEAD_MAX = 8
+
+# An error kept in the ledger (and so the export) is one line of at most this many characters.
+ERROR_TEXT_MAX_CHARS = 300

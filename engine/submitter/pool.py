@@ -161,7 +161,7 @@ class Submitter:
         in_request = False
         sent_at = 0.0
         try:
-            started = time.monotonic()
+            started = self._control.work_clock()
             while True:
                 if not await self._start_allowed():
                     return self._finish(item.key, "pending", attempts, None)
@@ -242,8 +242,15 @@ class Submitter:
             return self._finish(key, "uncertain", attempts, str(err), sent_at)
         if step is Step.FAILED:
             return self._finish(key, "failed", attempts, str(err))
+        asked = err.retry_after if isinstance(err, RateLimited) else None
+        if asked is not None and not self._control.service_wait(asked, self._clock()):
+            # Longer than --max-wait: the run stops, and the job waits for the next one.
+            return self._finish(key, "pending", attempts, None)
         delay = retry_delay(err, attempts)
-        if out_of_budget(tries, self._max_attempts, time.monotonic() - started, delay):
+        # A 429's pause is the service's, not the job's fault: it spends none of its time.
+        own_delay = 0.0 if isinstance(err, RateLimited) else delay
+        elapsed = self._control.work_clock() - started
+        if out_of_budget(tries, self._max_attempts, elapsed, own_delay):
             return self._finish(key, "failed", attempts, f"gave up after {tries} attempts: {err}")
         if self._control.stopping:
             return self._finish(key, "pending", attempts, None)

@@ -26,7 +26,7 @@ from engine.submitter.constants import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
     MAX_TOTAL_RETRY_S,
-    RETRY_AFTER_CAP_S,
+    RETRY_AFTER_MAX_S,
     RETRYABLE_STATUSES,
 )
 
@@ -64,8 +64,9 @@ def next_step(error: EngineError) -> Step:
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 
-    Returns None when absent or unreadable; the result is capped at
-    ``RETRY_AFTER_CAP_S`` and never negative (a date in the past means now).
+    Returns None when absent or unreadable; never negative (a date in the past
+    means now). The wait is trusted as asked: whether the run waits that long is
+    --max-wait's decision; only an absurd one is read as ``RETRY_AFTER_MAX_S``.
     """
     if value is None or not value.strip():
         return None
@@ -82,7 +83,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if math.isnan(seconds):
         return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
