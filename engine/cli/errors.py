@@ -1,13 +1,20 @@
-"""How engine errors reach the user: a message with the fix, and the contract's exit code."""
+"""How engine errors reach the user: a message with the fix, and the contract's exit code.
+
+With ``--json`` every exit also prints one JSON object on stdout (``SummaryCommand``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import click
 
-from engine.errors import AbortRun, ConfigError, WrongAddress
+from engine.errors import AbortRun, ConfigError, WrongAddress, one_line
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -67,3 +74,87 @@ def abort_message(err: AbortRun) -> str:
         f"The account is out of credit ({err.code or err.status}: {err.message}). "
         "Add credit and run again; unsent jobs stay pending."
     )
+
+
+INTERRUPTED = "Interrupted: the ledger is consistent; run again to go on."
+_PRINTED = "heygen_batch.summary_printed"
+_STARTED = "heygen_batch.started"
+_LEDGER = "heygen_batch.ledger"
+
+
+def print_summary(summary: Mapping[str, Any]) -> None:
+    """Print the command's one ``--json`` object; an exit after it adds no other."""
+    click.echo(json.dumps(summary))
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta[_PRINTED] = True
+
+
+def note_ledger(path: Path) -> None:
+    """The ledger a failure's summary names, once the command has worked it out."""
+    click.get_current_context().meta[_LEDGER] = str(path)
+
+
+class SummaryCommand(click.Command):
+    """A command whose ``--json`` holds on every exit, click's own usage errors included:
+    stdout gets one object with ``exit_code`` and the ``reason``, so a cron wrapper never
+    parses empty input. The human message still goes to stderr, and the exit code is
+    unchanged. A command that printed its own summary (``print_summary``) gets no other.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        started = time.monotonic()
+        try:
+            context = super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as err:
+            # The options could not be read, so --json is looked for in the raw words.
+            if _asks_json(args):
+                _print_failure(err.exit_code, err.format_message(), None, started)
+            raise
+        context.meta[_STARTED] = started
+        return context
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as err:
+            self._failed(ctx, err.exit_code, err.format_message())
+            raise
+        except (KeyboardInterrupt, click.Abort) as err:
+            self._failed(ctx, 130, INTERRUPTED)
+            click.echo(INTERRUPTED, err=True)
+            raise SystemExit(130) from err
+        except Exception as err:
+            self._failed(ctx, 1, f"internal error: {type(err).__name__}: {err}")
+            raise
+
+    @staticmethod
+    def _failed(ctx: click.Context, exit_code: int, reason: str) -> None:
+        if ctx.params.get("as_json") and not ctx.meta.get(_PRINTED):
+            started = ctx.meta.get(_STARTED, time.monotonic())
+            _print_failure(exit_code, reason, ctx.meta.get(_LEDGER), started)
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    words = list(args)
+    return "--json" in (words[: words.index("--")] if "--" in words else words)
+
+
+def _print_failure(exit_code: int, reason: str, ledger: str | None, started: float) -> None:
+    """The summary of a command that stopped before it had counts to give."""
+    summary = {
+        "ledger": ledger,
+        "elapsed_s": round(time.monotonic() - started, 3),
+        "counts": None,
+        "exit_code": exit_code,
+        "reason": one_line(reason),
+    }
+    click.echo(json.dumps(summary))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from engine.cli.errors import print_summary
 from engine.cli.preparing import warn_missing_columns
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
@@ -73,8 +73,10 @@ def _report(
             "ledger": str(ledger_path),
             "elapsed_s": round(elapsed_s, 3),
             "dry_run": True,
+            "exit_code": 0,
+            "reason": None,
         }
-        click.echo(json.dumps(summary))
+        print_summary(summary)
         return
     click.echo(
         f"Dry run: {counts.read} rows read: {counts.new} new, "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 from importlib.metadata import version
 from pathlib import Path
@@ -12,12 +11,21 @@ from pathlib import Path
 import click
 
 from engine.campaign import RunOptions, RunReport, run_campaign
-from engine.cli.errors import UserError, abort_error, abort_message, user_errors
+from engine.cli.errors import (
+    SummaryCommand,
+    UserError,
+    abort_error,
+    abort_message,
+    note_ledger,
+    print_summary,
+    user_errors,
+)
 from engine.cli.options import (
     default_ledger,
     jobs_format,
     jobs_options,
     ledger_option,
+    max_wait_option,
     rate_option,
     resolve_rate,
     resolve_where,
@@ -47,7 +55,7 @@ def reconcile_grace(sandbox: bool) -> float:
         raise UserError(f"{GRACE_VARIABLE}='{text}' must be a number of seconds.") from err
 
 
-@click.command()
+@click.command(cls=SummaryCommand)
 @jobs_options
 @ledger_option(required=False)
 @service_options
@@ -66,6 +74,7 @@ def reconcile_grace(sandbox: bool) -> float:
     type=click.IntRange(1, 100),
     help="Attempts per job on 429, 5xx or network faults.",
 )
+@max_wait_option
 @click.option(
     "--limit",
     type=click.IntRange(0),
@@ -95,6 +104,7 @@ def run(
     rate: str,
     concurrency: int,
     max_attempts: int,
+    max_wait: float,
     limit: int | None,
     test_videos: bool,
     dry_run: bool,
@@ -109,6 +119,7 @@ def run(
     parsed_rate = resolve_rate(rate)
     file_format = jobs_format(jobs, fmt)
     ledger_path = default_ledger(jobs, ledger)
+    note_ledger(ledger_path)
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos)
         salt = _fingerprint_salt(template, key_column, test_videos)
@@ -133,6 +144,7 @@ def run(
             rate=parsed_rate,
             concurrency=concurrency,
             max_attempts=max_attempts,
+            max_wait_s=max_wait,
             limit=limit,
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
@@ -145,6 +157,8 @@ def run(
     if report.abort is not None and not report.interrupted:
         raise abort_error(report.abort)
     if report.exit_code:
+        if report.wait is not None or report.interrupted:
+            click.echo(report.reason, err=True)
         raise SystemExit(report.exit_code)
 
 
@@ -182,9 +196,12 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         "aborted": abort_message(report.abort) if report.abort else None,
         "interrupted": report.interrupted,
         "exit_code": report.exit_code,
+        "reason": abort_message(report.abort)
+        if report.abort is not None and not report.interrupted
+        else report.reason,
     }
     if as_json:
-        click.echo(json.dumps(summary))
+        print_summary(summary)
         return
     c = report.counts
     click.echo(
@@ -205,5 +222,3 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     click.echo("Ledger " + report.ledger + ": " + ", ".join(f"{n} {s}" for s, n in c.items() if n))
     if report.held_by_limit:
         click.echo(f"{report.held_by_limit} jobs wait for the next run (--limit).")
-    if report.interrupted:
-        click.echo("Interrupted: the ledger is consistent; run again to go on.", err=True)

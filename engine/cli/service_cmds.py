@@ -7,14 +7,13 @@ another poll) owns the file they exit 75 at once and touch nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
 
 import click
 
-from engine.cli.errors import UserError, user_errors
+from engine.cli.errors import SummaryCommand, UserError, note_ledger, print_summary, user_errors
 from engine.cli.options import (
     ledger_option,
     rate_option,
@@ -78,7 +77,7 @@ async def _poll(
         )
 
 
-@click.command()
+@click.command(cls=SummaryCommand)
 @ledger_option(required=True)
 @service_options
 @rate_option
@@ -95,6 +94,7 @@ def poll(
     """Fill in video_status, video_url and thumbnail_url for submitted jobs, and the
     reason in error for a failed render."""
     started = time.monotonic()
+    note_ledger(ledger)
     parsed = resolve_rate(rate)
     service = resolve_where(base_url, sandbox)
     with user_errors():
@@ -117,9 +117,11 @@ def poll(
         "counts": counts,
         "ledger": str(ledger),
         "elapsed_s": round(time.monotonic() - started, 3),
+        "exit_code": 0,
+        "reason": None,
     }
     if as_json:
-        click.echo(json.dumps(summary))
+        print_summary(summary)
     else:
         click.echo(
             f"{result.checked} status checks: {result.completed} completed, "
