@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
-from engine.campaign import RunOptions, RunReport, run_campaign
+from engine.campaign import RunOptions, run_campaign
 from engine.errors import KeyRefused, OutOfCredit
 from engine.ledger.store import JobRecord, Ledger
 from engine.prepare import Preparer
 from engine.reader import JobsFormat
+from engine.run_report import RunReport
 from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
 from engine.service import Service
+from engine.submitter.constants import DEFAULT_MAX_WAIT_S
 from engine.submitter.rate import Rate
 from tests.test_rate_limiter import max_in_window
 
@@ -60,6 +62,7 @@ async def campaign(
     key: str = KEY,
     limit: int | None = None,
     max_attempts: int = 6,
+    max_wait_s: float = DEFAULT_MAX_WAIT_S,
 ) -> RunReport:
     jobs_file = tmp_path / "jobs.jsonl"
     if not jobs_file.exists():
@@ -73,6 +76,7 @@ async def campaign(
         rate=rate,
         concurrency=concurrency,
         max_attempts=max_attempts,
+        max_wait_s=max_wait_s,
         limit=limit,
         grace_s=0.0,
     )

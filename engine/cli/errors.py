@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,13 @@ def abort_message(err: AbortRun) -> str:
     )
 
 
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 some jobs invalid, failed or uncertain; 2 usage or configuration "
+    "error; 3 key refused or out of credit; 75 try again later (the ledger is in use, or the "
+    "service asked for a wait beyond --max-wait); 130 interrupted. With --json, stdout is one "
+    "JSON object with exit_code and reason, whatever the exit. Environment: HEYGEN_API_KEY, "
+    "HEYGEN_BASE_URL."
+)
 INTERRUPTED = "Interrupted: the ledger is consistent; run again to go on."
 _PRINTED = "heygen_batch.summary_printed"
 _STARTED = "heygen_batch.started"
@@ -110,11 +117,12 @@ class SummaryCommand(click.Command):
         **extra: Any,
     ) -> click.Context:
         started = time.monotonic()
+        # The parser consumes ``args``: kept to look for --json if the options cannot be read.
+        words = list(args)
         try:
             context = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as err:
-            # The options could not be read, so --json is looked for in the raw words.
-            if _asks_json(args):
+            if _asks_json(words):
                 _print_failure(err.exit_code, err.format_message(), None, started)
             raise
         context.meta[_STARTED] = started
@@ -143,8 +151,7 @@ class SummaryCommand(click.Command):
             _print_failure(exit_code, reason, ctx.meta.get(_LEDGER), started)
 
 
-def _asks_json(args: Sequence[str]) -> bool:
-    words = list(args)
+def _asks_json(words: list[str]) -> bool:
     return "--json" in (words[: words.index("--")] if "--" in words else words)
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from engine.campaign import RunOptions, RunReport, run_campaign
+from engine.campaign import RunOptions, run_campaign
 from engine.cli.errors import (
+    EXIT_CODES,
     SummaryCommand,
     UserError,
     abort_error,
@@ -37,6 +38,7 @@ from engine.ledger import ledger_lock
 from engine.ledger.reconcile import DEFAULT_GRACE_S
 from engine.ledger.store import Videos
 from engine.reader import JobsFormat, open_rows
+from engine.run_report import RunReport
 from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
 
 GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
@@ -55,7 +57,11 @@ def reconcile_grace(sandbox: bool) -> float:
         raise UserError(f"{GRACE_VARIABLE}='{text}' must be a number of seconds.") from err
 
 
-@click.command(cls=SummaryCommand)
+@click.command(
+    cls=SummaryCommand,
+    epilog=EXIT_CODES
+    + " Example: heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+)
 @jobs_options
 @ledger_option(required=False)
 @service_options

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from engine.cli.errors import SummaryCommand, UserError, note_ledger, print_summary, user_errors
+from engine.cli.errors import (
+    EXIT_CODES,
+    SummaryCommand,
+    UserError,
+    note_ledger,
+    print_summary,
+    user_errors,
+)
 from engine.cli.options import (
     ledger_option,
     rate_option,
@@ -77,7 +84,10 @@ async def _poll(
         )
 
 
-@click.command(cls=SummaryCommand)
+@click.command(
+    cls=SummaryCommand,
+    epilog=EXIT_CODES + " Example: heygen-batch poll --ledger runs/demo.db --sandbox --until-done",
+)
 @ledger_option(required=True)
 @service_options
 @rate_option

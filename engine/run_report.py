@@ -1,0 +1,57 @@
+"""What a run did, and what it means for its exit code (CONTRACT section 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.errors import AbortRun, WrongAddress
+from engine.ledger.triage import RowCounts
+from engine.submitter.control import LongWait
+
+
+@dataclass
+class RunReport(RowCounts):
+    ledger: str = ""
+    sent_submitted: int = 0
+    sent_failed: int = 0
+    sent_uncertain: int = 0
+    reconciled_found: int = 0
+    reconciled_absent: int = 0
+    elapsed_s: float = 0.0
+    abort: AbortRun | None = None
+    interrupted: bool = False
+    #: The service asked for a wait beyond --max-wait, which stopped the run.
+    wait: LongWait | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if isinstance(self.abort, WrongAddress):
+            return 2
+        if self.abort is not None:
+            return 3
+        if self.wait is not None:
+            return 75
+        return 1 if self._unsettled else 0
+
+    @property
+    def _unsettled(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("invalid", "failed", "uncertain"))
+
+    @property
+    def reason(self) -> str | None:
+        """Why the exit code is not 0, for a person (an abort's is the command's to say)."""
+        if self.interrupted:
+            return "Interrupted: the ledger is consistent; run again to go on."
+        if self.wait is not None:
+            return self.wait.message
+        if self.abort is None and self._unsettled:
+            c = self.counts
+            return (
+                f"{c.get('invalid', 0)} jobs invalid, {c.get('failed', 0)} failed, "
+                f"{c.get('uncertain', 0)} uncertain: `heygen-batch export` shows each one's "
+                "error; `heygen-batch reconcile` settles uncertain ones."
+            )
+        return None
