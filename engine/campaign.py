@@ -65,6 +65,8 @@ class RunOptions:
     fingerprint_salt: bytes = b""
     #: The kind of videos, when jobs are keyed by a column (see ``Ledger.require_videos``).
     videos: Videos | None = None
+    #: The CSV delimiter --delimiter gave; None detects it from the header.
+    delimiter: str | None = None
 
 
 class _Budget:
@@ -148,13 +150,14 @@ class _Feeder:
             self._notices.close()
 
     async def _feed(self, triage: Triage, opts: RunOptions) -> None:
-        with open_rows(opts.jobs, opts.fmt) as (header, rows):
-            if header is not None:
-                self._add_columns(header)
-            for chunk in in_chunks(rows, _CHUNK):
+        with open_rows(opts.jobs, opts.fmt, opts.delimiter) as source:
+            self._report.delimiter = source.delimiter
+            if source.header is not None:
+                self._add_columns(source.header)
+            for chunk in in_chunks(source.rows, _CHUNK):
                 if self._control.stopping:
                     return
-                if header is None:
+                if source.header is None:
                     self._add_columns([c for row in chunk for c in row.values])
                 await self._act(triage.sort(chunk))
                 # Let the workers run between chunks even when nothing had to be queued.

@@ -12,6 +12,8 @@ from engine.submitter.control import LongWait
 @dataclass
 class RunReport(RowCounts):
     ledger: str = ""
+    #: The CSV's delimiter as read (None for JSONL, or before the file was opened).
+    delimiter: str | None = None
     sent_submitted: int = 0
     sent_failed: int = 0
     sent_uncertain: int = 0

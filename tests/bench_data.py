@@ -49,8 +49,8 @@ def write_bodies(csv_path: Path, out: Path) -> int:
     """Render ``csv_path`` exactly as ``run --key-column contact_id`` would, one body a line."""
     preparer = Preparer(load_template(TEMPLATE), KEY_COLUMN)
     count = 0
-    with open_rows(str(csv_path), JobsFormat.CSV) as (_, rows), out.open("w") as f:
-        for row in rows:
+    with open_rows(str(csv_path), JobsFormat.CSV) as source, out.open("w") as f:
+        for row in source.rows:
             job = preparer.prepare(row)
             if job.body is None:
                 raise RuntimeError(f"bench row {row.line} is invalid: {job.error_text}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from engine.cli import cli
+from engine.errors import FieldError, RowError
 from engine.ledger import store
 from engine.ledger.store import Ledger
 from engine.ledger.triage import Triage, Verdict
@@ -56,6 +57,22 @@ def test_new_rows_are_rendered_and_new(tmp_path: Path) -> None:
         verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
     assert [t.verdict for t in verdicts] == [Verdict.NEW, Verdict.NEW]
     assert all(t.job is not None and t.job.valid for t in verdicts)
+
+
+def test_a_ragged_row_is_invalid_under_its_own_key_and_has_no_fingerprint(
+    tmp_path: Path,
+) -> None:
+    ragged = Row(4, {"id": "a"}, RowError([FieldError("", "the row has 1 cells")]))
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        settle(ledger, [row(2, "a", "Ava")])
+        verdicts = Triage(ledger, preparer(), SALT).sort([ragged, row(5, "b", "Bo")])
+    assert [(t.verdict, t.key, t.fingerprint) for t in verdicts[:1]] == [
+        (Verdict.INVALID, "a", None)
+    ]
+    # It meets its key's submitted job, over which a run records nothing.
+    assert verdicts[0].previous is not None
+    assert verdicts[0].previous.status == "submitted"
+    assert verdicts[1].verdict is Verdict.NEW
 
 
 def test_submitted_unchanged_rows_are_recognised_without_rendering(tmp_path: Path) -> None:

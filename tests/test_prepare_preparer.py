@@ -128,6 +128,24 @@ def test_a_row_error_from_the_reader_passes_through() -> None:
     assert (job.line, job.key, job.errors) == (9, "line-9", error.errors)
 
 
+def test_a_ragged_row_keeps_its_key_and_cells_when_its_key_cell_is_there() -> None:
+    error = RowError([FieldError("", "the row has 2 cells but the header has 4")])
+    cells = {"id": " c011 ", "name": "Short"}
+
+    keyed = Preparer(TEMPLATE, "id").prepare(Row(15, cells, error))
+    hashed = Preparer(TEMPLATE).prepare(Row(15, cells, error))
+    blank_key = Preparer(TEMPLATE, "id").prepare(Row(15, {"id": " ", "name": "x"}, error))
+
+    assert (keyed.valid, keyed.key, keyed.source, keyed.errors) == (
+        False,
+        "c011",
+        cells,
+        error.errors,
+    )
+    assert hashed.key == "line-15"  # no key column: a hash of a body it cannot have
+    assert blank_key.key == "line-15"
+
+
 def test_without_a_template_each_jsonl_line_is_a_whole_body() -> None:
     body = {
         "dimension": {"width": 640, "height": 480},

@@ -12,9 +12,9 @@ DATA = Path(__file__).parent / "data" / "issue4"
 
 
 def read(path: Path) -> list[Row]:
-    with open_rows(str(path), JobsFormat.JSONL) as (header, rows):
-        assert header is None
-        return list(rows)
+    with open_rows(str(path), JobsFormat.JSONL) as source:
+        assert source.header is None
+        return list(source.rows)
 
 
 def test_variables_keep_their_json_types_and_bad_lines_are_reported_by_line() -> None:

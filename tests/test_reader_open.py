@@ -14,8 +14,8 @@ from engine.reader.open_jobs import detect_format
 
 
 def rows_of(path: str, fmt: JobsFormat = JobsFormat.CSV) -> list[dict[str, object]]:
-    with open_rows(path, fmt) as (_, rows):
-        return [r.values for r in rows]
+    with open_rows(path, fmt) as source:
+        return [r.values for r in source.rows]
 
 
 def test_a_non_utf8_file_is_refused_before_any_row_naming_its_line(tmp_path: Path) -> None:

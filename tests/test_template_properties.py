@@ -41,8 +41,8 @@ def prepared_cells(data: bytes, fmt: JobsFormat) -> list[tuple[str, str]]:
         path.write_bytes(data)
         preparer = Preparer(TEMPLATE)
         out = []
-        with open_rows(str(path), fmt) as (_, rows):
-            for row in rows:
+        with open_rows(str(path), fmt) as source:
+            for row in source.rows:
                 job = preparer.prepare(row)
                 assert job.body is not None, job.error_text
                 voice = job.body["video_inputs"][0]["voice"]

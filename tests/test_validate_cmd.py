@@ -53,7 +53,7 @@ def test_json_gives_one_object_per_row_then_a_summary(tmp_path: Path) -> None:
     assert [(r["line"], r["key"], r["ok"]) for r in rows] == [
         (2, "a", True),
         (3, "b", False),
-        (6, "line-6", False),
+        (6, "c", False),  # ragged, but its key cell is there
         (7, "a", False),
         (8, "d", False),
     ]
@@ -73,7 +73,9 @@ def test_json_gives_one_object_per_row_then_a_summary(tmp_path: Path) -> None:
     assert rows[4]["errors"] == [
         {"field": "video_inputs[0].voice.input_text", "message": "must not be blank"}
     ]
-    assert summary == {"summary": {"rows": 5, "valid": 1, "invalid": 3, "duplicates": 1}}
+    assert summary == {
+        "summary": {"rows": 5, "valid": 1, "invalid": 3, "duplicates": 1, "delimiter": ","}
+    }
 
 
 def test_text_output_names_line_and_field_of_each_problem(tmp_path: Path) -> None:
@@ -89,14 +91,14 @@ def test_text_output_names_line_and_field_of_each_problem(tmp_path: Path) -> Non
         lines[2]
         == "line 7: id: job key a appeared earlier in this file; this row would not be sent"
     )
-    assert lines[-1] == "5 rows: 1 valid, 3 invalid, 1 repeated job keys."
+    assert lines[-1] == "5 rows (comma-separated): 1 valid, 3 invalid, 1 repeated job keys."
 
 
 def test_a_clean_file_exits_0() -> None:
     result = validate(str(DEMO_CSV), "--template", str(DEMO_TEMPLATE), "--key-column", "contact_id")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "12 rows: 12 valid, 0 invalid.\n"
+    assert result.stdout == "12 rows (comma-separated): 12 valid, 0 invalid.\n"
 
 
 def test_the_same_body_twice_without_a_key_column_is_a_repeat(tmp_path: Path) -> None:
@@ -119,7 +121,13 @@ def test_jsonl_with_a_template_and_whole_bodies_without_one() -> None:
     *rows, summary = json_lines(with_template)
     assert [(r["line"], r["ok"]) for r in rows] == [(1, True), (3, False), (4, False), (5, True)]
     assert [e["field"] for r in rows for e in r["errors"]] == ["", ""]
-    assert summary["summary"] == {"rows": 4, "valid": 2, "invalid": 2, "duplicates": 0}
+    assert summary["summary"] == {
+        "rows": 4,
+        "valid": 2,
+        "invalid": 2,
+        "duplicates": 0,
+        "delimiter": None,
+    }
     *rows, _ = json_lines(bodies)
     assert [r["ok"] for r in rows] == [True, False, True]
     assert rows[1]["errors"] == [
@@ -182,7 +190,7 @@ def test_standard_input_with_format(tmp_path: Path) -> None:
     not_utf8 = validate("-", "--format", "jsonl", "--template", TEMPLATE, stdin=b'{"a": "\xff"}\n')
 
     assert good.exit_code == 0, good.output
-    assert good.stdout == "1 rows: 1 valid, 0 invalid.\n"
+    assert good.stdout == "1 rows (comma-separated): 1 valid, 0 invalid.\n"
     assert no_format.exit_code == 2
     assert "--format" in no_format.stderr
     assert not_utf8.exit_code == 2

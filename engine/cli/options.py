@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from engine.errors import ConfigError
-from engine.reader import JobsFormat
+from engine.reader import JobsFormat, delimiter_from_option
 from engine.service import Service, resolve_service
 from engine.submitter.rate import Rate, parse_rate
 
@@ -39,6 +39,11 @@ def jobs_options(func: F) -> F:
                 "--key-column",
                 metavar="COL",
                 help="Column whose value is the job key (default: a hash of the request).",
+            ),
+            click.option(
+                "--delimiter",
+                metavar="C",
+                help="CSV cell delimiter: , ; | or tab (default: detected from the header).",
             ),
             click.option(
                 "--format",
@@ -163,3 +168,18 @@ def max_wait_option(func: F) -> F:
         help="Longest wait for the service (a Retry-After) to accept; a longer one stops "
         "the run with exit 75 and the time to come back. Seconds, or 90s, 10m, 1h.",
     )(func)
+
+
+def jobs_delimiter(text: str | None, fmt: JobsFormat) -> str | None:
+    """``--delimiter`` as a character; None leaves it to be detected from the header."""
+    if text is None:
+        return None
+    if fmt is not JobsFormat.CSV:
+        raise click.UsageError(
+            "--delimiter applies to CSV files only: a JSONL line is one JSON object, "
+            "with no delimiter to choose. Leave --delimiter out."
+        )
+    try:
+        return delimiter_from_option(text)
+    except ConfigError as err:
+        raise click.BadParameter(str(err), param_hint="--delimiter") from err

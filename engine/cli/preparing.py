@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from engine.errors import ConfigError
 from engine.prepare import Preparer
-from engine.reader import JobsFormat
+from engine.reader import JobsFormat, JobsSource, describe
 from engine.template import load_template
 
 
@@ -25,16 +24,20 @@ def make_preparer(
     return Preparer(compiled, key_column, test_videos)
 
 
-def warn_missing_columns(preparer: Preparer, header: Sequence[str]) -> None:
+def warn_missing_columns(preparer: Preparer, source: JobsSource) -> None:
     """Say once, before the per-row errors, that a template column is not in the header.
 
     Raises ``ConfigError`` when --key-column names no column of the header.
     """
-    missing = preparer.check_columns(header)
+    if source.header is None:
+        return
+    missing = preparer.check_columns(source.header)
     if missing:
         names = ", ".join(f"'{name}'" for name in missing)
+        # A wrong delimiter is the usual cause when the header reads as one column.
+        split = f" (read as {describe(source.delimiter)})" if source.delimiter else ""
         click.echo(
-            f"warning: the template uses {names} but the jobs file has no such column; "
-            "every row will be invalid.",
+            f"warning: the template uses {names} but the jobs file{split} has no such "
+            "column; every row will be invalid.",
             err=True,
         )

@@ -14,7 +14,7 @@ from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
-from engine.reader import JobsFormat, in_chunks, open_rows
+from engine.reader import JobsFormat, describe, in_chunks, open_rows
 
 _CHUNK = 500
 
@@ -22,6 +22,7 @@ _CHUNK = 500
 def preview_run(
     jobs: str,
     fmt: JobsFormat,
+    delimiter: str | None,
     preparer: Preparer,
     ledger_path: Path,
     as_json: bool,
@@ -37,10 +38,9 @@ def preview_run(
     try:
         if ledger is not None and videos is not None:
             ledger.require_videos(videos)
-        with open_rows(jobs, fmt) as (header, rows):
-            if header is not None:
-                warn_missing_columns(preparer, header)
-            for chunk in in_chunks(rows, _CHUNK):
+        with open_rows(jobs, fmt, delimiter) as source:
+            warn_missing_columns(preparer, source)
+            for chunk in in_chunks(source.rows, _CHUNK):
                 for t in triage.sort(chunk):
                     counts.add(t)
                     if t.verdict is not Verdict.NEW:
@@ -54,11 +54,16 @@ def preview_run(
     finally:
         if ledger is not None:
             ledger.close()
-    _report(counts, cost, ledger_path, as_json, time.monotonic() - started)
+    _report(counts, cost, source.delimiter, ledger_path, as_json, time.monotonic() - started)
 
 
 def _report(
-    counts: RowCounts, cost: CostEstimate, ledger_path: Path, as_json: bool, elapsed_s: float
+    counts: RowCounts,
+    cost: CostEstimate,
+    delimiter: str | None,
+    ledger_path: Path,
+    as_json: bool,
+    elapsed_s: float,
 ) -> None:
     if as_json:
         summary = {
@@ -70,6 +75,7 @@ def _report(
                 "credits": cost.credits,
                 "audio_scenes_of_unknown_length": cost.audio_scenes_unknown,
             },
+            "delimiter": delimiter,
             "ledger": str(ledger_path),
             "elapsed_s": round(elapsed_s, 3),
             "dry_run": True,
@@ -78,8 +84,9 @@ def _report(
         }
         print_summary(summary)
         return
+    layout = f" ({describe(delimiter)})" if delimiter else ""
     click.echo(
-        f"Dry run: {counts.read} rows read: {counts.new} new, "
+        f"Dry run: {counts.read} rows read{layout}: {counts.new} new, "
         f"{counts.already_done} already done, {counts.invalid} invalid, "
         f"{counts.duplicates} repeated job keys."
     )

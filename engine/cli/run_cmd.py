@@ -23,6 +23,7 @@ from engine.cli.errors import (
 )
 from engine.cli.options import (
     default_ledger,
+    jobs_delimiter,
     jobs_format,
     jobs_options,
     ledger_option,
@@ -37,7 +38,7 @@ from engine.cli.preview import preview_run
 from engine.ledger import ledger_lock
 from engine.ledger.reconcile import DEFAULT_GRACE_S
 from engine.ledger.store import Videos
-from engine.reader import JobsFormat, open_rows
+from engine.reader import JobsFormat, describe, open_rows
 from engine.run_report import RunReport
 from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
 
@@ -103,6 +104,7 @@ def run(
     jobs: str,
     template: Path | None,
     key_column: str | None,
+    delimiter: str | None,
     fmt: str | None,
     ledger: Path | None,
     base_url: str | None,
@@ -124,6 +126,7 @@ def run(
     """
     parsed_rate = resolve_rate(rate)
     file_format = jobs_format(jobs, fmt)
+    given_delimiter = jobs_delimiter(delimiter, file_format)
     ledger_path = default_ledger(jobs, ledger)
     note_ledger(ledger_path)
     with user_errors():
@@ -133,17 +136,27 @@ def run(
         if key_column is not None:
             videos = "test" if test_videos else "real"
         if dry_run:
-            preview_run(jobs, file_format, preparer, ledger_path, as_json, salt, limit, videos)
+            preview_run(
+                jobs,
+                file_format,
+                given_delimiter,
+                preparer,
+                ledger_path,
+                as_json,
+                salt,
+                limit,
+                videos,
+            )
             return
         if file_format is JobsFormat.CSV and jobs != "-":
             # A --key-column typo stops here, before the lock or the ledger are touched.
-            with open_rows(jobs, file_format) as (header, _rows):
-                assert header is not None
-                warn_missing_columns(preparer, header)
+            with open_rows(jobs, file_format, given_delimiter) as source:
+                warn_missing_columns(preparer, source)
         service = resolve_where(base_url, sandbox)
         options = RunOptions(
             jobs=jobs,
             fmt=file_format,
+            delimiter=given_delimiter,
             preparer=preparer,
             ledger_path=ledger_path,
             service=service,
@@ -182,6 +195,7 @@ def _fingerprint_salt(template: Path | None, key_column: str | None, test_videos
 def _print_report(report: RunReport, as_json: bool) -> None:
     summary = {
         "ledger": report.ledger,
+        "delimiter": report.delimiter,
         "elapsed_s": round(report.elapsed_s, 3),
         "read": report.read,
         "new": report.new,
@@ -210,8 +224,9 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         print_summary(summary)
         return
     c = report.counts
+    layout = f" ({describe(report.delimiter)})" if report.delimiter else ""
     click.echo(
-        f"Read {report.read} rows: {report.new} new, {report.already_done} already done, "
+        f"Read {report.read} rows{layout}: {report.new} new, {report.already_done} already done, "
         f"{report.invalid} invalid, {report.duplicates} duplicate keys, "
         f"{report.changed} changed since sent."
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from engine.cli.errors import UserError, user_errors
-from engine.cli.options import jobs_format, jobs_options
+from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.prepare import DuplicateFilter, PreparedJob
-from engine.reader import open_rows
+from engine.reader import describe, open_rows
 
 
 @dataclass
@@ -59,7 +59,12 @@ def _problems(
     help="One JSON object per row (line, key, ok, errors), then a summary object.",
 )
 def validate(
-    jobs: str, template: Path | None, key_column: str | None, fmt: str | None, as_json: bool
+    jobs: str,
+    template: Path | None,
+    key_column: str | None,
+    delimiter: str | None,
+    fmt: str | None,
+    as_json: bool,
 ) -> None:
     """Render and validate every row of JOBS; exit 1 if any row is invalid or repeated.
 
@@ -69,14 +74,14 @@ def validate(
     row, a line that is not JSON) has no field.
     """
     file_format = jobs_format(jobs, fmt)
+    given_delimiter = jobs_delimiter(delimiter, file_format)
     counts = _Counts()
     seen = DuplicateFilter()
     with user_errors():
         preparer = make_preparer(template, key_column, file_format)
-        with open_rows(jobs, file_format) as (header, rows):
-            if header is not None:
-                warn_missing_columns(preparer, header)
-            for row in rows:
+        with open_rows(jobs, file_format, given_delimiter) as source:
+            warn_missing_columns(preparer, source)
+            for row in source.rows:
                 job = preparer.prepare(row)
                 errors, duplicate = _problems(job, seen, key_column)
                 counts.rows += 1
@@ -94,10 +99,11 @@ def validate(
                         where = f"{error['field']}: " if error["field"] else ""
                         click.echo(f"line {job.line}: {where}{error['message']}")
     if as_json:
-        click.echo(json.dumps({"summary": counts.as_dict()}))
+        click.echo(json.dumps({"summary": {**counts.as_dict(), "delimiter": source.delimiter}}))
     else:
+        layout = f" ({describe(source.delimiter)})" if source.delimiter else ""
         click.echo(
-            f"{counts.rows} rows: {counts.valid} valid, {counts.invalid} invalid"
+            f"{counts.rows} rows{layout}: {counts.valid} valid, {counts.invalid} invalid"
             + (f", {counts.duplicates} repeated job keys" if counts.duplicates else "")
             + "."
         )

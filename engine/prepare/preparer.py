@@ -47,8 +47,8 @@ class Preparer:
         return sorted(self._template.columns.difference(header))
 
     def _column_key(self, row: Row) -> str | None:
-        """The job key when --key-column names a usable cell; else None."""
-        if self._key_column is None or row.error is not None:
+        """The job key when --key-column names a usable cell (a ragged row's too); else None."""
+        if self._key_column is None:
             return None
         return _key_cell(row.values.get(self._key_column))
 

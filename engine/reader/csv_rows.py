@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TextIO
 
 from engine.errors import ConfigError, FieldError, RowError
+from engine.reader.delimiter import DELIMITERS, detect_delimiter
 from engine.reader.row import Row
 
+log = logging.getLogger(__name__)
+
+_LINE_ENDS = ("\n", "\r")
+# A line holding only these is empty under every delimiter.
+_BLANK = " \r\n" + "".join(DELIMITERS)
+_OPEN_QUOTE_AT_END = "unexpected end of data"
+_EMPTY = "{} is empty: a CSV jobs file needs a header row and data rows."
+
 # csv's own wording names parser states; these say what the user has to fix.
-_CSV_PROBLEMS = {
-    "unexpected end of data": (
-        "a quoted cell that starts in this record is never closed, so everything after it "
-        "to the end of the file was read into it; close the quote or double a quote "
-        'inside the cell ("")'
-    ),
-    "',' expected after '\"'": (
-        "text follows the closing quote of a cell; "
-        'a quote inside a quoted cell is written twice ("")'
-    ),
-}
+_UNCLOSED = (
+    "a quoted cell that starts in this record is never closed, so everything after it "
+    "to the end of the file was read into it; close the quote or double a quote "
+    'inside the cell ("")'
+)
+_AFTER_QUOTE = (
+    'text follows the closing quote of a cell; a quote inside a quoted cell is written twice ("")'
+)
 
 
 def _problem(err: csv.Error) -> str:
@@ -30,7 +39,12 @@ def _problem(err: csv.Error) -> str:
             f"a cell is longer than {csv.field_size_limit():,} characters "
             "(usually an unclosed quote that swallowed the lines after it)"
         )
-    return _CSV_PROBLEMS.get(text, f"is not valid CSV: {text}")
+    if text == _OPEN_QUOTE_AT_END:
+        return _UNCLOSED
+    # "',' expected after '"'", with whichever delimiter the file uses.
+    if text.endswith("expected after '\"'"):
+        return _AFTER_QUOTE
+    return f"is not valid CSV: {text}"
 
 
 def _blank(record: list[str]) -> bool:
@@ -38,66 +52,153 @@ def _blank(record: list[str]) -> bool:
     return not any(cell.strip() for cell in record)
 
 
-def read_csv_header(stream: TextIO, name: str) -> tuple[list[str], Iterator[Row]]:
-    """Read the header and return it with an iterator over the remaining records."""
+class _Lines:
+    """The stream's lines from the first non-blank one, remembering how the last one ended.
+
+    The header's lines are read ahead once, so that each candidate delimiter can
+    parse them, then handed to the real reader before the rest of the stream.
+    """
+
+    def __init__(self, first: str, stream: TextIO) -> None:
+        self._ahead = [first]
+        self._stream = stream
+        self.ended = True
+
+    def header(self) -> Iterator[str]:
+        index = 0
+        while True:
+            if index == len(self._ahead):
+                line = self._stream.readline()
+                if not line:
+                    return
+                self._ahead.append(line)
+            yield self._ahead[index]
+            index += 1
+
+    def __iter__(self) -> Iterator[str]:
+        ahead, self._ahead = self._ahead, []
+        for line in chain(ahead, self._stream):
+            self.ended = line.endswith(_LINE_ENDS)
+            yield line
+
+
+@dataclass(frozen=True, slots=True)
+class CsvHeader:
+    columns: list[str]
+    delimiter: str
+    #: Empty cells that end the header row (a spreadsheet's unused columns).
+    unnamed: int
+
+
+def read_csv(
+    stream: TextIO, name: str, delimiter: str | None
+) -> tuple[CsvHeader, Iterator[tuple[Row, bool]]]:
+    """Read the header; return it with the records after it, each with whether it ended
+    with a line end. ``delimiter`` None: detect it from the header."""
+    skipped = 0
+    for first in stream:
+        # Blank lines and a spreadsheet's empty rows (",,,", ";;;") before the header.
+        if first.strip(_BLANK):
+            break
+        skipped += 1
+    else:
+        raise ConfigError(_EMPTY.format(name))
+    lines = _Lines(first, stream)
+    chosen = delimiter or detect_delimiter(lines.header)
     # strict: a malformed quote is reported on its record instead of silently
     # merging cells or swallowing the rest of the file into one cell.
-    reader = csv.reader(stream, strict=True)
-    header: list[str] | None = None
+    reader = csv.reader(lines, delimiter=chosen, strict=True)
     try:
-        for record in reader:
-            if not _blank(record):
-                header = [cell.strip() for cell in record]
-                break
+        record = next(reader, [])
+        while record and _blank(record):  # a quoted blank row: "",""
+            record = next(reader, [])
     except csv.Error as err:
         raise ConfigError(
-            f"{name}: the header row (line {reader.line_num}): {_problem(err)}."
+            f"{name}: the header row (line {skipped + reader.line_num}): {_problem(err)}."
         ) from err
-    if header is None:
-        raise ConfigError(f"{name} is empty: a CSV jobs file needs a header row and data rows.")
+    header = _header(record, chosen, name)
+    return header, _records(reader, lines, header, skipped, name)
+
+
+def _header(record: list[str], delimiter: str, name: str) -> CsvHeader:
+    columns = [cell.strip() for cell in record]
+    width = len(columns)
+    while columns and not columns[-1]:
+        columns.pop()
+    if not columns:
+        raise ConfigError(_EMPTY.format(name))
     seen: set[str] = set()
-    for column in header:
+    for column in columns:
         if not column:
             raise ConfigError(f"{name}: the header has an empty column name; name every column.")
         if column in seen:
             raise ConfigError(f"{name}: the header names column '{column}' twice; rename one.")
         seen.add(column)
-    return header, _records(reader, header)
+    return CsvHeader(columns, delimiter, width - len(columns))
 
 
-def _records(reader: Any, header: list[str]) -> Iterator[Row]:
+def _records(
+    reader: Any, lines: _Lines, header: CsvHeader, skipped: int, name: str
+) -> Iterator[tuple[Row, bool]]:
     # ``reader.line_num`` counts physical lines read so far, so a record starts on
     # the line after the previous record ended, whatever line breaks its cells hold.
-    width = len(header)
-    last_line: int = reader.line_num
+    columns = header.columns
+    named = len(columns)
+    width = named + header.unnamed
+    if header.unnamed:
+        log.warning(
+            "%s: the header ends in %d empty cells; those columns are ignored "
+            "(a row with text under one of them is invalid).",
+            name,
+            header.unnamed,
+        )
+    last_line: int = skipped + reader.line_num
     while True:
         try:
             record = next(reader)
         except StopIteration:
             return
         except csv.Error as err:
-            yield Row(last_line + 1, {}, RowError([FieldError("", _problem(err))]))
-            last_line = reader.line_num
+            problem = _problem(err)
+            yield (
+                Row(last_line + 1, {}, RowError([FieldError("", problem)])),
+                (
+                    # A quote still open at the end of the file: the record never ended.
+                    lines.ended and str(err) != _OPEN_QUOTE_AT_END
+                ),
+            )
+            last_line = skipped + reader.line_num
             continue
         line = last_line + 1
-        last_line = reader.line_num
-        if len(record) == width:
+        last_line = skipped + reader.line_num
+        cells = len(record)
+        if cells == width and named == width:
             # The common case first: a full record whose first cell is not blank.
             if record[0].strip() or not _blank(record):
-                yield Row(line, dict(zip(header, record, strict=True)))
+                yield Row(line, dict(zip(columns, record, strict=True))), lines.ended
             continue
         if _blank(record):
             continue
-        yield Row(
-            line,
-            {},
-            RowError(
-                [
-                    FieldError(
-                        "",
-                        f"the row has {len(record)} cells but the header has {width} "
-                        "(a stray comma, or a line break outside quotes?)",
-                    )
-                ]
-            ),
+        values = dict(zip(columns, record, strict=False))
+        if named <= cells <= width:
+            # A spreadsheet row may stop before the unnamed columns, or fill them blank.
+            yield _unnamed_cells(line, values, record, named), lines.ended
+            continue
+        expected = named if cells < named else width
+        message = (
+            f"the row has {cells} cells but the header has {expected} "
+            f"(a stray {DELIMITERS[header.delimiter]}, or a line break outside quotes?)"
         )
+        # The cells it has are kept, so the export still joins it to its contact.
+        yield Row(line, values, RowError([FieldError("", message)])), lines.ended
+
+
+def _unnamed_cells(line: int, values: dict[str, Any], record: list[str], named: int) -> Row:
+    for position in range(named, len(record)):
+        if record[position].strip():
+            message = (
+                f"cell {position + 1} holds text but the header names no column "
+                f"{position + 1}; name the column or empty the cell"
+            )
+            return Row(line, values, RowError([FieldError("", message)]))
+    return Row(line, values)

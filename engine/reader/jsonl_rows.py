@@ -43,31 +43,31 @@ def _invalid(line: int, message: str) -> Row:
     return Row(line, {}, RowError([FieldError("", message)]))
 
 
-def read_jsonl(stream: TextIO) -> Iterator[Row]:
+def read_jsonl(stream: TextIO) -> Iterator[tuple[Row, bool]]:
+    """Each line's row, with whether the line ended with a line end."""
     # JSON escapes every line break inside a string, so one physical line is one record.
     for number, text in enumerate(stream, start=1):
-        if not text.strip():
-            continue
-        try:
-            value = _parse(text)
-        except json.JSONDecodeError as err:
-            yield _invalid(number, f"the line is not valid JSON: {err.msg} at column {err.colno}")
-            continue
-        except (ValueError, RecursionError) as err:
-            yield _invalid(number, f"the line is not valid JSON: {err}")
-            continue
-        if not isinstance(value, dict):
-            kind = _json_kind(value)
-            yield _invalid(number, f"the line must hold one JSON object {{...}}, not {kind}")
-            continue
-        if _half_a_character(text, value):
-            yield _invalid(
-                number,
-                "the line holds a \\uD800-\\uDFFF escape without its other half: "
-                "half a character, which is not text",
-            )
-            continue
-        yield Row(number, value)
+        if text.strip():
+            yield _row(number, text), text.endswith(("\n", "\r"))
+
+
+def _row(number: int, text: str) -> Row:
+    try:
+        value = _parse(text)
+    except json.JSONDecodeError as err:
+        return _invalid(number, f"the line is not valid JSON: {err.msg} at column {err.colno}")
+    except (ValueError, RecursionError) as err:
+        return _invalid(number, f"the line is not valid JSON: {err}")
+    if not isinstance(value, dict):
+        kind = _json_kind(value)
+        return _invalid(number, f"the line must hold one JSON object {{...}}, not {kind}")
+    if _half_a_character(text, value):
+        return _invalid(
+            number,
+            "the line holds a \\uD800-\\uDFFF escape without its other half: "
+            "half a character, which is not text",
+        )
+    return Row(number, value)
 
 
 def _json_kind(value: Any) -> str:

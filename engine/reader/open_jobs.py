@@ -7,14 +7,16 @@ import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
 from engine.errors import ConfigError
-from engine.reader.csv_rows import read_csv_header
+from engine.reader.csv_rows import read_csv
 from engine.reader.jsonl_rows import read_jsonl
 from engine.reader.row import Row
+from engine.reader.unfinished import WritingCheck, complete_rows, file_writing_check
 
 _CHUNK = 1 << 20
 _SAVE_AS_UTF8 = "save the file as UTF-8 (in Excel: 'CSV UTF-8') and run again"
@@ -76,10 +78,11 @@ def _open_stdin() -> Iterator[TextIO]:
 
 
 @contextmanager
-def _open_text(path: str) -> Iterator[TextIO]:
+def _open_text(path: str) -> Iterator[tuple[TextIO, WritingCheck | None]]:
+    """The text stream, and for a file the check of whether it is still being written."""
     if path == "-":
         with _open_stdin() as stream:
-            yield stream
+            yield stream, None
         return
     file = Path(path)
     try:
@@ -87,31 +90,43 @@ def _open_text(path: str) -> Iterator[TextIO]:
             raise ConfigError(f"{path} is a directory; give the jobs file inside it.")
         if not file.exists():
             raise ConfigError(f"{path}: no such jobs file.")
-        if file.stat().st_size == 0:
+        size = file.stat().st_size
+        if size == 0:
             raise ConfigError(f"{path} is empty: put at least one job in it.")
         _check_utf8(file)
         stream = file.open(encoding="utf-8-sig", newline="")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the jobs file ({err.strerror}).") from err
     with stream:
-        yield stream
+        yield stream, file_writing_check(stream, size)
 
 
 def _name(path: str) -> str:
     return "standard input" if path == "-" else path
 
 
+@dataclass(frozen=True, slots=True)
+class JobsSource:
+    """An open jobs file: its rows, and for a CSV its columns and delimiter."""
+
+    rows: Iterator[Row]
+    header: list[str] | None = None
+    delimiter: str | None = None
+
+
 @contextmanager
-def open_rows(path: str, fmt: JobsFormat) -> Iterator[tuple[list[str] | None, Iterator[Row]]]:
-    """Yield the CSV header (None for JSONL) and a lazy iterator over the rows."""
-    with _open_text(path) as stream:
+def open_rows(path: str, fmt: JobsFormat, delimiter: str | None = None) -> Iterator[JobsSource]:
+    """Open ``path`` for lazy reading; ``delimiter`` None detects a CSV's from its header."""
+    name = _name(path)
+    with _open_text(path) as (stream, writing):
         try:
             if fmt is JobsFormat.CSV:
-                yield read_csv_header(stream, _name(path))
+                header, records = read_csv(stream, name, delimiter)
+                yield JobsSource(
+                    complete_rows(records, writing, name), header.columns, header.delimiter
+                )
             else:
-                yield None, read_jsonl(stream)
+                yield JobsSource(complete_rows(read_jsonl(stream), writing, name))
         except UnicodeDecodeError as err:
             # Standard input cannot be checked ahead; a file only if it changed while read.
-            raise ConfigError(
-                f"{_name(path)}: the input is not UTF-8 text; {_SAVE_AS_UTF8}."
-            ) from err
+            raise ConfigError(f"{name}: the input is not UTF-8 text; {_SAVE_AS_UTF8}.") from err

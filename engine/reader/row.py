@@ -13,8 +13,10 @@ from engine.errors import RowError
 class Row:
     """A source record and the 1-based line it starts on.
 
-    ``error`` is set (and ``values`` empty) when the record itself is unusable;
-    it then becomes an ``invalid`` job rather than stopping the file.
+    ``error`` is set when the record itself is unusable; it then becomes an
+    ``invalid`` job rather than stopping the file. ``values`` then holds what
+    could be read of it (a ragged CSV row's cells, by position), so the job
+    keeps its key and its contact.
     """
 
     line: int
