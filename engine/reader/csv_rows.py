@@ -145,6 +145,8 @@ def _records(
     columns = header.columns
     named = len(columns)
     width = named + header.unnamed
+    # Said when the rows are read, not when the header is: run's early look at the
+    # header (a --key-column check) must not say it a second time.
     if header.unnamed:
         log.warning(
             "%s: the header ends in %d empty cells; those columns are ignored "
