@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from engine.submitter.constants import ERROR_TEXT_MAX_CHARS
@@ -28,12 +29,31 @@ class ConfigError(EngineError):
 # --- input errors -------------------------------------------------------------------------
 
 
+class Reason(StrEnum):
+    """Why a row is invalid: the fixed set ``validate`` and ``run --dry-run`` count by."""
+
+    EMPTY_CELL = "empty_cell"
+    CONTROL_CHARACTER = "control_character"
+    MISSING_COLUMN = "missing_column"
+    MISSING_KEY = "missing_key"
+    ROW_SHAPE = "row_shape"
+    SCHEMA = "schema"
+    # Not invalid, but never sent: a job key seen earlier in the same file.
+    DUPLICATE = "duplicate"
+
+
 @dataclass(frozen=True)
 class FieldError:
-    """One problem with one field, named by its path (``video_inputs[0].voice.speed``)."""
+    """One problem with one field, named by its path (``video_inputs[0].voice.speed``).
+
+    ``reason`` is None until the error is raised: the ``InputError`` carrying it then
+    gives it that error's own reason, so only the makers of a finer reason name one.
+    It is a tally's label, not part of what the error says, so equality ignores it.
+    """
 
     path: str
     message: str
+    reason: Reason | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -42,17 +62,25 @@ class FieldError:
 class InputError(EngineError):
     """A row or request that cannot be sent as it is; the other rows go on."""
 
+    reason = Reason.SCHEMA
+
     def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors: tuple[FieldError, ...] = tuple(errors)
+        self.errors: tuple[FieldError, ...] = tuple(
+            e if e.reason is not None else replace(e, reason=self.reason) for e in errors
+        )
         super().__init__("; ".join(str(e) for e in self.errors))
 
 
 class RowError(InputError):
     """The source row itself is unusable (ragged CSV row, malformed JSON, missing column)."""
 
+    reason = Reason.ROW_SHAPE
+
 
 class RequestInvalid(InputError):
     """The rendered request breaks the V2 schema."""
+
+    reason = Reason.SCHEMA
 
 
 # --- transport errors ---------------------------------------------------------------------

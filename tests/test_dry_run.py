@@ -89,7 +89,7 @@ def test_the_text_report_states_counts_cost_and_that_nothing_happened(tmp_path: 
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "Dry run: 4 rows read (comma-separated): 2 new, 0 already done, 1 invalid, "
+        "Dry run: 4 rows read (comma-separated): 2 new, 0 already done, 1 invalid (1 schema), "
         "1 repeated job keys.",
         "Would send 2 requests: about 1.3 video minutes, about 1.5 API credits.",
         "Nothing was sent and nothing was written.",

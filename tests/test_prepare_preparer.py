@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError, FieldError, RowError
+from engine.errors import ConfigError, FieldError, Reason, RowError
 from engine.prepare import Preparer, body_sha256
 from engine.reader import Row
 from engine.template import compile_template
@@ -60,15 +60,17 @@ def test_without_a_key_column_the_key_is_the_hash_of_the_body_before_callback_id
     assert job.key == body_sha256(body)[:32]
 
 
-def test_a_callback_id_the_template_sets_is_kept_and_a_blank_one_gets_the_key() -> None:
-    data = dict(TEMPLATE_DATA, callback_id="{{ crm }}")
-    template = compile_template(data)
+def test_a_callback_id_the_template_sets_is_kept_and_a_blank_fallback_gets_the_key() -> None:
+    template = compile_template(dict(TEMPLATE_DATA, callback_id="{{ crm }}"))
+    fallback = compile_template(dict(TEMPLATE_DATA, callback_id="{{ crm | default('') }}"))
 
     kept = prepare({**CELLS, "crm": "crm-9"}, template=template, key_column="id")
     blank = prepare({**CELLS, "crm": "  "}, template=template, key_column="id")
+    fallen_back = prepare({**CELLS, "crm": "  "}, template=fallback, key_column="id")
 
     assert kept.body["callback_id"] == "crm-9"
-    assert blank.body["callback_id"] == "c-1"
+    assert [e.reason for e in blank.errors] == [Reason.EMPTY_CELL]
+    assert fallen_back.body["callback_id"] == "c-1"
 
 
 def test_test_videos_set_test_on_the_body_and_change_the_hash_key() -> None:
@@ -87,6 +89,7 @@ def test_schema_errors_name_their_field_and_the_key_is_still_the_key_column() ->
     assert job.errors == (
         FieldError("video_inputs[0].voice.speed", "must be between 0.5 and 1.5, got '3'"),
     )
+    assert job.errors[0].reason is Reason.SCHEMA
 
 
 def test_a_missing_column_makes_the_row_invalid_never_empty_text() -> None:
@@ -97,6 +100,7 @@ def test_a_missing_column_makes_the_row_invalid_never_empty_text() -> None:
     assert job.errors == (
         FieldError("video_inputs[0].voice.input_text", "column 'script' is not in this row"),
     )
+    assert job.errors[0].reason is Reason.MISSING_COLUMN
 
 
 @pytest.mark.parametrize("value", ["", "   ", None, True, ["x"], {"a": 1}])

@@ -161,7 +161,7 @@ def test_empty_trailing_header_columns_are_ignored_with_one_notice(
     assert result.stdout.splitlines() == [
         "line 4: cell 5 holds text but the header names no column 5; "
         "name the column or empty the cell",
-        "4 rows (comma-separated): 3 valid, 1 invalid.",
+        "4 rows (comma-separated): 3 valid, 1 invalid (1 row shape).",
     ]
     assert result.stderr.count("the header ends in 3 empty cells") == 1
     assert "those columns are ignored" in result.stderr

@@ -72,10 +72,51 @@ def test_seed_curl_example_validates_and_round_trips() -> None:
 def test_seed_page2_example_is_rejected_as_not_v2() -> None:
     found = problems(SEED_PAGE2_BODY)
 
-    assert ("dimension", "required") in found
     [message] = [m for p, m in found if p == "video_inputs"]
     assert message.startswith("required")
     assert "inside video_inputs" in message
+
+
+ISSUE_12_BODY: dict[str, Any] = {
+    "video_inputs": [
+        {
+            "character": {"type": "avatar", "avatar_id": "a1", "avatar_style": "normal"},
+            "voice": {"type": "text", "input_text": "Hi", "voice_id": "v1"},
+            "background": {"type": "color", "value": "#008000"},
+        }
+    ]
+}
+
+
+def test_a_body_without_dimension_validates_is_sent_as_written_and_reads_as_1920x1080() -> None:
+    model = validate_request(ISSUE_12_BODY)
+
+    assert (model.dimension.width, model.dimension.height) == (1920, 1080)
+    assert request_to_body(model) == ISSUE_12_BODY
+
+
+def test_a_dimension_with_one_side_takes_the_documented_default_for_the_other() -> None:
+    model = validate_request({**ISSUE_12_BODY, "dimension": {"width": 1080}})
+
+    assert (model.dimension.width, model.dimension.height) == (1080, 1080)
+    assert request_to_body(model)["dimension"] == {"width": 1080}
+
+
+def test_a_video_background_without_play_style_validates_and_none_is_added() -> None:
+    background = {"type": "video", "url": "https://example.com/b.mp4"}
+    scene = {**ISSUE_12_BODY["video_inputs"][0], "background": background}
+    body = {"video_inputs": [scene]}
+
+    model = validate_request(body)
+
+    assert request_to_body(model)["video_inputs"][0]["background"] == background
+    bounce = {**scene, "background": {**background, "play_style": "bounce"}}
+    assert problems({"video_inputs": [bounce]}) == [
+        (
+            "video_inputs[0].background.play_style",
+            "must be one of fit_to_scene, freeze, loop, once, got 'bounce'",
+        )
+    ]
 
 
 def test_missing_video_inputs_without_old_fields_says_just_required() -> None:
@@ -379,7 +420,8 @@ def test_fifty_scenes_pass_and_fifty_one_do_not() -> None:
 def test_json_schema_describes_the_body() -> None:
     schema = request_json_schema()
 
-    assert set(schema["required"]) == {"video_inputs", "dimension"}
+    assert schema["required"] == ["video_inputs"]
+    assert schema["$defs"]["Dimension"]["properties"]["width"]["default"] == 1920
     assert schema["properties"]["video_inputs"]["maxItems"] == 50
     assert schema["additionalProperties"] is True
     text_voice = schema["$defs"]["TextVoiceSettings"]["properties"]

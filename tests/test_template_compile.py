@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError, RowError
+from engine.errors import ConfigError, Reason, RowError
 from engine.template import compile_template
 
 
@@ -71,11 +71,18 @@ def test_every_missing_column_is_reported_with_its_field_path() -> None:
     ]
 
 
-def test_an_empty_cell_is_empty_text_but_a_null_cannot_be_text() -> None:
-    assert render({"t": "a{{ x }}b"}, {"x": ""}) == {"t": "ab"}
-    assert render({"t": "{{ x }}"}, {"x": None}) == {"t": None}
-    with pytest.raises(RowError, match="column 'x' is null"):
-        render({"t": "a{{ x }}b"}, {"x": None})
+@pytest.mark.parametrize("template", [{"t": "a{{ x }}b"}, {"t": "{{ x }}"}])
+@pytest.mark.parametrize("cell", ["", "  ", "\u00a0\u3000", None])
+def test_an_empty_blank_or_null_cell_is_never_rendered_as_empty_text(
+    template: dict[str, Any], cell: Any
+) -> None:
+    with pytest.raises(RowError) as info:
+        render(template, {"x": cell})
+
+    [error] = info.value.errors
+    assert error.path == "t"
+    assert error.message.startswith("column 'x' is empty; fill it in, or give the placeholder")
+    assert error.reason is Reason.EMPTY_CELL
 
 
 def test_constant_parts_are_shared_but_never_changed_by_rendering() -> None:
@@ -106,7 +113,7 @@ def test_columns_and_callback_id_are_known_after_compiling() -> None:
         ({"t": "{{ {{ a }} }}"}, "unclosed or broken placeholder"),
         ({"t": "Hi {{ name }"}, "unclosed or broken placeholder"),
         ({"t": "Hi name }}"}, "unclosed or broken placeholder"),
-        ({"t": "{{ name | upper }}"}, "filters are not supported"),
+        ({"t": "{{ name | upper }}"}, "the only filter is default"),
         ({"t": "{% if x %}a{% endif %}"}, "only {{ column }} is supported"),
         ({"t": "{# comment #}"}, "only {{ column }} is supported"),
         ({"t": float("nan")}, "JSON cannot carry"),

@@ -59,22 +59,40 @@ def test_json_gives_one_object_per_row_then_a_summary(tmp_path: Path) -> None:
     ]
     assert rows[0]["errors"] == []
     assert rows[1]["errors"] == [
-        {"field": "video_inputs[0].voice.speed", "message": "must be between 0.5 and 1.5, got '9'"}
+        {
+            "field": "video_inputs[0].voice.speed",
+            "message": "must be between 0.5 and 1.5, got '9'",
+            "reason": "schema",
+        }
     ]
     [ragged] = rows[2]["errors"]
     assert ragged["field"] == ""
     assert "3 cells but the header has 4" in ragged["message"]
+    assert ragged["reason"] == "row_shape"
     assert rows[3]["errors"] == [
         {
             "field": "id",
             "message": "job key a appeared earlier in this file; this row would not be sent",
+            "reason": "duplicate",
         }
     ]
     assert rows[4]["errors"] == [
-        {"field": "video_inputs[0].voice.input_text", "message": "must not be blank"}
+        {
+            "field": "video_inputs[0].voice.input_text",
+            "message": "column 'script' is empty; fill it in, or give the placeholder a "
+            'fallback: {{ script | default("text") }}',
+            "reason": "empty_cell",
+        }
     ]
     assert summary == {
-        "summary": {"rows": 5, "valid": 1, "invalid": 3, "duplicates": 1, "delimiter": ","}
+        "summary": {
+            "rows": 5,
+            "valid": 1,
+            "invalid": 3,
+            "duplicates": 1,
+            "invalid_by_reason": {"empty_cell": 1, "row_shape": 1, "schema": 1},
+            "delimiter": ",",
+        }
     }
 
 
@@ -91,7 +109,10 @@ def test_text_output_names_line_and_field_of_each_problem(tmp_path: Path) -> Non
         lines[2]
         == "line 7: id: job key a appeared earlier in this file; this row would not be sent"
     )
-    assert lines[-1] == "5 rows (comma-separated): 1 valid, 3 invalid, 1 repeated job keys."
+    assert lines[-1] == (
+        "5 rows (comma-separated): 1 valid, 3 invalid (1 empty cell, 1 row shape, 1 schema), "
+        "1 repeated job keys."
+    )
 
 
 def test_a_clean_file_exits_0() -> None:
@@ -127,11 +148,16 @@ def test_jsonl_with_a_template_and_whole_bodies_without_one() -> None:
         "invalid": 2,
         "duplicates": 0,
         "delimiter": None,
+        "invalid_by_reason": {"row_shape": 2},
     }
     *rows, _ = json_lines(bodies)
     assert [r["ok"] for r in rows] == [True, False, True]
     assert rows[1]["errors"] == [
-        {"field": "dimension.width", "message": "must be an even number, got 1281"}
+        {
+            "field": "dimension.width",
+            "message": "must be an even number, got 1281",
+            "reason": "schema",
+        }
     ]
     assert rows[2]["key"] != "mine"
 

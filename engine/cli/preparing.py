@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -41,3 +42,11 @@ def warn_missing_columns(preparer: Preparer, source: JobsSource) -> None:
             "column; every row will be invalid.",
             err=True,
         )
+
+
+def reasons_text(by_reason: Mapping[str, int]) -> str:
+    """`` (2 empty_cell, 1 schema)``: invalid rows by reason, for a summary line."""
+    if not by_reason:
+        return ""
+    words = (f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(by_reason.items()))
+    return f" ({', '.join(words)})"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from engine.cli.errors import print_summary
-from engine.cli.preparing import warn_missing_columns
+from engine.cli.preparing import reasons_text, warn_missing_columns
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
@@ -35,6 +36,7 @@ def preview_run(
     ledger = Ledger.read_only(ledger_path) if ledger_path.exists() else None
     triage = Triage(ledger, preparer, fingerprint_salt)
     counts, cost = RowCounts(), CostEstimate()
+    by_reason: Counter[str] = Counter()
     try:
         if ledger is not None and videos is not None:
             ledger.require_videos(videos)
@@ -43,6 +45,8 @@ def preview_run(
             for chunk in in_chunks(source.rows, _CHUNK):
                 for t in triage.sort(chunk):
                     counts.add(t)
+                    if t.verdict is Verdict.INVALID and t.job is not None:
+                        by_reason[str(t.job.reason)] += 1
                     if t.verdict is not Verdict.NEW:
                         continue
                     if limit is not None and cost.videos >= limit:
@@ -54,11 +58,14 @@ def preview_run(
     finally:
         if ledger is not None:
             ledger.close()
-    _report(counts, cost, source.delimiter, ledger_path, as_json, time.monotonic() - started)
+    _report(
+        counts, by_reason, cost, source.delimiter, ledger_path, as_json, time.monotonic() - started
+    )
 
 
 def _report(
     counts: RowCounts,
+    by_reason: Counter[str],
     cost: CostEstimate,
     delimiter: str | None,
     ledger_path: Path,
@@ -68,6 +75,7 @@ def _report(
     if as_json:
         summary = {
             **asdict(counts),
+            "invalid_by_reason": dict(sorted(by_reason.items())),
             "estimate": {
                 "videos": cost.videos,
                 "test_videos": cost.test_videos,
@@ -87,7 +95,7 @@ def _report(
     layout = f" ({describe(delimiter)})" if delimiter else ""
     click.echo(
         f"Dry run: {counts.read} rows read{layout}: {counts.new} new, "
-        f"{counts.already_done} already done, {counts.invalid} invalid, "
+        f"{counts.already_done} already done, {counts.invalid} invalid{reasons_text(by_reason)}, "
         f"{counts.duplicates} repeated job keys."
     )
     if counts.changed or counts.not_resent:

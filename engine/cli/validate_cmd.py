@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from engine.cli.errors import UserError, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
-from engine.cli.preparing import make_preparer, warn_missing_columns
+from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
+from engine.errors import Reason
 from engine.prepare import DuplicateFilter, PreparedJob
 from engine.reader import describe, open_rows
 
@@ -21,13 +23,15 @@ class _Counts:
     valid: int = 0
     invalid: int = 0
     duplicates: int = 0
+    invalid_by_reason: Counter[str] = field(default_factory=Counter)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "rows": self.rows,
             "valid": self.valid,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
+            "invalid_by_reason": dict(sorted(self.invalid_by_reason.items())),
         }
 
 
@@ -36,7 +40,8 @@ def _problems(
 ) -> tuple[list[dict[str, str]], bool]:
     """The row's problems as ``{"field", "message"}`` and whether its key is a repeat."""
     errors = [
-        {"field": e.path, "message": e.message or "the row cannot be used"} for e in job.errors
+        {"field": e.path, "message": e.message or "the row cannot be used", "reason": str(e.reason)}
+        for e in job.errors
     ]
     duplicate = seen.seen_before(job.key)
     if duplicate:
@@ -45,6 +50,7 @@ def _problems(
                 "field": key_column or "",
                 "message": f"job key {job.key} appeared earlier in this file; "
                 "this row would not be sent",
+                "reason": str(Reason.DUPLICATE),
             }
         )
     return errors, duplicate
@@ -87,6 +93,7 @@ def validate(
                 counts.rows += 1
                 if not job.valid:
                     counts.invalid += 1
+                    counts.invalid_by_reason[str(job.reason)] += 1
                 elif duplicate:
                     counts.duplicates += 1
                 else:
@@ -104,6 +111,7 @@ def validate(
         layout = f" ({describe(source.delimiter)})" if source.delimiter else ""
         click.echo(
             f"{counts.rows} rows{layout}: {counts.valid} valid, {counts.invalid} invalid"
+            + reasons_text(counts.invalid_by_reason)
             + (f", {counts.duplicates} repeated job keys" if counts.duplicates else "")
             + "."
         )

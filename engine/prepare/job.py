@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import FieldError
+from engine.errors import FieldError, Reason
 from engine.prepare.keys import canonical_json, text_sha256
 
 
@@ -43,6 +43,13 @@ class PreparedJob:
         if self._sha256 is None and (text := self.body_json) is not None:
             object.__setattr__(self, "_sha256", text_sha256(text))
         return self._sha256
+
+    @property
+    def reason(self) -> Reason | None:
+        """Why the row is invalid, counted once: the reason of its first problem."""
+        if not self.errors:
+            return None
+        return self.errors[0].reason or Reason.SCHEMA
 
     @property
     def error_text(self) -> str:

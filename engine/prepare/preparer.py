@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.errors import ConfigError, FieldError, InputError
+from engine.errors import ConfigError, FieldError, InputError, Reason
 from engine.prepare.job import PreparedJob
 from engine.prepare.keys import body_sha256
 from engine.reader.row import Row
 from engine.request import request_to_body, validate_request
 from engine.template import Template
+from engine.template.cells import body_control_errors
 
 # A key from the body's hash: 128 bits is far past any collision risk and
 # short enough to read in a ledger or a callback_id.
@@ -35,7 +36,8 @@ class Preparer:
 
         A missing key column is a usage error (every row would fail the same way);
         a missing template column only makes rows invalid, as the contract says,
-        so it is returned for a warning.
+        so it is returned for a warning. A column whose every placeholder has a
+        fallback may be missing: the fallback stands in for it.
         """
         if self._key_column is not None and self._key_column not in header:
             raise ConfigError(
@@ -44,7 +46,7 @@ class Preparer:
             )
         if self._template is None:
             return []
-        return sorted(self._template.columns.difference(header))
+        return sorted(self._template.required.difference(header))
 
     def _column_key(self, row: Row) -> str | None:
         """The job key when --key-column names a usable cell (a ragged row's too); else None."""
@@ -60,9 +62,16 @@ class Preparer:
             key = _key_cell(row.values.get(self._key_column))
             if key is None:
                 message = "the key column is empty, missing, or not text or a number"
-                return self._invalid(row, [FieldError(self._key_column, message)])
+                error = FieldError(self._key_column, message, Reason.MISSING_KEY)
+                return self._invalid(row, [error])
         try:
-            raw = self._template.render(row.values) if self._template else row.values
+            if self._template is not None:
+                raw = self._template.render(row.values)
+            else:
+                raw = row.values
+                # A whole body has no cells: each of its strings is checked by field path.
+                if control := body_control_errors(raw):
+                    return self._invalid(row, control)
             body = request_to_body(validate_request(raw))
         except InputError as err:
             return self._invalid(row, err.errors)

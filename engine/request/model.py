@@ -1,11 +1,13 @@
 """The V2 ``POST /v2/video/generate`` body, as pydantic models.
 
 Limits follow CONTRACT section 6 where it differs from the seed (avatar scale 0-5, even
-dimensions 128-4096, extra top-level fields). Every model keeps unknown fields
-(``extra="allow"``) so a field the service accepts and we do not know yet is sent
-untouched. Numbers and booleans are validated in lax mode because templates render a
-whole-value placeholder as a string (``"speed": "1.1"``); numbers are accepted where text
-is expected because JSONL variables may be numbers (``"callback_id": 123``).
+dimensions 128-4096, extra top-level fields). A field HeyGen's V2 reference documents as
+optional is optional here, with its documented default (``dimension`` 1920x1080). Every
+model keeps unknown fields (``extra="allow"``) so a field the service accepts and we do
+not know yet is sent untouched. Numbers and booleans are validated in lax mode because
+templates render a whole-value placeholder as a string (``"speed": "1.1"``); numbers are
+accepted where text is expected because JSONL variables may be numbers
+(``"callback_id": 123``).
 """
 
 from __future__ import annotations
@@ -155,7 +157,8 @@ class VideoBackground(_Schema):
     type: Literal["video"]
     url: str | None = None
     video_asset_id: str | None = None
-    play_style: Literal["fit_to_scene", "freeze", "loop", "once"]
+    # Documented without a default: the service chooses when it is left out.
+    play_style: Literal["fit_to_scene", "freeze", "loop", "once"] | None = None
     fit: Fit = "cover"
 
     @model_validator(mode="after")
@@ -187,8 +190,11 @@ Background = Annotated[
 class Dimension(_Schema):
     """Output size in pixels."""
 
-    width: int = Field(ge=128, le=4096, multiple_of=2)
-    height: int = Field(ge=128, le=4096, multiple_of=2)
+    # Frozen so the request's default below is shared, as Offset's is.
+    model_config = ConfigDict(frozen=True)
+
+    width: int = Field(default=1920, ge=128, le=4096, multiple_of=2)
+    height: int = Field(default=1080, ge=128, le=4096, multiple_of=2)
 
 
 class VideoInput(_Schema):
@@ -203,13 +209,15 @@ class VideoRequest(_Schema):
     """A Create Avatar Video (V2) request body."""
 
     video_inputs: list[VideoInput] = Field(min_length=1, max_length=50)
-    dimension: Dimension
+    # The service renders 1920x1080 when it is left out; request_to_body sends only what
+    # the user wrote, so this default is for readers of the model, never added to a body.
+    dimension: Dimension = Dimension()
     caption: bool = False
     title: str | None = None
     callback_id: str | None = None
     folder_id: str | None = None
     callback_url: str | None = None
     caption_mode: Literal["file_only", "burn_in"] | None = None
-    fps: float | None = Field(None, gt=0)
-    enable_watermark: bool | None = None
-    test: bool | None = Field(None, description="Lower quality, no credits spent.")
+    fps: float | None = Field(25.0, gt=0)
+    enable_watermark: bool | None = False
+    test: bool | None = Field(False, description="Lower quality, no credits spent.")

@@ -1,9 +1,12 @@
 """Compile a template once, render it per row.
 
-Only ``{{ name }}`` substitution exists: no expressions, filters or code, so a
-template from an untrusted spreadsheet tool cannot do anything but fill text.
-Substitution is a single pass over the template's own text: a cell holding
-``{{ other }}`` is inserted as those characters and never expanded.
+Only ``{{ name }}`` substitution exists, with one filter, ``default("text")``, for an
+empty cell: no expressions or code, so a template from an untrusted spreadsheet tool
+cannot do anything but fill text. Substitution is a single pass over the template's
+own text: a cell holding ``{{ other }}`` is inserted as those characters, never expanded.
+Each cell is checked where it is inserted, since only there are its column and field
+both known: an empty cell (without a fallback) or a control character makes the row
+invalid.
 """
 
 from __future__ import annotations
@@ -14,39 +17,81 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ConfigError, FieldError, RowError
+from engine.errors import ConfigError, FieldError, Reason, RowError
+from engine.template.cells import control_error, control_in, control_in_value, control_pattern
 
 # A name holds no braces, so "{{ a }}{{ b }}" is two placeholders, never one named "a }}{{ b".
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # Jinja statements and comments: refused at load rather than sent as spoken text.
 _STATEMENT = re.compile(r"\{%|\{#")
+# The one filter: a quoted fallback for an empty cell, as Jinja writes it.
+_DEFAULT = re.compile(r"""default\(\s*(?:"([^"]*)"|'([^']*)')\s*\)""")
+# Characters of expressions, calls, literals and subscripts: never part of a column name
+# here, so "{{ a + b }}" is refused at load instead of being read as a column "a + b".
+_EXPRESSION = re.compile(r"""[+*/%()\[\]"'=<>!~,^\\`]""")
+_FORMS = '{{ column }} or {{ column | default("text") }}'
 # A V2 body nests five levels deep; far deeper means a runaway or self-referencing YAML.
 _MAX_DEPTH = 32
 _MAX_NODES = 100_000
 
 # A compiled node renders one template value for one row, appending
-# any missing-column problems to ``problems``.
+# the row's problems (missing column, empty cell, control character) to ``problems``.
 _Node = Callable[[Mapping[str, Any], list[FieldError]], Any]
+_ABSENT = object()
 
 
-def _text(path: str, name: str, value: Any, problems: list[FieldError]) -> str:
-    """How a cell reads inside a longer string (JSONL cells may be numbers or objects)."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        problems.append(FieldError(path, f"column '{name}' is null; text cannot hold it"))
-        return ""
-    return json.dumps(value, ensure_ascii=False)
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """One placeholder: the column it names and its fallback for an empty cell."""
+
+    name: str
+    default: str | None
 
 
 def _missing(path: str, name: str) -> FieldError:
-    return FieldError(path, f"column '{name}' is not in this row")
+    return FieldError(path, f"column '{name}' is not in this row", Reason.MISSING_COLUMN)
+
+
+def _empty(path: str, name: str) -> FieldError:
+    return FieldError(
+        path,
+        f"column '{name}' is empty; fill it in, or give the placeholder a fallback: "
+        f'{{{{ {name} | default("text") }}}}',
+        Reason.EMPTY_CELL,
+    )
+
+
+def _checked(
+    path: str, slot: _Slot, pattern: re.Pattern[str], value: Any, problems: list[FieldError]
+) -> Any:
+    """The value a cell gives its placeholder, or None after recording why it cannot.
+
+    The renderers call this only for a cell that is not plain printable non-blank text.
+    """
+    if value is _ABSENT:
+        if slot.default is not None:
+            return slot.default
+        problems.append(_missing(path, slot.name))
+        return None
+    # Controls first: some (US, NEL) count as whitespace, and the code point says more.
+    char = control_in(value, pattern) if type(value) is str else control_in_value(value, pattern)
+    if char is not None:
+        problems.append(control_error(path, slot.name, char))
+        return None
+    if value is None or (type(value) is str and (not value or value.isspace())):
+        if slot.default is not None:
+            return slot.default
+        problems.append(_empty(path, slot.name))
+        return None
+    return value
 
 
 class _Compiler:
     def __init__(self, source: str) -> None:
         self.source = source
         self.columns: set[str] = set()
+        # The columns some placeholder needs, having no fallback for them.
+        self.required: set[str] = set()
         self._nodes = 0
 
     def fail(self, path: str, message: str) -> ConfigError:
@@ -116,54 +161,71 @@ class _Compiler:
             raise self.fail(path, f"'{value}' has an unclosed or broken placeholder.")
         if len(pieces) == 1:
             return (lambda _row, _problems: value), True
-        names = pieces[1::2]
-        for name in names:
-            if not name:
-                raise self.fail(path, f"'{value}' has an empty placeholder {{{{ }}}}.")
-            if "|" in name:
-                raise self.fail(
-                    path, f"'{value}': filters are not supported; write {{{{ column }}}} only."
-                )
-            self.columns.add(name)
+        slots = [self._slot(value, path, inner) for inner in pieces[1::2]]
         if pieces[0] == "" and pieces[2] == "" and len(pieces) == 3:
-            return _whole(path, names[0]), False
-        return _mixed(path, pieces), False
+            return _whole(path, slots[0]), False
+        return _mixed(path, pieces[0::2], slots), False
+
+    def _slot(self, value: str, path: str, inner: str) -> _Slot:
+        """Parse what one ``{{ }}`` holds: a column name and, maybe, ``| default("...")``."""
+        name, bar, rest = inner.partition("|")
+        name = name.strip()
+        default: str | None = None
+        if bar:
+            found = _DEFAULT.fullmatch(rest.strip())
+            if found is None:
+                raise self.fail(
+                    path,
+                    f"'{value}': the only filter is default, with a quoted text: {_FORMS}.",
+                )
+            default = found.group(1) if found.group(1) is not None else found.group(2)
+        if not name:
+            raise self.fail(path, f"'{value}' has an empty placeholder {{{{ }}}}.")
+        if _EXPRESSION.search(name):
+            raise self.fail(
+                path,
+                f"'{value}': '{name}' is an expression; a placeholder holds a column name "
+                f"only: {_FORMS}.",
+            )
+        self.columns.add(name)
+        if default is None:
+            self.required.add(name)
+        return _Slot(name, default)
 
 
-def _whole(path: str, name: str) -> _Node:
+def _whole(path: str, slot: _Slot) -> _Node:
+    pattern = control_pattern(path)
+    name = slot.name
+
     def render_whole(row: Mapping[str, Any], problems: list[FieldError]) -> Any:
         # The cell's own value, typed later by the schema ("1.1" -> 1.1).
-        try:
-            return row[name]
-        except KeyError:
-            problems.append(_missing(path, name))
-            return None
+        value = row.get(name, _ABSENT)
+        if type(value) is str and value and value.isprintable() and not value.isspace():
+            return value
+        return _checked(path, slot, pattern, value, problems)
 
     return render_whole
 
 
-def _mixed(path: str, pieces: list[str]) -> _Node:
-    # ``pieces`` alternates literal text and column names: text, name, text, ..., text.
-    names = pieces[1::2]
-    literals = pieces[0::2]
+def _mixed(path: str, literals: list[str], slots: list[_Slot]) -> _Node:
     # The literals become a format string, with every brace of their own escaped.
     fmt = "{}".join(p.replace("{", "{{").replace("}", "}}") for p in literals)
+    pattern = control_pattern(path)
+    names = [(slot.name, slot) for slot in slots]
 
     def render_mixed(row: Mapping[str, Any], problems: list[FieldError]) -> Any:
-        try:
-            values = [row[name] for name in names]
-        except KeyError:
-            values = []
-            for name in names:
-                if name in row:
-                    values.append(row[name])
-                else:
-                    problems.append(_missing(path, name))
-                    values.append("")
-        cells = [
-            v if type(v) is str else _text(path, n, v, problems)
-            for n, v in zip(names, values, strict=True)
-        ]
+        cells: list[str] = []
+        for name, slot in names:
+            value = row.get(name, _ABSENT)
+            if not (type(value) is str and value and value.isprintable() and not value.isspace()):
+                value = _checked(path, slot, pattern, value, problems)
+                if value is None:
+                    value = ""
+                elif type(value) is not str:
+                    # JSONL numbers and objects read as JSON inside text; its escapes
+                    # keep their control characters out of it.
+                    value = json.dumps(value, ensure_ascii=False)
+            cells.append(value)
         return fmt.format(*cells)
 
     return render_mixed
@@ -175,6 +237,8 @@ class Template:
 
     source: str
     columns: frozenset[str]
+    #: The columns a row must have: those some placeholder names without a fallback.
+    required: frozenset[str]
     _root: _Node
 
     def render(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,6 +253,16 @@ class Template:
 def compile_template(data: Mapping[str, Any], source: str = "template") -> Template:
     compiler = _Compiler(source)
     root, _ = compiler.compile(dict(data), "", 0)
+    callback_id = data.get("callback_id")
+    if callback_id is not None and not (
+        isinstance(callback_id, str) and _PLACEHOLDER.search(callback_id)
+    ):
+        raise ConfigError(
+            f"{source}: callback_id {json.dumps(callback_id)} is the same for every "
+            "row, but it names one job at the service and must differ per row: build it from "
+            'a column ("{{ customer_id }}-spring"), or leave it out so the engine makes one '
+            "per job."
+        )
     try:
         # A body is sent as JSON: a YAML date or a NaN would fail only at the first send.
         json.dumps(data, allow_nan=False)
@@ -196,4 +270,4 @@ def compile_template(data: Mapping[str, Any], source: str = "template") -> Templ
         raise ConfigError(
             f"{source}: holds a value JSON cannot carry ({err}); in YAML, quote dates and times."
         ) from err
-    return Template(source, frozenset(compiler.columns), root)
+    return Template(source, frozenset(compiler.columns), frozenset(compiler.required), root)
