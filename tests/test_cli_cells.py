@@ -15,6 +15,7 @@ from engine.cli import cli
 from engine.prepare import Preparer
 from engine.reader import JobsFormat, open_rows
 from engine.template import load_template
+from tests.conftest import ROOT
 from tests.processes import counters, environment, standalone_sandbox
 
 NO_DIMENSION = (
@@ -240,3 +241,39 @@ def test_a_constant_callback_id_exits_2_when_the_template_is_loaded(tmp_path: Pa
         assert 'callback_id "spring-campaign" is the same for every row' in result.stderr
         assert "must differ per row" in result.stderr
         assert "leave it out so the engine makes one per job" in result.stderr
+
+
+def test_the_readme_template_gives_what_the_readme_says(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Templates") :]
+    example = json.loads(section[section.index("```json") + 7 : section.index("```\n")])
+    template = write_template(tmp_path, example)
+    jobs = write_csv(tmp_path, CONTACTS)
+
+    result = invoke("validate", jobs, "--template", template, "--key-column", "id")
+    with open_rows(jobs, JobsFormat.CSV) as (_, contacts):
+        bodies = [Preparer(load_template(Path(template))).prepare(row).body for row in contacts]
+
+    assert bodies[2] is not None
+    assert bodies[2]["video_inputs"][0]["voice"]["input_text"] == (
+        "Hi there, thanks for choosing Analytics."
+    )
+    assert (bodies[2]["title"], bodies[2]["callback_id"]) == ("Welcome friend", "c3-spring")
+    lines = result.stdout.splitlines()
+    assert "line 5: video_inputs[0].voice.input_text: column 'product' is empty" in lines[2]
+    assert lines[0] == (
+        "line 3: title: column 'first_name' holds control character U+0000 (NUL); "
+        "remove it from the cell"
+    )
+
+
+def test_a_column_absent_from_the_header_is_fine_when_it_has_a_fallback(tmp_path: Path) -> None:
+    template = dict(TEMPLATE, title="Welcome {{ nickname | default('friend') }}")
+    path = write_template(tmp_path, template)
+    jobs = write_csv(tmp_path, b"id,first_name,product\nc1,Ava,Analytics\n")
+
+    result = invoke("validate", jobs, "--template", path)
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout == "1 rows: 1 valid, 0 invalid.\n"
