@@ -145,8 +145,16 @@ def test_no_filter_but_a_quoted_default_is_accepted(text: str) -> None:
     ],
 )
 def test_no_expression_is_accepted(text: str) -> None:
-    with pytest.raises(ConfigError, match="is an expression; a placeholder holds a column name"):
+    with pytest.raises(ConfigError) as info:
         compile_template({"t": text}, "t.json")
+
+    message = str(info.value)
+    assert message.startswith(f"t.json: t: '{text}': '")
+    assert "is an expression, not a column name (it holds '" in message
+    assert message.endswith(
+        'a placeholder holds a column name only: {{ column }} or {{ column | default("text") }}. '
+        "Rename a column whose name holds such a character."
+    )
 
 
 # --- control characters -------------------------------------------------------------------

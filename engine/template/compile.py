@@ -25,7 +25,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # Jinja statements and comments: refused at load rather than sent as spoken text.
 _STATEMENT = re.compile(r"\{%|\{#")
 # The one filter: a quoted fallback for an empty cell, as Jinja writes it.
-_DEFAULT = re.compile(r"""default\(\s*(?:"([^"]*)"|'([^']*)')\s*\)""")
+_DEFAULT = re.compile(r"""default\s*\(\s*(?:"([^"]*)"|'([^']*)')\s*\)""")
 # Characters of expressions, calls, literals and subscripts: never part of a column name
 # here, so "{{ a + b }}" is refused at load instead of being read as a column "a + b".
 _EXPRESSION = re.compile(r"""[+*/%()\[\]"'=<>!~,^\\`]""")
@@ -181,11 +181,12 @@ class _Compiler:
             default = found.group(1) if found.group(1) is not None else found.group(2)
         if not name:
             raise self.fail(path, f"'{value}' has an empty placeholder {{{{ }}}}.")
-        if _EXPRESSION.search(name):
+        if found := _EXPRESSION.search(name):
             raise self.fail(
                 path,
-                f"'{value}': '{name}' is an expression; a placeholder holds a column name "
-                f"only: {_FORMS}.",
+                f"'{value}': '{name}' is an expression, not a column name (it holds "
+                f"'{found.group()}'); a placeholder holds a column name only: {_FORMS}. "
+                "Rename a column whose name holds such a character.",
             )
         self.columns.add(name)
         if default is None:
