@@ -64,7 +64,7 @@ class AvatarSettings(_Schema):
     type: Literal["avatar"]
     avatar_id: NonBlank
     scale: float = Field(1.0, ge=0, le=5)
-    avatar_style: Literal["circle", "normal", "closeUp"] | None = None
+    avatar_style: Literal["circle", "normal", "closeUp"] | None = "normal"
     offset: Offset = Offset()
     matting: bool | None = None
     circle_background_color: HexColour | None = None
