@@ -52,11 +52,6 @@ def control_pattern(path: str) -> re.Pattern[str]:
     return _CONTROL_IN_SPEECH if field in _SPOKEN else _CONTROL
 
 
-def is_blank(value: Any) -> bool:
-    """An empty cell: nothing, or only whitespace (a JSONL null counts too)."""
-    return value is None or (type(value) is str and (not value or value.isspace()))
-
-
 def control_in(text: str, pattern: re.Pattern[str]) -> str | None:
     """The first refused control character in ``text``, or None.
 
