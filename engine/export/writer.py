@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
 from engine.ledger.store import JobRecord, Ledger
+from engine.template.cells import marked_controls
 
 RESULT_COLUMNS = (
     "key",
@@ -32,12 +32,6 @@ SOURCE_PREFIX = "source."
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-# Control characters a spreadsheet would hide or choke on (tab and line breaks are kept:
-# a quoted cell holds them). A row holding one is invalid and never sent, but its cells
-# are still exported, so the contact can be found: with a visible mark instead.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def defuse(value: str) -> str:
     """The cell as text a spreadsheet shows and never evaluates."""
     return "'" + value if value.startswith(_FORMULA_START) else value
@@ -47,7 +41,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value if value.isprintable() else _CONTROL.sub("\ufffd", value)
+        return marked_controls(value)
     return json.dumps(value, ensure_ascii=False)
 
 

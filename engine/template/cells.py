@@ -1,8 +1,8 @@
-"""What text from a row may carry into a request: no control characters, nothing blank.
+"""What text from a row may carry into a request: no control characters.
 
 A NUL or an escape sequence in a spreadsheet cell is invisible there and then spoken,
-shown as a title, or exported raw; a blank cell makes "Hi , thanks". Both make the row
-invalid before anything is paid for. Tab and line breaks are kept where text is spoken.
+shown as a title, or exported raw; it makes the row invalid before anything is paid
+for. Tab and line breaks are kept where text is spoken.
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ def control_in_value(value: Any, pattern: re.Pattern[str]) -> str | None:
             if (char := control_in_value(item, pattern)) is not None:
                 return char
     return None
+
+
+def marked_controls(text: str) -> str:
+    """``text`` with each control but tab and line breaks shown as U+FFFD, for output
+    such as an export, which keeps an invalid row's cells so the contact can be found."""
+    return text if text.isprintable() else _CONTROL_IN_SPEECH.sub("\ufffd", text)
 
 
 def control_error(path: str, column: str, char: str) -> FieldError:
