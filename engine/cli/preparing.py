@@ -45,7 +45,7 @@ def warn_missing_columns(preparer: Preparer, source: JobsSource) -> None:
 
 
 def reasons_text(by_reason: Mapping[str, int]) -> str:
-    """`` (2 empty_cell, 1 schema)``: invalid rows by reason, for a summary line."""
+    """`` (2 empty cell, 1 schema)``: invalid rows by reason, for a summary line."""
     if not by_reason:
         return ""
     words = (f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(by_reason.items()))

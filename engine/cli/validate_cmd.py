@@ -38,9 +38,14 @@ class _Counts:
 def _problems(
     job: PreparedJob, seen: DuplicateFilter, key_column: str | None
 ) -> tuple[list[dict[str, str]], bool]:
-    """The row's problems as ``{"field", "message"}`` and whether its key is a repeat."""
+    """The row's problems as ``{"field", "message", "reason"}`` and whether its key is a
+    repeat."""
     errors = [
-        {"field": e.path, "message": e.message or "the row cannot be used", "reason": str(e.reason)}
+        {
+            "field": e.path,
+            "message": e.message or "the row cannot be used",
+            "reason": str(e.reason or Reason.SCHEMA),
+        }
         for e in job.errors
     ]
     duplicate = seen.seen_before(job.key)
