@@ -79,7 +79,7 @@ def test_a_body_without_dimension_validates_through_validate_on_a_jsonl_file(
     result = invoke("validate", str(jobs))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "1 rows: 1 valid, 0 invalid.\n"
+    assert result.stdout == "1 rows (comma-separated): 1 valid, 0 invalid.\n"
 
 
 def test_a_body_without_dimension_is_sent_without_one(tmp_path: Path) -> None:
@@ -251,8 +251,8 @@ def test_the_readme_template_gives_what_the_readme_says(tmp_path: Path) -> None:
     jobs = write_csv(tmp_path, CONTACTS)
 
     result = invoke("validate", jobs, "--template", template, "--key-column", "id")
-    with open_rows(jobs, JobsFormat.CSV) as (_, contacts):
-        bodies = [Preparer(load_template(Path(template))).prepare(row).body for row in contacts]
+    with open_rows(jobs, JobsFormat.CSV) as source:
+        bodies = [Preparer(load_template(Path(template))).prepare(row).body for row in source.rows]
 
     assert bodies[2] is not None
     assert bodies[2]["video_inputs"][0]["voice"]["input_text"] == (
@@ -276,4 +276,4 @@ def test_a_column_absent_from_the_header_is_fine_when_it_has_a_fallback(tmp_path
 
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    assert result.stdout == "1 rows: 1 valid, 0 invalid.\n"
+    assert result.stdout == "1 rows (comma-separated): 1 valid, 0 invalid.\n"

@@ -120,8 +120,8 @@ def test_a_control_character_in_a_cell_makes_the_row_invalid_naming_it(
             path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
         else:
             path.write_text(json.dumps(cells) + "\n", encoding="utf-8")
-        with open_rows(str(path), fmt) as (_, rows):
-            [job] = [Preparer(TEMPLATE).prepare(row) for row in rows]
+        with open_rows(str(path), fmt) as source:
+            [job] = [Preparer(TEMPLATE).prepare(row) for row in source.rows]
 
     if spoken_field and allowed_in_speech:
         assert job.valid, job.error_text
