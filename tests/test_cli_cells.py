@@ -79,7 +79,7 @@ def test_a_body_without_dimension_validates_through_validate_on_a_jsonl_file(
     result = invoke("validate", str(jobs))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "1 rows (comma-separated): 1 valid, 0 invalid.\n"
+    assert result.stdout == "1 rows: 1 valid, 0 invalid.\n"
 
 
 def test_a_body_without_dimension_is_sent_without_one(tmp_path: Path) -> None:
