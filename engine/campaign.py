@@ -202,9 +202,8 @@ class _Feeder:
         assert job.body is not None
         assert job.sha256 is not None
         if previous is not None:
-            self._writer.write(
-                store.refresh_pending(t.key, t.line, job.sha256, job.source, t.fingerprint)
-            )
+            refresh = (job.sha256, job.source, t.fingerprint, job.body_json or "", job.callback_id)
+            self._writer.write(store.refresh_pending(t.key, t.line, *refresh))
         item = SubmitItem(
             t.key,
             job.body,
@@ -269,9 +268,14 @@ async def _run_pool(
 
     # Jobs proven absent (now, or by the reconcile at the start) go again, from the
     # body stored when they were first sent; each round ends with a fresh reconcile.
-    for _ in range(_RESEND_ROUNDS):
+    warned: set[str] = set()
+    for round_ in range(_RESEND_ROUNDS + 1):
         await writer.flush()
-        if control.stopping:
+        for key, error in ledger.shared_videos():
+            if key not in warned:
+                warned.add(key)
+                log.warning("job %s: %s", key, error)
+        if control.stopping or round_ == _RESEND_ROUNDS:
             return
         settled = await reconcile(ledger, client, limiter, opts.grace_s)
         report.reconciled_found += settled.found

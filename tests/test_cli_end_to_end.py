@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
+from tests.test_crash_resume import campaign_id as campaign_of
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -66,7 +67,13 @@ def test_demo_campaign_submits_every_row_and_exports_it(tmp_path: Path) -> None:
         "thumbnail_url",
         "attempts",
         "error",
+        "api",
+        "callback_id",
+        "video_page_url",
+        "file_path",
     ]
+    assert {r["api"] for r in rows} == {"v2"}
+    assert all(r["callback_id"] == f"{campaign_of(ledger)}:{r['key']}" for r in rows)
 
 
 def test_second_run_sends_nothing(tmp_path: Path) -> None:

@@ -69,6 +69,15 @@ def ledger_rows(ledger: Path) -> list[tuple[str, str, str | None]]:
         conn.close()
 
 
+def campaign_id(ledger: Path) -> str:
+    conn = sqlite3.connect(ledger)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'campaign_id'").fetchone()
+        return str(row[0])
+    finally:
+        conn.close()
+
+
 def run_and_kill(args: list[str], delay_s: float) -> int:
     """Start a run, kill -9 it after ``delay_s`` unless it ended first; its exit code."""
     with subprocess.Popen(
@@ -108,5 +117,6 @@ def test_kill_9_then_resume_sends_every_row_exactly_once(tmp_path: Path, seed: i
     assert len({video_id for _, _, video_id in rows}) == ROWS
     assert seen["duplicates"] == 0
     assert seen["created"] == ROWS
-    # The job key is the callback_id: every row's video was created exactly once.
-    assert seen["created_by_callback_id"] == {key: 1 for key, _, _ in rows}
+    # The callback_id is the campaign id and the job key: every row's video was created once.
+    campaign = campaign_id(ledger)
+    assert seen["created_by_callback_id"] == {f"{campaign}:{key}": 1 for key, _, _ in rows}

@@ -70,6 +70,10 @@ def test_source_columns_first_then_results_in_source_order(tmp_path: Path) -> No
         "thumbnail_url": "",
         "attempts": "1",
         "error": "",
+        "api": "v2",
+        "callback_id": "k1",
+        "video_page_url": "",
+        "file_path": "",
     }
     invalid = dict(zip(table[0], table[1], strict=True))
     assert (invalid["first"], invalid["status"], invalid["error"]) == ("", "invalid", "oops")
@@ -94,7 +98,8 @@ def test_formula_cells_are_defused_in_csv_only(tmp_path: Path) -> None:
     ]
     # A result can start like a formula too (an error message from the service).
     ledger.transaction([store.mark_outcome("k1", "failed", 1, "=HYPERLINK(evil)")])
-    assert export_csv(ledger)[1][-1] == "'=HYPERLINK(evil)"
+    header, first = export_csv(ledger)[:2]
+    assert dict(zip(header, first, strict=True))["error"] == "'=HYPERLINK(evil)"
     out = io.StringIO()
     export_ledger(ledger, out, "jsonl")
     records = [json.loads(line) for line in out.getvalue().splitlines()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.ledger import store
+from engine.ledger import migrations, store
 from engine.ledger.migrations import MIGRATIONS
 from engine.ledger.store import Ledger
 from tests.test_reconcile import job
@@ -160,16 +161,140 @@ def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(tmp_path:
     ledger.transaction([*job("p", "pending"), *job("s", "submitted", video_id="v")])
     ledger.transaction(
         [
-            store.refresh_pending("p", 9, "new-sha", {"name": "new"}),
-            store.refresh_pending("s", 9, "new-sha", {"name": "new"}),
+            store.refresh_pending("p", 9, "new-sha", {"name": "new"}, None, "{}", "cb"),
+            store.refresh_pending("s", 9, "new-sha", {"name": "new"}, None, "{}", "cb"),
         ]
     )
     p, s = ledger.get("p"), ledger.get("s")
     assert p is not None
     assert (p.line, p.request_sha256, p.source) == (9, "new-sha", {"name": "new"})
+    # Never sent: it gets its body and callback_id when it is marked, not before.
+    assert (p.body, p.callback_id) == (None, None)
     assert s is not None
-    assert (s.line, s.request_sha256) == (1, "sha-s")
+    assert (s.line, s.request_sha256, s.callback_id) == (1, "sha-s", "s")
     ledger.close()
+
+
+def test_a_pending_job_keeping_a_body_to_resend_takes_the_files_body(tmp_path: Path) -> None:
+    """Proven absent, then edited: what is resent, stored and shown must agree."""
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction([*job("a", "uncertain"), store.reconciled_absent("a")])
+    ledger.transaction(
+        [store.refresh_pending("a", 4, "new-sha", {"name": "Bo"}, "fp", '{"new":1}', "c1:a")]
+    )
+    a = ledger.get("a")
+    assert a is not None
+    assert (a.status, a.body, a.request_sha256, a.callback_id, a.source) == (
+        "pending",
+        '{"new":1}',
+        "new-sha",
+        "c1:a",
+        {"name": "Bo"},
+    )
+    assert [j.key for j in ledger.resendable()] == ["a"]
+    ledger.close()
+
+
+def test_an_answer_with_a_video_another_job_holds_is_flagged_never_recorded(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction(
+        [*job("c-001", "submitted", video_id="vid-1"), *job("c-002", "submitting", line=2)]
+    )
+    # Several answers in one batch check each other too.
+    ledger.transaction(
+        [
+            store.mark_submitted("c-002", "vid-1", 1),
+            *job("c-003", "submitting", line=3),
+            store.mark_submitted("c-003", "vid-3", 1),
+            *job("c-004", "submitting", line=4),
+            store.mark_submitted("c-004", "vid-3", 2),
+        ]
+    )
+    second, fourth = ledger.get("c-002"), ledger.get("c-004")
+    assert second is not None
+    assert fourth is not None
+    assert (second.status, second.video_id, second.attempts) == ("uncertain", None, 1)
+    assert second.error == (
+        "the service answered with video_id vid-1, which job c-001 already holds; to be reconciled"
+    )
+    # Its body stays, to be resent should reconcile prove it absent.
+    assert second.body is not None
+    assert second.sent_at is not None
+    assert (fourth.status, fourth.video_id) == ("uncertain", None)
+    assert ledger.shared_videos() == [
+        ("c-002", second.error),
+        ("c-004", "the service answered with video_id vid-3, which job c-003 already holds; "
+         "to be reconciled"),
+    ]  # fmt: skip
+    assert ledger.known_video_ids(["vid-1", "vid-3"]) == {"vid-1", "vid-3"}
+    # The same answer for the job holding the video changes nothing.
+    ledger.transaction([store.mark_submitted("c-001", "vid-1", 1)])
+    first = ledger.get("c-001")
+    assert first is not None
+    assert (first.status, first.video_id) == ("submitted", "vid-1")
+    ledger.close()
+
+
+def test_reconcile_never_gives_a_job_a_video_another_job_holds(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.transaction(
+        [*job("c-001", "submitted", video_id="vid-1"), *job("c-002", "uncertain", line=2)]
+    )
+    ledger.transaction([store.reconciled_found("c-002", "vid-1")])
+    flagged = ledger.get("c-002")
+    assert flagged is not None
+    assert (flagged.status, flagged.video_id, flagged.error) == (
+        "uncertain",
+        None,
+        "reconcile found video_id vid-1, which job c-001 already holds; still uncertain",
+    )
+    ledger.transaction([store.reconciled_found("c-002", "vid-2")])
+    found = ledger.get("c-002")
+    assert found is not None
+    assert (found.status, found.video_id, found.error) == ("submitted", "vid-2", None)
+    ledger.close()
+
+
+def test_a_ledger_gets_a_campaign_id_once_and_keeps_it(tmp_path: Path) -> None:
+    first = Ledger(tmp_path / "a.db")
+    campaign = first.campaign_id
+    first.close()
+    other = Ledger(tmp_path / "b.db")
+
+    assert campaign is not None
+    assert re.fullmatch(r"[0-9a-f]{12}", campaign)
+    assert other.campaign_id not in (None, campaign)
+    again = Ledger(tmp_path / "a.db")
+    assert again.campaign_id == campaign
+    assert Ledger.read_only(tmp_path / "a.db").campaign_id == campaign
+    other.close()
+    again.close()
+
+
+def make_older_ledger(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ledger as the release before campaign ids left it."""
+    names = [name for name, _ in MIGRATIONS]
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", MIGRATIONS[: names.index("campaign id")])
+        Ledger(path).close()
+
+
+def test_an_older_ledger_gets_a_campaign_id_when_opened_to_write_and_reads_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    make_older_ledger(path, monkeypatch)
+
+    old = Ledger.read_only(path)
+    assert old.campaign_id is None
+    old.close()
+    opened = Ledger(path)
+    campaign = opened.campaign_id
+    opened.close()
+    assert campaign is not None
+    assert re.fullmatch(r"[0-9a-f]{12}", campaign)
 
 
 def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path) -> None:

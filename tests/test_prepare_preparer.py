@@ -30,7 +30,11 @@ TEMPLATE = compile_template(TEMPLATE_DATA)
 CELLS = {"id": " c-1 ", "name": "Ava", "script": "Hello Ava", "speed": "1.1"}
 
 
+CAMPAIGN = "0a1b2c3d4e5f"
+
+
 def prepare(values: dict[str, Any], **options: Any) -> Any:
+    options.setdefault("campaign", CAMPAIGN)
     return Preparer(options.pop("template", TEMPLATE), **options).prepare(Row(2, values))
 
 
@@ -42,7 +46,7 @@ def test_a_whole_value_cell_is_typed_by_the_schema_and_the_key_column_is_trimmed
     assert job.line == 2
     assert job.source is CELLS
     assert job.body["video_inputs"][0]["voice"]["speed"] == 1.1
-    assert job.body["callback_id"] == "c-1"
+    assert job.body["callback_id"] == "0a1b2c3d4e5f:c-1"
     assert job.sha256 == body_sha256(job.body)
 
 
@@ -54,13 +58,26 @@ def test_without_a_key_column_the_key_is_the_hash_of_the_body_before_callback_id
     assert len(job.key) == 32
     assert job.key == again.key
     assert job.key != other.key
-    assert job.body["callback_id"] == job.key
+    assert job.body["callback_id"] == f"0a1b2c3d4e5f:{job.key}"
     body = dict(job.body)
     del body["callback_id"]
     assert job.key == body_sha256(body)[:32]
 
 
-def test_a_callback_id_the_template_sets_is_kept_and_a_blank_fallback_gets_the_key() -> None:
+def test_the_campaign_id_changes_the_callback_id_and_never_a_body_hash_key() -> None:
+    """A ledger from before campaign ids keeps its keys: its rows are not all new."""
+    one, other = prepare(CELLS), prepare(CELLS, campaign="ffffffffffff")
+    without = prepare(CELLS, campaign=None)
+
+    assert one.key == other.key == without.key
+    assert other.body["callback_id"] == f"ffffffffffff:{one.key}"
+    assert one.sha256 != other.sha256
+    # With no ledger (validate) the engine adds no callback_id: such a body is never sent.
+    assert "callback_id" not in without.body
+    assert one.sha256_with_callback(other.body["callback_id"]) == other.sha256
+
+
+def test_a_callback_id_the_template_sets_is_kept_and_a_blank_fallback_gets_the_engines() -> None:
     template = compile_template(dict(TEMPLATE_DATA, callback_id="{{ crm }}"))
     fallback = compile_template(dict(TEMPLATE_DATA, callback_id="{{ crm | default('') }}"))
 
@@ -69,8 +86,10 @@ def test_a_callback_id_the_template_sets_is_kept_and_a_blank_fallback_gets_the_k
     fallen_back = prepare({**CELLS, "crm": "  "}, template=fallback, key_column="id")
 
     assert kept.body["callback_id"] == "crm-9"
+    assert not kept.engine_callback
     assert [e.reason for e in blank.errors] == [Reason.EMPTY_CELL]
-    assert fallen_back.body["callback_id"] == "c-1"
+    assert fallen_back.body["callback_id"] == "0a1b2c3d4e5f:c-1"
+    assert fallen_back.engine_callback
 
 
 def test_test_videos_set_test_on_the_body_and_change_the_hash_key() -> None:
@@ -156,10 +175,10 @@ def test_without_a_template_each_jsonl_line_is_a_whole_body() -> None:
         "video_inputs": [{"voice": {"type": "silence", "duration": "2"}}],
     }
 
-    job = Preparer(None).prepare(Row(1, body))
+    job = Preparer(None, campaign="c4").prepare(Row(1, body))
 
     assert job.body["video_inputs"][0]["voice"]["duration"] == 2.0
-    assert job.body["callback_id"] == job.key
+    assert job.body["callback_id"] == f"c4:{job.key}"
 
 
 def test_check_columns_refuses_a_missing_key_column_and_lists_missing_template_columns() -> None:

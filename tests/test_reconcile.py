@@ -254,12 +254,15 @@ async def test_a_run_with_dropped_after_create_connections_ends_fully_reconciled
     assert seen["created"] == 200
     ledger = Ledger(ledger_path)
     jobs_by_key = {j.key: j for j in ledger.iter_jobs()}
+    campaign = ledger.campaign_id
     ledger.close()
     assert {j.status for j in jobs_by_key.values()} == {"submitted"}
-    assert seen["created_by_callback_id"] == dict.fromkeys(jobs_by_key, 1)
+    assert campaign is not None
+    assert all(j.callback_id == f"{campaign}:{key}" for key, j in jobs_by_key.items())
+    assert seen["created_by_callback_id"] == {j.callback_id: 1 for j in jobs_by_key.values()}
     # Each job holds the very video its request created.
     owner = {v.video_id: v.callback_id for v in sandbox.state.videos.values()}
-    assert all(owner[j.video_id or ""] == key for key, j in jobs_by_key.items())
+    assert all(owner[j.video_id or ""] == j.callback_id for j in jobs_by_key.values())
 
 
 def test_reconcile_command_settles_a_killed_runs_ledger(tmp_path: Path) -> None:

@@ -24,6 +24,10 @@ RESULT_COLUMNS = (
     "thumbnail_url",
     "attempts",
     "error",
+    "api",
+    "callback_id",
+    "video_page_url",
+    "file_path",
 )
 #: What a source column named like a result column is renamed with, e.g. ``source.status``.
 SOURCE_PREFIX = "source."
@@ -56,6 +60,11 @@ def _results(job: JobRecord) -> dict[str, Any]:
         "thumbnail_url": job.thumbnail_url,
         "attempts": job.attempts,
         "error": job.error,
+        # Every job goes to V2 so far; the last two are filled by later features.
+        "api": "v2",
+        "callback_id": job.callback_id,
+        "video_page_url": None,
+        "file_path": None,
     }
 
 

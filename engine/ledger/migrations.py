@@ -59,6 +59,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             WHERE status = 'submitted' AND row_fingerprint IS NOT NULL;
         """,
     ),
+    (
+        "campaign id",
+        # Carried by every callback_id the engine makes, so two ledgers on one API key
+        # never name a job alike at the service. 12 characters of [0-9a-f]: within the
+        # charset of v3 idempotency keys, and 48 bits make two campaigns alike never.
+        # A ledger made before this gets one here, the first time it is opened to write.
+        """
+        INSERT OR IGNORE INTO meta (name, value)
+            VALUES ('campaign_id', lower(hex(randomblob(6))));
+        """,
+    ),
 ]
 
 

@@ -136,6 +136,8 @@ class Known:
     status: Status
     request_sha256: str | None
     attempts: int = 0
+    #: The callback_id it was last marked with (the job key itself before campaign ids).
+    callback_id: str | None = None
 
 
 SUBMITTED_ROWS = (
@@ -227,6 +229,21 @@ class Ledger:
             f"--ledger {other}"
         )
 
+    @property
+    def campaign_id(self) -> str | None:
+        """Made with the ledger (see the migrations); None only in an older ledger opened
+        read-only, which was never migrated."""
+        row = self._conn.execute("SELECT value FROM meta WHERE name = 'campaign_id'").fetchone()
+        return str(row[0]) if row else None
+
+    def shared_videos(self) -> list[tuple[str, str]]:
+        """(key, error) of the jobs left uncertain because another job holds their video."""
+        rows = self._conn.execute(
+            "SELECT key, error FROM jobs WHERE status = 'uncertain' AND error LIKE ?",
+            (f"%{_HELD_BY}%",),
+        )
+        return [(key, error) for key, error in rows]
+
     def source_columns(self) -> list[str]:
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'source_columns'").fetchone()
         return list(json.loads(row[0])) if row else []
@@ -238,11 +255,12 @@ class Ledger:
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, status, sha, attempts in self._conn.execute(
-                f"SELECT key, status, request_sha256, attempts FROM jobs WHERE key IN ({marks})",
+            for key, status, sha, attempts, callback_id in self._conn.execute(
+                "SELECT key, status, request_sha256, attempts, callback_id FROM jobs "
+                f"WHERE key IN ({marks})",
                 chunk,
             ):
-                found[key] = Known(status, sha, attempts)
+                found[key] = Known(status, sha, attempts, callback_id)
         return found
 
     def submitted_rows(self, fingerprints: Sequence[str]) -> dict[str, str]:
@@ -369,13 +387,25 @@ def insert_job(
 
 
 def refresh_pending(
-    key: str, line: int, sha256: str, source: dict[str, Any], fingerprint: str | None = None
+    key: str,
+    line: int,
+    sha256: str,
+    source: dict[str, Any],
+    fingerprint: str | None,
+    body: str,
+    callback_id: str | None,
 ) -> Statement:
-    """A pending job read again: the file's current body and values win, nothing was sent."""
+    """A pending job read again: the file's current body and values win, nothing was sent.
+
+    A job that keeps a body to be resent (proven absent, or marked and never sent)
+    takes the new one, and its callback_id: should the row then be held back and
+    missing from the next file, the body resent is the one the ledger shows.
+    """
     return (
         "UPDATE jobs SET line = ?, request_sha256 = ?, source = ?, row_fingerprint = ?, "
+        "body = iif(body IS NULL, NULL, ?), callback_id = iif(body IS NULL, callback_id, ?), "
         "updated_at = ? WHERE key = ? AND status = 'pending'",
-        (line, sha256, _json_text(source), fingerprint, now_iso(), key),
+        (line, sha256, _json_text(source), fingerprint, body, callback_id, now_iso(), key),
     )
 
 
@@ -426,11 +456,31 @@ def mark_submitting(
     )
 
 
+# The service's video_ids are unique, so an answer giving a job the video of another
+# job of the ledger is wrong about one of them: the job is not recorded with it, but
+# left uncertain (its body kept) for reconcile to settle by its callback_id. One probe
+# of the video_id index, inside the statement, so a batch of answers checks itself too.
+_HELD_BY = "already holds"
+_HOLDER = (
+    "FROM (SELECT (SELECT key FROM jobs WHERE video_id = ?1 AND key <> ?2 LIMIT 1) AS holder) "
+    "AS h WHERE jobs.key = ?2"
+)
+
+
+def _held(source: str, then: str) -> str:
+    """The error of a job given a held video: it names the video and the job holding it."""
+    return f"'{source} video_id ' || ?1 || ', which job ' || h.holder || ' {_HELD_BY}; {then}'"
+
+
 def mark_submitted(key: str, video_id: str, attempts: int) -> Statement:
     return (
-        "UPDATE jobs SET status = 'submitted', video_id = ?, attempts = ?, error = NULL, "
-        "body = NULL, updated_at = ? WHERE key = ?",
-        (video_id, attempts, now_iso(), key),
+        "UPDATE jobs SET status = iif(h.holder IS NULL, 'submitted', 'uncertain'), "
+        "video_id = iif(h.holder IS NULL, ?1, NULL), attempts = ?3, "
+        "error = iif(h.holder IS NULL, NULL, "
+        + _held("the service answered with", "to be reconciled")
+        + "), body = iif(h.holder IS NULL, NULL, body), "
+        "sent_at = iif(h.holder IS NULL, sent_at, ?4), updated_at = ?5 " + _HOLDER,
+        (video_id, key, attempts, time.time(), now_iso()),
     )
 
 
@@ -453,9 +503,13 @@ def mark_outcome(
 
 def reconciled_found(key: str, video_id: str) -> Statement:
     return (
-        "UPDATE jobs SET status = 'submitted', video_id = ?, error = NULL, body = NULL, "
-        "updated_at = ? WHERE key = ? AND status IN ('uncertain', 'submitting')",
-        (video_id, now_iso(), key),
+        "UPDATE jobs SET status = iif(h.holder IS NULL, 'submitted', 'uncertain'), "
+        "video_id = iif(h.holder IS NULL, ?1, NULL), error = iif(h.holder IS NULL, NULL, "
+        + _held("reconcile found", "still uncertain")
+        + "), body = iif(h.holder IS NULL, NULL, body), updated_at = ?3 "
+        + _HOLDER
+        + " AND status IN ('uncertain', 'submitting')",
+        (video_id, key, now_iso()),
     )
 
 

@@ -81,7 +81,9 @@ class Triage:
 
     def __init__(self, ledger: Ledger | None, preparer: Preparer, salt: bytes) -> None:
         self._ledger = ledger
-        self._preparer = preparer
+        # Bodies carry the ledger's campaign id; a dry run on an older ledger (read-only,
+        # so never given one) or on none makes bodies without an engine callback_id.
+        self._preparer = preparer.for_campaign(ledger.campaign_id) if ledger else preparer
         self._salt = salt
         self._seen = DuplicateFilter()
         self._fingerprints = ledger is not None and ledger.has_fingerprints
@@ -123,5 +125,20 @@ class Triage:
         if previous is None or previous.status == "pending":
             return Triaged(Verdict.NEW, job.line, job.key, job, fingerprint, previous)
         verdict = Verdict.ALREADY_DONE if previous.status == "submitted" else Verdict.NOT_RESENT
-        changed = previous.request_sha256 not in (None, job.sha256)
+        changed = not _same_request(job, previous)
         return Triaged(verdict, job.line, job.key, job, fingerprint, previous, changed)
+
+
+def _same_request(job: PreparedJob, previous: Known) -> bool:
+    """Whether the row still renders the request the job was sent with.
+
+    The engine's callback_id is not the row's: a job sent before its ledger had a
+    campaign id carries the bare key, and a dry run on such a ledger none at all. The
+    body is compared as it was sent, with that job's own callback_id.
+    """
+    if previous.request_sha256 in (None, job.sha256):
+        return True
+    if not job.engine_callback or previous.callback_id in (None, job.callback_id):
+        return False
+    assert previous.callback_id is not None
+    return job.sha256_with_callback(previous.callback_id) == previous.request_sha256

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import FieldError, Reason
-from engine.prepare.keys import canonical_json, text_sha256
+from engine.prepare.keys import body_sha256, canonical_json, text_sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class PreparedJob:
     source: dict[str, Any]
     body: dict[str, Any] | None
     errors: tuple[FieldError, ...] = ()
+    #: The callback_id is the engine's (made from the campaign id and the key), not the row's.
+    engine_callback: bool = False
     _json: str | None = field(default=None, repr=False, compare=False)
     _sha256: str | None = field(default=None, repr=False, compare=False)
 
@@ -50,6 +52,17 @@ class PreparedJob:
         if not self.errors:
             return None
         return self.errors[0].reason or Reason.SCHEMA
+
+    @property
+    def callback_id(self) -> str | None:
+        value = self.body.get("callback_id") if self.body is not None else None
+        return value if isinstance(value, str) else None
+
+    def sha256_with_callback(self, callback_id: str) -> str | None:
+        """The fingerprint this body would have with another callback_id."""
+        if self.body is None:
+            return None
+        return body_sha256({**self.body, "callback_id": callback_id})
 
     @property
     def error_text(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from array import array
 from typing import Any
 
@@ -24,6 +25,26 @@ def body_sha256(body: Any) -> str:
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# A job key that may go into a callback_id as it is: readable, and within the charset
+# of v3 idempotency keys (which will be made of the same two parts).
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_HASHED_KEY_CHARS = 32
+
+
+def engine_callback_id(campaign: str, key: str) -> str:
+    """The callback_id the engine sends for a job whose template sets none.
+
+    It carries the ledger's campaign id, so two ledgers on one API key (two campaigns,
+    a test run and a real one) never name a job alike at the service, and reconcile
+    never takes another ledger's video for one of ours. A long or unusual key is
+    hashed; the separator tells the two forms apart (a campaign id is [a-z0-9] only),
+    so a plain key that spells a hash never meets a hashed one.
+    """
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{campaign}:{key}"
+    return f"{campaign}.{text_sha256(key)[:_HASHED_KEY_CHARS]}"
 
 
 class DuplicateFilter:

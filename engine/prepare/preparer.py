@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.errors import ConfigError, FieldError, InputError, Reason
 from engine.prepare.job import PreparedJob
-from engine.prepare.keys import body_sha256
+from engine.prepare.keys import body_sha256, engine_callback_id
 from engine.reader.row import Row
 from engine.request import request_to_body, validate_request
 from engine.template import Template
@@ -26,10 +26,18 @@ class Preparer:
         template: Template | None,
         key_column: str | None = None,
         test_videos: bool = False,
+        campaign: str | None = None,
     ) -> None:
         self._template = template
         self._key_column = key_column
         self._test_videos = test_videos
+        self._campaign = campaign
+
+    def for_campaign(self, campaign: str | None) -> Preparer:
+        """The same preparer for one ledger: its bodies carry the ledger's campaign id in
+        their callback_id. Without one (``validate``, a dry run on no ledger) the engine
+        adds no callback_id: such bodies are never sent."""
+        return Preparer(self._template, self._key_column, self._test_videos, campaign)
 
     def check_columns(self, header: Sequence[str]) -> list[str]:
         """Check a CSV header before any row: the template's columns it lacks, sorted.
@@ -80,10 +88,13 @@ class Preparer:
         if key is None:
             key = body_sha256(body)[:_HASH_KEY_CHARS]
         callback_id = body.get("callback_id")
-        if callback_id is None or not callback_id.strip():
+        engine_callback = callback_id is None or not callback_id.strip()
+        if engine_callback:
             # The callback_id names the job at the service: reconcile finds it by this.
-            body["callback_id"] = key
-        return PreparedJob(row.line, key, row.values, body)
+            body.pop("callback_id", None)
+            if self._campaign is not None:
+                body["callback_id"] = engine_callback_id(self._campaign, key)
+        return PreparedJob(row.line, key, row.values, body, engine_callback=engine_callback)
 
     def _invalid(self, row: Row, errors: Sequence[FieldError]) -> PreparedJob:
         key = self._column_key(row) or f"line-{row.line}"

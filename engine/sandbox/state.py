@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,8 +79,8 @@ class SandboxState:
             if c.rate_limit is not None
             else None
         )
-        # Ids and render failures get their own stream so turning a fault on does not
-        # change which videos fail.
+        # Render failures get their own stream so turning a fault on does not change
+        # which videos fail.
         self._rng = random.Random(c.seed + 1)
 
     # --- creation ---------------------------------------------------------------------
@@ -92,7 +93,9 @@ class SandboxState:
         """Store a validated request as a new video."""
         ratio = self.config.render_failure_ratio
         video = Video(
-            video_id=f"{self._rng.getrandbits(128):032x}",
+            # Never seeded: a later sandbox on the same ledger (``run --sandbox`` again)
+            # adopts this one's videos, and the service never hands out an id twice.
+            video_id=secrets.token_hex(16),
             title=request.title,
             callback_id=request.callback_id,
             created_at=self.clock(),
