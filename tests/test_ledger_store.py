@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -273,12 +274,16 @@ def test_a_ledger_gets_a_campaign_id_once_and_keeps_it(tmp_path: Path) -> None:
     again.close()
 
 
-def make_older_ledger(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ledger as the release before campaign ids left it."""
+def make_older_ledger(
+    path: Path, monkeypatch: pytest.MonkeyPatch, statements: Sequence[store.Statement] = ()
+) -> None:
+    """A ledger as the release before campaign ids left it, holding ``statements``."""
     names = [name for name, _ in MIGRATIONS]
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "MIGRATIONS", MIGRATIONS[: names.index("campaign id")])
-        Ledger(path).close()
+        ledger = Ledger(path)
+        ledger.transaction(statements)
+        ledger.close()
 
 
 def test_an_older_ledger_gets_a_campaign_id_when_opened_to_write_and_reads_without(

@@ -1,0 +1,78 @@
+"""The sandbox served from a thread of the test process, with a hook on ``generate``.
+
+CLI runs in subprocesses reach it by its URL, and so share one account the way
+two campaigns on one API key do; the test reads what it created from its state and
+decides, through the hook, which request to drop or to answer wrongly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+
+from engine.sandbox import SandboxConfig, SandboxState, create_app
+from engine.sandbox.app import STATE
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Sees each generate body (parsed) before the sandbox; may answer in its place.
+Hook = Callable[[dict[str, Any], web.Request, Handler], Awaitable[web.StreamResponse | None]]
+
+
+def drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection with no answer (the client cannot tell if a video was made)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()
+
+
+async def drop_before(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return drop(request)
+
+
+async def drop_after(request: web.Request, handler: Handler) -> web.StreamResponse:
+    await handler(request)  # the video is made
+    return drop(request)
+
+
+@contextmanager
+def threaded_sandbox(
+    hook: Hook | None = None, config: SandboxConfig | None = None
+) -> Iterator[tuple[str, SandboxState]]:
+    """Yield (base URL, state) of a sandbox served until the block ends."""
+    app = create_app(config)
+
+    @web.middleware
+    async def intercept(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if hook is not None and request.path == "/v2/video/generate":
+            body = json.loads(await request.read())
+            answer = await hook(body, request, handler)
+            if answer is not None:
+                return answer
+        return await handler(request)
+
+    app.middlewares.append(intercept)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+
+    async def start() -> str:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        base_url = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        yield base_url, app[STATE]
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
