@@ -456,32 +456,45 @@ def mark_submitting(
     )
 
 
-# The service's video_ids are unique, so an answer giving a job the video of another
-# job of the ledger is wrong about one of them: the job is not recorded with it, but
-# left uncertain (its body kept) for reconcile to settle by its callback_id. One probe
-# of the video_id index, inside the statement, so a batch of answers checks itself too.
+#: In the error of a job whose video another job holds (see ``_record_video``).
 _HELD_BY = "already holds"
-_HOLDER = (
-    "FROM (SELECT (SELECT key FROM jobs WHERE video_id = ?1 AND key <> ?2 LIMIT 1) AS holder) "
-    "AS h WHERE jobs.key = ?2"
+
+
+def _record_video(source: str, then: str, flagged_sent_at: str) -> str:
+    """Set ``?1`` as job ``?2``'s video, unless another job holds it already.
+
+    The service's video_ids are unique, so an answer (or a listing) giving a job the
+    video of another job of the ledger is wrong about one of them: the job is then
+    not recorded with it but left uncertain, its body kept, for reconcile to settle
+    by its callback_id; the error names the video and the job holding it. One probe
+    of the video_id index, inside the statement, so a batch of answers checks itself.
+    """
+    error = f"'{source} video_id ' || ?1 || ', which job ' || holder || ' {_HELD_BY}; {then}'"
+    return (
+        "(status, video_id, error, body, sent_at) = (SELECT "
+        "iif(holder IS NULL, 'submitted', 'uncertain'), iif(holder IS NULL, ?1, NULL), "
+        f"iif(holder IS NULL, NULL, {error}), iif(holder IS NULL, NULL, jobs.body), "
+        f"iif(holder IS NULL, jobs.sent_at, {flagged_sent_at}) "
+        "FROM (SELECT (SELECT o.key FROM jobs AS o WHERE o.video_id = ?1 AND o.key <> ?2 "
+        "LIMIT 1) AS holder))"
+    )
+
+
+_MARK_SUBMITTED = (
+    "UPDATE jobs SET "
+    + _record_video("the service answered with", "to be reconciled", "?4")
+    + ", attempts = ?3, updated_at = ?5 WHERE key = ?2"
+)
+_RECONCILED_FOUND = (
+    "UPDATE jobs SET "
+    + _record_video("reconcile found", "still uncertain", "jobs.sent_at")
+    + ", updated_at = ?3 WHERE key = ?2 AND status IN ('uncertain', 'submitting')"
 )
 
 
-def _held(source: str, then: str) -> str:
-    """The error of a job given a held video: it names the video and the job holding it."""
-    return f"'{source} video_id ' || ?1 || ', which job ' || h.holder || ' {_HELD_BY}; {then}'"
-
-
 def mark_submitted(key: str, video_id: str, attempts: int) -> Statement:
-    return (
-        "UPDATE jobs SET status = iif(h.holder IS NULL, 'submitted', 'uncertain'), "
-        "video_id = iif(h.holder IS NULL, ?1, NULL), attempts = ?3, "
-        "error = iif(h.holder IS NULL, NULL, "
-        + _held("the service answered with", "to be reconciled")
-        + "), body = iif(h.holder IS NULL, NULL, body), "
-        "sent_at = iif(h.holder IS NULL, sent_at, ?4), updated_at = ?5 " + _HOLDER,
-        (video_id, key, attempts, time.time(), now_iso()),
-    )
+    """The service's answer; flagged, the job's grace counts from the answer."""
+    return (_MARK_SUBMITTED, (video_id, key, attempts, time.time(), now_iso()))
 
 
 def mark_outcome(
@@ -502,15 +515,7 @@ def mark_outcome(
 
 
 def reconciled_found(key: str, video_id: str) -> Statement:
-    return (
-        "UPDATE jobs SET status = iif(h.holder IS NULL, 'submitted', 'uncertain'), "
-        "video_id = iif(h.holder IS NULL, ?1, NULL), error = iif(h.holder IS NULL, NULL, "
-        + _held("reconcile found", "still uncertain")
-        + "), body = iif(h.holder IS NULL, NULL, body), updated_at = ?3 "
-        + _HOLDER
-        + " AND status IN ('uncertain', 'submitting')",
-        (video_id, key, now_iso()),
-    )
+    return (_RECONCILED_FOUND, (video_id, key, now_iso()))
 
 
 def reconciled_absent(key: str) -> Statement:
