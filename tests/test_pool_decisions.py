@@ -36,7 +36,13 @@ from tests.conftest import FixedAioresponses, MockedResponse
 
 BASE = "http://heygen.test"
 GENERATE = BASE + GENERATE_PATH
-OK = {"error": None, "data": {"video_id": "vid-1"}}
+
+
+def ok(n: int) -> dict[str, Any]:
+    """A success naming video ``vid-<n>``: the service never hands out one id twice."""
+    return {"error": None, "data": {"video_id": f"vid-{n}"}}
+
+
 FAST = Rate(10_000, 1.0)
 
 pytestmark = pytest.mark.usefixtures("no_backoff")
@@ -102,11 +108,13 @@ def sent(http: FixedAioresponses) -> int:
 
 def reply(http: FixedAioresponses, *answers: int | Exception) -> None:
     """Queue answers in order; an int is a status (200 with a video id)."""
+    videos = 0
     for answer in answers:
         if isinstance(answer, Exception):
             http.post(GENERATE, exception=answer)
         elif answer == 200:
-            http.post(GENERATE, payload=OK)
+            videos += 1
+            http.post(GENERATE, payload=ok(videos))
         else:
             http.post(GENERATE, status=answer, payload={"error": {"code": "e", "message": "m"}})
 
@@ -233,7 +241,8 @@ async def test_in_flight_requests_finish_after_an_abort(
     refused = asyncio.Event()
 
     async def answer(url: URL, **kwargs: Any) -> CallbackResult:
-        arrived.append(len(arrived))
+        n = len(arrived)
+        arrived.append(n)
         if len(arrived) == 3:
             all_out.set()
         if arrived[-1] == 0:
@@ -245,7 +254,7 @@ async def test_in_flight_requests_finish_after_an_abort(
                 response_class=MockedResponse,
             )
         await refused.wait()
-        return CallbackResult(payload=OK, response_class=MockedResponse)
+        return CallbackResult(payload=ok(n), response_class=MockedResponse)
 
     http.post(GENERATE, callback=answer, repeat=True)
     async with pool(tmp_path, jobs=8) as p:
@@ -360,8 +369,9 @@ async def test_no_more_than_the_marking_depth_is_marked_ahead_of_the_workers(
 
     async def hold(url: URL, **kwargs: Any) -> CallbackResult:
         started.append(1)
+        n = len(started)
         await release.wait()
-        return CallbackResult(payload=OK, response_class=MockedResponse)
+        return CallbackResult(payload=ok(n), response_class=MockedResponse)
 
     http.post(GENERATE, callback=hold, repeat=True)
     async with pool(tmp_path, jobs=30) as p:
