@@ -267,7 +267,9 @@ async def _run_pool(
                 submitter.record_unsent(left)
 
     # Jobs proven absent (now, or by the reconcile at the start) go again, from the
-    # body stored when they were first sent; each round ends with a fresh reconcile.
+    # body stored with the row the ledger shows; each round ends with a fresh reconcile.
+    # A job given a video another job holds is named (with both keys) once the answer
+    # is on disk, before the reconcile that may settle it.
     warned: set[str] = set()
     for round_ in range(_RESEND_ROUNDS + 1):
         await writer.flush()

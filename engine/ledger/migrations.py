@@ -63,7 +63,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         "campaign id",
         # Carried by every callback_id the engine makes, so two ledgers on one API key
         # never name a job alike at the service. 12 characters of [0-9a-f]: within the
-        # charset of v3 idempotency keys, and 48 bits make two campaigns alike never.
+        # charset of v3 idempotency keys, and 48 random bits no two campaigns share.
         # A ledger made before this gets one here, the first time it is opened to write.
         """
         INSERT OR IGNORE INTO meta (name, value)

@@ -240,7 +240,7 @@ class Ledger:
         """(key, error) of the jobs left uncertain because another job holds their video."""
         rows = self._conn.execute(
             "SELECT key, error FROM jobs WHERE status = 'uncertain' AND error LIKE ?",
-            (f"%{_HELD_BY}%",),
+            (f"%, which job % {_HELD_BY}; %",),
         )
         return [(key, error) for key, error in rows]
 
