@@ -14,7 +14,7 @@ from engine.errors import FieldError, RowError
 from engine.ledger import store
 from engine.ledger.store import Ledger
 from engine.ledger.triage import Triage, Verdict
-from engine.prepare import Preparer
+from engine.prepare import Preparer, body_sha256
 from engine.reader import Row
 from engine.template import compile_template
 
@@ -195,3 +195,46 @@ def test_run_with_a_key_column_not_in_the_header_stops_before_the_ledger(tmp_pat
     assert result.exit_code == 2
     assert "ident" in result.output
     assert not ledger.exists()
+
+
+def sent_as(ledger: Ledger, key: str, body: dict[str, object], status: store.Status) -> None:
+    """A job sent with ``body`` (its callback_id as it was) and settled as ``status``."""
+    text = json.dumps(body)
+    callback = body.get("callback_id")
+    ledger.transaction(
+        [
+            store.insert_job(key, 1, "pending", {"id": key}, None, None),
+            store.mark_submitting(key, text, body_sha256(body), str(callback), 1.0),
+            store.mark_outcome(key, status, 1, "refused"),
+        ]
+    )
+
+
+def test_a_job_sent_with_the_bare_key_as_callback_id_is_not_taken_for_changed(
+    tmp_path: Path,
+) -> None:
+    """Sent before the ledger had a campaign id: the same row is the same request."""
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        job = Triage(None, preparer(), SALT).sort([row(1, "a", "Ava")])[0].job
+        assert job is not None
+        assert job.body is not None
+        sent_as(ledger, "a", {**job.body, "callback_id": "a"}, "failed")
+        same, edited = (
+            Triage(ledger, preparer(), SALT).sort([r])[0]
+            for r in (row(1, "a", "Ava"), row(1, "a", "Eve"))
+        )
+    assert (same.verdict, same.changed) == (Verdict.NOT_RESENT, False)
+    assert (edited.verdict, edited.changed) == (Verdict.NOT_RESENT, True)
+
+
+def test_a_callback_id_the_template_sets_is_part_of_the_request(tmp_path: Path) -> None:
+    own = Preparer(compile_template({**TEMPLATE, "callback_id": "crm-{{ crm }}"}), "id")
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        first = Triage(ledger, own, SALT).sort([Row(1, {"id": "a", "name": "A", "crm": "1"})])
+        job = first[0].job
+        assert job is not None
+        assert job.body is not None
+        assert job.body["callback_id"] == "crm-1"
+        sent_as(ledger, "a", job.body, "failed")
+        again = Triage(ledger, own, SALT).sort([Row(1, {"id": "a", "name": "A", "crm": "2"})])
+    assert again[0].changed
