@@ -197,8 +197,8 @@ def test_an_older_ledger_keeps_its_jobs_and_reconcile_still_finds_them_by_their_
     jobs = contacts(tmp_path / "contacts.csv", 4)
     path = tmp_path / "contacts.ledger.db"
     preparer = make_preparer(DEMO_TEMPLATE, "contact_id", JobsFormat.CSV)
-    with open_rows(str(jobs), JobsFormat.CSV) as (_, rows):
-        sent = [preparer.prepare(row) for row in rows][:3]
+    with open_rows(str(jobs), JobsFormat.CSV) as source:
+        sent = [preparer.prepare(row) for row in source.rows][:3]
     statements: list[Statement] = []
     bodies = {}
     for job in sent:
