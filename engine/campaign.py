@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, ConfigError
 from engine.ledger import store
-from engine.ledger.reconcile import DEFAULT_GRACE_S, reconcile
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
@@ -26,8 +24,9 @@ from engine.progress import ProgressDisplay
 from engine.reader import JobsFormat, in_chunks, open_rows
 from engine.run_report import RunReport
 from engine.service import Service, service_address
+from engine.settling import Settler
 from engine.submitter.client import HeyGenClient
-from engine.submitter.constants import DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
+from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
     NewJob,
@@ -43,8 +42,6 @@ log = logging.getLogger(__name__)
 
 # Rows are looked up in the ledger and recorded this many at a time.
 _CHUNK = 500
-# Reconcile and resend jobs proven absent at most this many times per run.
-_RESEND_ROUNDS = 3
 
 
 @dataclass
@@ -67,6 +64,9 @@ class RunOptions:
     videos: Videos | None = None
     #: The CSV delimiter --delimiter gave; None detects it from the header.
     delimiter: str | None = None
+    #: Seams for tests: the clock stamping attempts, and how the end-of-run wait sleeps.
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] | None = None
 
 
 class _Budget:
@@ -228,7 +228,7 @@ class _Feeder:
 
 async def _run_pool(
     opts: RunOptions,
-    ledger: Ledger,
+    settler: Settler,
     writer: BatchWriter,
     client: HeyGenClient,
     control: RunControl,
@@ -236,13 +236,12 @@ async def _run_pool(
     stats: PoolStats,
     limiter: AsyncLimiter,
 ) -> None:
-    """Reconcile what a killed run left; feed the file to the workers; then reconcile
-    and resend what is proven absent. All of it is one task, so an interrupt's grace
-    period and cancellation cover the reconciles too."""
-    settled = await reconcile(ledger, client, limiter, opts.grace_s)
-    report.reconciled_found += settled.found
-    report.reconciled_absent += settled.absent
-    submitter = Submitter(client, limiter, writer, control, opts.max_attempts, stats)
+    """Reconcile what a killed run left; feed the file to the workers; then settle
+    (engine.settling). All of it is one task, so an interrupt's grace period and
+    cancellation cover the reconciles and the waits too."""
+    ledger = settler.ledger
+    await settler.reconcile()
+    submitter = Submitter(client, limiter, writer, control, opts.max_attempts, stats, opts.clock)
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = _Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
@@ -265,36 +264,7 @@ async def _run_pool(
         while not queue.empty():
             if (left := queue.get_nowait()) is not None:
                 submitter.record_unsent(left)
-
-    # Jobs proven absent (now, or by the reconcile at the start) go again, from the
-    # body stored with the row the ledger shows; each round ends with a fresh reconcile.
-    # A job given a video another job holds is named (with both keys) once the answer
-    # is on disk, before the reconcile that may settle it.
-    warned: set[str] = set()
-    for round_ in range(_RESEND_ROUNDS + 1):
-        await writer.flush()
-        for key, error in ledger.shared_videos():
-            if key not in warned:
-                warned.add(key)
-                log.warning("job %s: %s", key, error)
-        if control.stopping or round_ == _RESEND_ROUNDS:
-            return
-        settled = await reconcile(ledger, client, limiter, opts.grace_s)
-        report.reconciled_found += settled.found
-        report.reconciled_absent += settled.absent
-        items = [
-            SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts, j.body)
-            for j in ledger.resendable()
-            if j.body is not None and budget.take()
-        ]
-        if not items:
-            return
-        queue = asyncio.Queue()
-        for item in items:
-            queue.put_nowait(item)
-        for _ in range(opts.concurrency):
-            queue.put_nowait(None)
-        await run_workers(queue, submitter, opts.concurrency, control, depth)
+    await settler.settle(submitter, budget.take, opts.concurrency, depth)
 
 
 async def run_campaign(opts: RunOptions) -> RunReport:
@@ -323,7 +293,9 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         loop.add_signal_handler(sig, interrupt)
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
-        await writer.write_durably(store.in_flight_to_uncertain(time.time()), store.clear_invalid())
+        await writer.write_durably(
+            store.in_flight_to_uncertain(opts.clock()), store.clear_invalid()
+        )
         limiter = make_limiter(opts.rate)
         async with (
             service_address(opts.service, opts.ledger_path) as (base_url, key),
@@ -331,11 +303,27 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         ):
             total = _estimate_total(opts, ledger) if opts.progress and sys.stderr.isatty() else None
             display = ProgressDisplay(stats, enabled=opts.progress, total=total)
+            settler = Settler(
+                ledger,
+                writer,
+                client,
+                limiter,
+                control,
+                stats,
+                opts.grace_s,
+                shown=display.shown,
+                clock=opts.clock,
+                sleep=opts.sleep,
+            )
             with display:
                 work = asyncio.create_task(
-                    _run_pool(opts, ledger, writer, client, control, report, stats, limiter)
+                    _run_pool(opts, settler, writer, client, control, report, stats, limiter)
                 )
-                await _wait_or_interrupt(work, control)
+                try:
+                    await _wait_or_interrupt(work, control)
+                finally:
+                    report.reconciled_found = settler.found
+                    report.reconciled_absent = settler.absent
     except* AbortRun as group:
         control.abort_run(group.exceptions[0])  # type: ignore[arg-type]
     finally:

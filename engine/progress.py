@@ -58,6 +58,9 @@ class ProgressLine:
         )
         if self._total is not None and rate > 0:
             line += f"  ETA {_duration(max(self._total - s.done, 0) / rate)}"
+        if s.settling_until is not None:
+            left = _duration(max(s.settling_until - self._clock(), 0.0))
+            line += f"  waiting {left} for {s.settling} uncertain to settle"
         return Text(line)
 
 

@@ -18,13 +18,14 @@ from engine.campaign import RunOptions, run_campaign
 from engine.cli.preparing import make_preparer
 from engine.errors import ServerError
 from engine.ledger import store
-from engine.ledger.reconcile import CLOCK_SKEW_S, reconcile
+from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger, Statement
 from engine.reader import JobsFormat
 from engine.request.responses import VideoListItem, VideoStatus
 from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
 from engine.service import Service
 from engine.submitter.client import HeyGenClient
+from engine.submitter.constants import WINDOW_MARGIN_S
 from engine.submitter.rate import Rate
 from tests.conftest import DEMO_TEMPLATE
 from tests.processes import counters, standalone_sandbox
@@ -167,16 +168,18 @@ async def test_listing_stops_at_videos_older_than_every_attempt(tmp_path: Path) 
     clock = FakeClock(T0)
     ledger = Ledger(tmp_path / "l.db")
     async with sandbox_and_client(clock) as (sandbox, client):
-        for i in range(150):
+        for i in range(400):
             await client.create_video(make_body(f"old-{i}"))
-        clock.now = T0 + CLOCK_SKEW_S + 3600
+        clock.now = T0 + WINDOW_MARGIN_S + 3600
         await client.create_video(make_body("stranger"))
         ledger.transaction(job("never-sent", "uncertain", attempted_at=clock.now))
         result = await reconcile(ledger, client, limiter(), grace_s=0, clock=clock)
 
     assert (result.found, result.absent) == (0, 1)
-    # One page reached back past the attempt: the 150 older videos were not checked.
-    assert sandbox.state.counters.list_requests == 1
+    # Each of the two listings (100 and 97 a page) stops at its first page wholly
+    # older than the attempt: 4 pages of the 10 the whole list takes, and the older
+    # videos were never looked up.
+    assert sandbox.state.counters.list_requests == 4
     assert sandbox.state.counters.status_requests == 1
     ledger.close()
 
@@ -197,18 +200,27 @@ class FlakyLister:
     async def video_status(self, video_id: str) -> VideoStatus:
         raise ServerError(500, None, None, "boom")
 
+    def service_clock_offset(self) -> float | None:
+        return 0.0
+
 
 async def test_a_failed_look_up_proves_nothing(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
     ledger.transaction(job("x", "uncertain", attempted_at=T0 - 1000))
-    for fail_list in (True, False):
+    reasons = {True: "listing the service's videos failed", False: "could not be checked"}
+    for fail_list, reason in reasons.items():
         result = await reconcile(
             ledger, FlakyLister(fail_list), limiter(), grace_s=0, clock=lambda: T0
         )
         assert (result.found, result.absent, result.still_uncertain) == (0, 0, 1)
-    record = ledger.get("x")
-    assert record is not None
-    assert record.status == "uncertain"
+        record = ledger.get("x")
+        assert record is not None
+        assert record.status == "uncertain"
+        # The job's own cause stays; the reason it is not settled replaces the last one.
+        assert record.error is not None
+        assert record.error.startswith("connection dropped; not settled: ")
+        assert reason in record.error
+        assert record.error.count("not settled") == 1
     ledger.close()
 
 

@@ -36,11 +36,10 @@ from engine.cli.options import (
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
 from engine.ledger import ledger_lock
-from engine.ledger.reconcile import DEFAULT_GRACE_S
 from engine.ledger.store import Videos
 from engine.reader import JobsFormat, describe, open_rows
 from engine.run_report import RunReport
-from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
+from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_ATTEMPTS
 
 GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
 

@@ -176,5 +176,10 @@ def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None
         f"{result.found} found and marked submitted, {result.absent} proven absent and "
         f"pending again, {result.still_uncertain} still uncertain."
     )
+    if result.problem is not None:
+        click.echo(
+            f"Absence not proven: {result.problem}. The jobs stay uncertain (their error says "
+            "why); run `reconcile` again later."
+        )
     if result.still_uncertain:
         raise SystemExit(1)

@@ -1,11 +1,23 @@
 """Settle ``uncertain`` jobs by asking the service what it actually created.
 
 The service has no look-up by callback_id, so: list the videos created since
-the earliest uncertain attempt (newest first, paged), skip those the ledger
-already knows, and read each remaining one's status, whose ``callback_id``
-names the job it belongs to. A job found becomes ``submitted``; a job not found
-once the listing reaches back past its attempt, and its grace period is over,
-becomes ``pending`` and may be sent again. Anything else stays ``uncertain``.
+the earliest uncertain attempt (newest first, paged; see ``listing`` for the
+window and the checks a listing must pass), skip those the ledger already
+knows, and read each remaining one's status, whose ``callback_id`` names the
+job it belongs to. A job found becomes ``submitted``.
+
+A job not found becomes ``pending`` (and may be sent again) only when:
+
+- its grace period is over: ``grace_s`` from the last moment its request could
+  have reached the service (its answer or error, the end of its timeout, or the
+  restart after a kill), to the start of the listing, since the service's list
+  may lag behind what it created;
+- the listing passed every check and every video in the window was looked up;
+- a second listing, with another page size, agrees with the first (read only
+  when some job would otherwise be declared absent, so its cost is rare).
+
+Anything else stays ``uncertain``, and a job whose grace is over says why in
+its error.
 """
 
 from __future__ import annotations
@@ -13,32 +25,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, EngineError
 from engine.ledger import store
-from engine.ledger.store import JobRecord, Ledger
-from engine.request.responses import VideoListItem, VideoStatus
+from engine.ledger.listing import (
+    VideoLister,
+    disagreement,
+    read_listing,
+    window_start,
+)
+from engine.ledger.store import JobRecord, Ledger, Statement
+from engine.request.responses import VideoListItem
+from engine.submitter.constants import CHECK_PAGE_SIZE, DEFAULT_GRACE_S, LIST_PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
-# Clocks of this machine and the service may disagree by this much.
-CLOCK_SKEW_S = 300.0
-# How long the real service may take before a created video shows in its list.
-DEFAULT_GRACE_S = 120.0
-# Never page through more than this many videos looking for a handful of jobs.
-MAX_LISTED = 200_000
-
-
-class VideoLister(Protocol):
-    async def video_list(
-        self, token: str | None = None, limit: int = 100
-    ) -> tuple[list[VideoListItem], str | None]: ...
-
-    async def video_status(self, video_id: str) -> VideoStatus: ...
+#: Separates a job's own error from the reason reconcile could not settle it.
+UNSETTLED = "; not settled: "
+_REASON_CHARS = 240
 
 
 @dataclass(slots=True)
@@ -46,6 +53,10 @@ class ReconcileResult:
     found: int = 0
     absent: int = 0
     still_uncertain: int = 0
+    #: Why jobs whose grace is over could not be proven absent, when that was the case.
+    problem: str | None = None
+    #: When (local clock) the grace of each job kept only by its grace ends.
+    grace_ends: list[float] = field(default_factory=list)
 
 
 async def reconcile(
@@ -66,35 +77,104 @@ async def reconcile(
     if not jobs:
         return result
     by_callback = _claimable(jobs)
-    since = min((j.attempted_at or 0.0) for j in jobs) - CLOCK_SKEW_S
+    first_attempt = min((j.attempted_at or 0.0) for j in jobs)
     # Grace runs to the listing's start, not its end: a video created while the
     # pages are read may be missed by them.
     listed_at = clock()
-    found, complete = await _search(ledger, client, limiter, by_callback, since)
+    search = _Search(ledger, client, limiter, by_callback)
+    first = await read_listing(
+        client,
+        limiter,
+        LIST_PAGE_SIZE,
+        lambda: window_start(first_attempt, client.service_clock_offset()),
+        search.check,
+    )
+    due = [
+        j
+        for j in by_callback.values()
+        if j.key not in search.found and listed_at - _grace_start(j, listed_at) >= grace_s
+    ]
+    problem = first.problem or search.problem
+    if due and problem is None:
+        second = await read_listing(
+            client, limiter, CHECK_PAGE_SIZE, lambda: first.since, search.check
+        )
+        due = [j for j in due if j.key not in search.found]
+        problem = second.problem or search.problem
+        if problem is None and second.complete:
+            problem = disagreement(first, second)
+    result.problem = problem
+    due_keys = {j.key for j in due}
 
-    writes = []
+    writes: list[Statement] = []
     for job in jobs:
-        if job.key in found:
-            writes.append(store.reconciled_found(job.key, found[job.key]))
+        if job.key in search.found:
+            writes.append(store.reconciled_found(job.key, search.found[job.key]))
             result.found += 1
-        elif (
-            complete
-            and job.callback_id in by_callback
-            and listed_at - _last_possible_send(job, listed_at) >= grace_s
-        ):
+            continue
+        if job.key in due_keys and problem is None:
             writes.append(store.reconciled_absent(job.key))
             result.absent += 1
-        else:
-            result.still_uncertain += 1
+            continue
+        result.still_uncertain += 1
+        reason = problem if job.key in due_keys else _never_claimable(job, by_callback)
+        if reason is not None:
+            writes.append(_unsettled(job, reason))
+        elif job.callback_id in by_callback:
+            result.grace_ends.append(_grace_start(job, listed_at) + grace_s)
     if writes:
         ledger.transaction(writes)
     log.info(
-        "reconcile: %d found, %d proven absent, %d still uncertain",
+        "reconcile: %d found, %d proven absent, %d still uncertain%s",
         result.found,
         result.absent,
         result.still_uncertain,
+        f" ({problem})" if problem else "",
     )
     return result
+
+
+class _Search:
+    """Looks up the videos the listings show, once each, for the jobs' callback_ids."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: VideoLister,
+        limiter: AsyncLimiter,
+        by_callback: dict[str, JobRecord],
+    ) -> None:
+        self._ledger = ledger
+        self._client = client
+        self._limiter = limiter
+        self._by_callback = by_callback
+        self._looked: set[str] = set()
+        #: job key → the video_id found for it.
+        self.found: dict[str, str] = {}
+        #: The first video that could not be looked up, which leaves absence unproven.
+        self.problem: str | None = None
+
+    async def check(self, items: list[VideoListItem]) -> bool:
+        """Look up the videos not yet seen and not the ledger's; True once all are found."""
+        new = [i.video_id for i in items if i.video_id not in self._looked]
+        self._looked.update(new)
+        known = self._ledger.known_video_ids(new)
+        for video_id in new:
+            if video_id in known:
+                continue
+            try:
+                async with self._limiter:
+                    status = await self._client.video_status(video_id)
+            except AbortRun:
+                raise
+            except EngineError as err:
+                log.warning("reconcile: cannot check video %s: %s", video_id, err)
+                self.problem = self.problem or f"video {video_id} could not be checked: {err}"
+                continue
+            owner = self._by_callback.get(status.callback_id or "")
+            if owner is not None and owner.key not in self.found:
+                self.found[owner.key] = video_id
+        return len(self.found) == len(self._by_callback)
 
 
 def _claimable(jobs: list[JobRecord]) -> dict[str, JobRecord]:
@@ -116,53 +196,23 @@ def _claimable(jobs: list[JobRecord]) -> dict[str, JobRecord]:
     return by_callback
 
 
-async def _search(
-    ledger: Ledger,
-    client: VideoLister,
-    limiter: AsyncLimiter,
-    by_callback: dict[str, JobRecord],
-    since: float,
-) -> tuple[dict[str, str], bool]:
-    """Page the list newest first back to ``since``: (job key → video_id found, whether
-    every video created since then was looked at)."""
-    found: dict[str, str] = {}
-    token: str | None = None
-    listed = 0
-    unchecked = 0
-    while listed < MAX_LISTED and len(found) < len(by_callback):
-        try:
-            async with limiter:
-                items, token = await client.video_list(token)
-        except AbortRun:
-            raise
-        except EngineError as err:
-            log.warning("reconcile: listing videos failed (%s); jobs stay uncertain", err)
-            return found, False
-        listed += len(items)
-        fresh = [i for i in items if i.created_at is None or i.created_at >= since]
-        known = ledger.known_video_ids([i.video_id for i in fresh])
-        for item in fresh:
-            if item.video_id in known:
-                continue
-            try:
-                async with limiter:
-                    status = await client.video_status(item.video_id)
-            except AbortRun:
-                raise
-            except EngineError as err:
-                unchecked += 1
-                log.warning("reconcile: cannot check video %s: %s", item.video_id, err)
-                continue
-            owner = by_callback.get(status.callback_id or "")
-            if owner is not None and owner.key not in found:
-                found[owner.key] = item.video_id
-        if token is None or len(fresh) < len(items):
-            # Reached the end of the list, or videos older than every attempt.
-            return found, unchecked == 0
-    return found, False
+def _never_claimable(job: JobRecord, by_callback: dict[str, JobRecord]) -> str | None:
+    if job.callback_id in by_callback:
+        return None
+    if job.callback_id is None:
+        return "it was sent without a callback_id, so no video can be told to be its own"
+    return f"its callback_id {job.callback_id!r} is shared by other uncertain jobs"
 
 
-def _last_possible_send(job: JobRecord, default: float) -> float:
-    """The latest moment the job's request may have left: its grace counts from there."""
+def _unsettled(job: JobRecord, reason: str) -> Statement:
+    """The job stays uncertain; its error keeps its own cause and says why it is not settled."""
+    cause = (job.error or "uncertain").split(UNSETTLED, 1)[0]
+    return store.mark_outcome(
+        job.key, "uncertain", job.attempts, cause + UNSETTLED + reason[:_REASON_CHARS]
+    )
+
+
+def _grace_start(job: JobRecord, default: float) -> float:
+    """The last moment the job's request could have reached the service."""
     times = [t for t in (job.sent_at, job.attempted_at) if t is not None]
     return max(times) if times else default

@@ -502,7 +502,7 @@ def mark_outcome(
 ) -> Statement:
     """failed, uncertain or back to pending; the stored body stays for an uncertain resend.
 
-    ``sent_at``: when the request that may have reached the service left (uncertain).
+    ``sent_at``: the last moment the request may have reached the service (uncertain).
     """
     keep_body = status in ("uncertain", "pending")
     return (

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -61,6 +64,7 @@ class HeyGenClient:
         *,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         total_timeout_s: float = TOTAL_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._base = base_url.rstrip("/")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -73,6 +77,28 @@ class HeyGenClient:
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, sock_connect=connect_timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._clock = clock
+        self._service_offset: float | None = None
+
+    def service_clock_offset(self) -> float | None:
+        """At least how far the service's clock is ahead of ours (negative: behind), in
+        seconds, from the ``Date`` header of its latest answer; None before any.
+
+        A lower bound: the header has whole seconds and was written before the answer
+        came back, so ``Date - arrival`` never overstates the service's lead.
+        """
+        return self._service_offset
+
+    def _note_date(self, header: str | None) -> None:
+        if header is None:
+            return
+        try:
+            stamp = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return  # a malformed Date proves nothing about the service's clock
+        # HTTP dates are GMT; one written "-0000" parses without a zone.
+        service_now = stamp.replace(tzinfo=stamp.tzinfo or UTC).timestamp()
+        self._service_offset = service_now - self._clock()
 
     async def __aenter__(self) -> Self:
         # One keep-alive session for the run; a connection per worker, plus a spare
@@ -118,6 +144,7 @@ class HeyGenClient:
                 # A redirected POST would come back as a GET (301/302) or be re-sent (307/308).
                 allow_redirects=method != "POST",
             ) as response:
+                self._note_date(response.headers.get("Date"))
                 raw = self._unkeyed(await response.read())
                 body = _decode(raw, response.charset)
                 if response.status >= 300:

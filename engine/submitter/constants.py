@@ -1,4 +1,4 @@
-"""Every tunable number of the retry and transport policy, in one place."""
+"""Every tunable number of the retry, transport and reconcile policy, in one place."""
 
 from __future__ import annotations
 
@@ -43,3 +43,23 @@ MARK_AHEAD_MAX = 8
 
 # An error kept in the ledger (and so the export) is one line of at most this many characters.
 ERROR_TEXT_MAX_CHARS = 300
+
+# --- Reconcile (engine/ledger/reconcile.py, listing.py) and the end of a run ---------
+
+# How long the real service may take before a created video shows in its list.
+DEFAULT_GRACE_S = 120.0
+# The search window opens this long before the earliest attempt, on the service's
+# clock: for a local clock stepped since the attempt, or a service whose servers
+# disagree with the one that wrote the Date header. Too wide costs only pages.
+WINDOW_MARGIN_S = 300.0
+# The list is read this many videos a page (the service's maximum)...
+LIST_PAGE_SIZE = 100
+# ...and, before anything is declared absent, read again this many a page, so the page
+# boundaries fall elsewhere (100 and 97 put none at the same place before 9 700 videos).
+CHECK_PAGE_SIZE = 97
+# Never page through more than this many videos looking for a handful of jobs.
+MAX_LISTED = 200_000
+# A run ends by waiting out the grace of its last uncertain jobs when it ends within this.
+SETTLE_WAIT_MAX_S = 300.0
+# At most this many reconcile rounds (each followed by a resend or a wait) end a run.
+SETTLE_ROUNDS = 6

@@ -64,6 +64,10 @@ class PoolStats:
     uncertain: int = 0
     first_send: float | None = None
     last_send: float | None = None
+    #: Uncertain jobs whose reconcile grace the run is waiting out, and until when
+    #: (``time.monotonic``); see engine.settling.
+    settling: int = 0
+    settling_until: float | None = None
 
     @property
     def done(self) -> int:
@@ -159,7 +163,6 @@ class Submitter:
         attempts = item.prior_attempts
         tries = 0
         in_request = False
-        sent_at = 0.0
         try:
             started = self._control.work_clock()
             while True:
@@ -169,13 +172,16 @@ class Submitter:
                 tries += 1
                 self._note_send()
                 in_request = True
-                sent_at = self._clock()
                 try:
                     video_id = await self._client.create_video(item.payload)
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
-                    verdict = self._after_error(err, item.key, attempts, tries, started, sent_at)
+                    # The request may have reached the service as late as its error (the
+                    # end of a timeout): a reconcile grace counts from here.
+                    verdict = self._after_error(
+                        err, item.key, attempts, tries, started, self._clock()
+                    )
                     if not isinstance(verdict, float):
                         return verdict
                     await self._control.sleep(verdict)
@@ -191,7 +197,7 @@ class Submitter:
             if in_request:
                 self._stats.in_flight -= 1
                 self._finish(
-                    item.key, "uncertain", attempts, "interrupted while in flight", sent_at
+                    item.key, "uncertain", attempts, "interrupted while in flight", self._clock()
                 )
             else:
                 self._finish(item.key, "pending", attempts, None)
@@ -229,9 +235,10 @@ class Submitter:
         stats.last_send = now
 
     def _after_error(
-        self, err: EngineError, key: str, attempts: int, tries: int, started: float, sent_at: float
+        self, err: EngineError, key: str, attempts: int, tries: int, started: float, ended: float
     ) -> Status | float:
-        """The job's final status after ``err``, or the seconds this worker waits to retry."""
+        """The job's final status after ``err`` (which came back at ``ended``), or the
+        seconds this worker waits to retry."""
         step = next_step(err)
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
@@ -239,7 +246,7 @@ class Submitter:
             # A refused key or an empty account created nothing: the job waits for the next run.
             return self._finish(key, "pending", attempts, str(err))
         if step is Step.UNCERTAIN:
-            return self._finish(key, "uncertain", attempts, str(err), sent_at)
+            return self._finish(key, "uncertain", attempts, str(err), ended)
         if step is Step.FAILED:
             return self._finish(key, "failed", attempts, str(err))
         asked = err.retry_after if isinstance(err, RateLimited) else None
