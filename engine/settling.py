@@ -5,9 +5,9 @@ leaves the jobs it had marked ``submitting`` uncertain from the next start, and
 so does a dropped answer near the end). So after the feed, in at most
 ``SETTLE_ROUNDS`` rounds: reconcile; resend the jobs proven absent; or, when
 nothing can be resent and the grace of some uncertain jobs ends within
-``SETTLE_WAIT_MAX_S``, wait until the last of those ends. A round that proves
-nothing new and has no grace to wait for ends the run, so a listing that keeps
-proving nothing never holds it.
+``SETTLE_WAIT_MAX_S``, wait until the last of those ends. A round with nothing
+to resend ends the run when it has no grace to wait for, or when its listing
+proved nothing (a service that cannot be listed is not waited on).
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ class Settler:
                 continue
             now = self.clock()
             ends = [end for end in result.grace_ends if end - now <= SETTLE_WAIT_MAX_S]
-            if not ends or round_ == SETTLE_ROUNDS:
+            # A listing that proved nothing now would most likely prove nothing after
+            # the wait either: the run ends, and the jobs' errors say why.
+            if not ends or result.problem is not None or round_ == SETTLE_ROUNDS:
                 return
             await self._wait(max(max(ends) - now, 0.0) + _WAKE_PAD_S, len(ends))
         # The rounds ran out after a resend: its answers too are named.

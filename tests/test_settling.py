@@ -20,6 +20,7 @@ from engine.progress import ProgressLine
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.constants import SETTLE_WAIT_MAX_S
 from engine.submitter.pool import PoolStats
+from tests.fake_service import FakeService, Paging, serving
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env, ledger_rows, run_args, write_contacts
 from tests.test_reconcile import T0, campaign_options
@@ -94,6 +95,31 @@ async def test_a_grace_ending_beyond_the_wait_limit_is_left_to_a_later_run(
     assert sleeps == []
     assert report.counts["uncertain"] == 3
     assert report.exit_code == 1
+
+
+async def test_a_listing_that_proves_nothing_is_not_waited_on(tmp_path: Path) -> None:
+    """Every first answer lost, and a list out of order: waiting would prove nothing more."""
+    clock = FakeClock(T0)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.now += seconds
+
+    service = FakeService(clock=clock, paging=Paging.UNSORTED)
+    for i in range(5):
+        service.add(f"other-{i}", T0 + 100 + i)
+    jobs = tmp_path / "contacts.csv"
+    write_contacts(jobs, 0, 3)
+    async with serving(service) as url:
+        options = campaign_options(jobs, tmp_path / "l.db", url)
+        report = await run_campaign(
+            dataclasses.replace(options, grace_s=60, clock=clock, sleep=sleep)
+        )
+    assert sleeps == []
+    assert report.counts["uncertain"] == 3
+    assert report.exit_code == 1
+    assert sum(service.created.values()) == 5 + 3
 
 
 def test_the_progress_line_shows_the_wait() -> None:
