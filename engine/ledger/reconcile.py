@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, EngineError
+from engine.errors import AbortRun, EngineError, one_line
 from engine.ledger import store
 from engine.ledger.listing import (
     VideoLister,
@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 
 #: Separates a job's own error from the reason reconcile could not settle it.
 UNSETTLED = "; not settled: "
-_REASON_CHARS = 240
+# The job's own cause is cut short so that the reason, which says what to do, fits the
+# one short line an error may be.
+_CAUSE_CHARS = 80
 
 
 @dataclass(slots=True)
@@ -206,10 +208,8 @@ def _never_claimable(job: JobRecord, by_callback: dict[str, JobRecord]) -> str |
 
 def _unsettled(job: JobRecord, reason: str) -> Statement:
     """The job stays uncertain; its error keeps its own cause and says why it is not settled."""
-    cause = (job.error or "uncertain").split(UNSETTLED, 1)[0]
-    return store.mark_outcome(
-        job.key, "uncertain", job.attempts, cause + UNSETTLED + reason[:_REASON_CHARS]
-    )
+    cause = one_line((job.error or "uncertain").split(UNSETTLED, 1)[0], _CAUSE_CHARS)
+    return store.mark_outcome(job.key, "uncertain", job.attempts, cause + UNSETTLED + reason)
 
 
 def _grace_start(job: JobRecord, default: float) -> float:
