@@ -266,3 +266,37 @@ async def test_the_reconcile_command_prints_why_absence_is_not_proven(tmp_path: 
         record = ledger.get("absent")
     assert record is not None
     assert record.status == "uncertain"
+
+
+async def test_a_request_cancelled_in_flight_counts_its_grace_from_the_cancellation(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(T0)
+    started = asyncio.Event()
+
+    class Hanging:
+        async def create_video(self, body: object) -> str:
+            clock.now += 7
+            started.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    path = tmp_path / "l.db"
+    with closing(Ledger(path)) as ledger:
+        ledger.transaction([store.insert_job("hung", 1, "pending", {}, "sha", None)])
+    writer = BatchWriter(path)
+    writer.start()
+    submitter = Submitter(Hanging(), limiter(), writer, RunControl(), 6, PoolStats(), clock=clock)
+    body = make_body("hung")
+    task = asyncio.create_task(
+        submitter.submit(SubmitItem("hung", body, "sha", body_json=json.dumps(body)))
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await writer.close()
+    with closing(Ledger(path)) as ledger:
+        record = ledger.get("hung")
+    assert record is not None
+    assert (record.status, record.attempted_at, record.sent_at) == ("uncertain", T0, T0 + 7)
