@@ -15,7 +15,7 @@ from pathlib import Path
 from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, ConfigError
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
@@ -140,7 +140,7 @@ class _Feeder:
         added = [c for c in dict.fromkeys(columns) if c not in self._columns]
         if added:
             self._columns += added
-            self._writer.write(store.set_source_columns(self._columns))
+            self._writer.write(statements.set_source_columns(self._columns))
 
     async def feed(self, opts: RunOptions) -> None:
         triage = Triage(self._ledger, opts.preparer, opts.fingerprint_salt)
@@ -177,7 +177,9 @@ class _Feeder:
                 self._notices.say(f"line {t.line}: invalid: {job.error_text}")
                 if previous is None:
                     self._writer.write(
-                        store.insert_job(t.key, t.line, "invalid", job.source, None, job.error_text)
+                        statements.insert_job(
+                            t.key, t.line, "invalid", job.source, None, job.error_text
+                        )
                     )
             elif t.verdict is Verdict.NEW:
                 await self._new(t)
@@ -188,7 +190,7 @@ class _Feeder:
             elif job is not None and t.fingerprint is not None:
                 # Unchanged but rendered (a ledger from before fingerprints, or a new
                 # template byte-for-byte equal in effect): skip the rendering next time.
-                self._writer.write(store.set_fingerprint(t.key, t.fingerprint))
+                self._writer.write(statements.set_fingerprint(t.key, t.fingerprint))
 
     async def _new(self, t: Triaged) -> None:
         """Record a job to send and queue it, unless --limit holds it back.
@@ -203,7 +205,7 @@ class _Feeder:
         assert job.sha256 is not None
         if previous is not None:
             refresh = (job.sha256, job.source, t.fingerprint, job.body_json or "", job.callback_id)
-            self._writer.write(store.refresh_pending(t.key, t.line, *refresh))
+            self._writer.write(statements.refresh_pending(t.key, t.line, *refresh))
         item = SubmitItem(
             t.key,
             job.body,
@@ -217,7 +219,7 @@ class _Feeder:
             self._report.held_by_limit += 1
             return
         if self._videos_to_record is not None:
-            self._writer.write(store.set_videos(self._videos_to_record))
+            self._writer.write(statements.set_videos(self._videos_to_record))
             self._videos_to_record = None
         try:
             await self._queue.put(item)
@@ -294,7 +296,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
         await writer.write_durably(
-            store.in_flight_to_uncertain(opts.clock()), store.clear_invalid()
+            statements.in_flight_to_uncertain(opts.clock()), statements.clear_invalid()
         )
         limiter = make_limiter(opts.rate)
         async with (

@@ -20,8 +20,9 @@ import pytest
 from aiohttp import web
 
 from engine.cli.preparing import make_preparer
-from engine.ledger import store
-from engine.ledger.store import JobRecord, Ledger, Statement
+from engine.ledger import statements
+from engine.ledger.statements import Statement
+from engine.ledger.store import JobRecord, Ledger
 from engine.prepare import body_sha256, canonical_json
 from engine.reader import JobsFormat, open_rows
 from engine.sandbox import SandboxState
@@ -199,22 +200,22 @@ def test_an_older_ledger_keeps_its_jobs_and_reconcile_still_finds_them_by_their_
     preparer = make_preparer(DEMO_TEMPLATE, "contact_id", JobsFormat.CSV)
     with open_rows(str(jobs), JobsFormat.CSV) as source:
         sent = [preparer.prepare(row) for row in source.rows][:3]
-    statements: list[Statement] = []
+    work: list[Statement] = []
     bodies = {}
     for job in sent:
         body = {**(job.body or {}), "callback_id": job.key}  # as the old engine sent it
         bodies[job.key] = body
         text = canonical_json(body)
-        statements += [
-            store.insert_job(job.key, job.line, "pending", job.source, None, None),
-            store.mark_submitting(job.key, text, body_sha256(body), job.key, time.time() - 60),
+        work += [
+            statements.insert_job(job.key, job.line, "pending", job.source, None, None),
+            statements.mark_submitting(job.key, text, body_sha256(body), job.key, time.time() - 60),
         ]
-    statements += [
-        store.mark_submitted("c-001", "old-video-1", 1),
-        store.mark_outcome("c-002", "failed", 1, "refused"),
-        store.mark_outcome("c-003", "uncertain", 1, "connection dropped", time.time() - 60),
+    work += [
+        statements.mark_submitted("c-001", "old-video-1", 1),
+        statements.mark_outcome("c-002", "failed", 1, "refused"),
+        statements.mark_outcome("c-003", "uncertain", 1, "connection dropped", time.time() - 60),
     ]
-    make_older_ledger(path, monkeypatch, statements)
+    make_older_ledger(path, monkeypatch, work)
 
     with threaded_sandbox() as (url, state):
         made = post_video(url, bodies["c-003"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import BadRequest, error_code_and_message, make_status_error, one_line
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.store import Ledger
 from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.constants import ERROR_TEXT_MAX_CHARS
@@ -82,16 +82,16 @@ def test_one_line_keeps_short_text_as_it_is() -> None:
 @pytest.mark.parametrize(
     "statement",
     [
-        lambda error: store.mark_outcome("k", "failed", 1, error),
-        lambda error: store.render_update("k", "failed", None, None, error),
+        lambda error: statements.mark_outcome("k", "failed", 1, error),
+        lambda error: statements.render_update("k", "failed", None, None, error),
     ],
     ids=["outcome", "render"],
 )
 def test_every_error_the_ledger_stores_is_one_short_line(
-    tmp_path: Path, statement: Callable[[str], store.Statement]
+    tmp_path: Path, statement: Callable[[str], statements.Statement]
 ) -> None:
     with closing(Ledger(tmp_path / "l.db")) as ledger:
-        ledger.transaction([store.insert_job("k", 1, "pending", {}, "sha", None)])
+        ledger.transaction([statements.insert_job("k", 1, "pending", {}, "sha", None)])
         ledger.transaction([statement("first line\nsecond line\n" + "x" * 1000)])
         job = ledger.get("k")
     assert job is not None

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from engine.cli.export_cmd import export
 from engine.export import RESULT_COLUMNS, export_ledger
 from engine.export.writer import output_names
-from engine.ledger import store
-from engine.ledger.store import Ledger, Statement
+from engine.ledger import statements
+from engine.ledger.statements import Statement
+from engine.ledger.store import Ledger
 from tests.test_crash_resume import cli_env
 
 UNICODE = {
@@ -30,16 +31,14 @@ UNICODE = {
 
 def make_ledger(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Ledger:
     ledger = Ledger(path)
-    statements: list[Statement] = [store.set_source_columns(columns)]
+    work: list[Statement] = [statements.set_source_columns(columns)]
     for line, row in enumerate(rows, start=1):
         key = f"k{line}"
-        statements.append(store.insert_job(key, line, "pending", row, "sha", None))
-        statements.append(store.mark_submitting(key, "{}", "sha", key, 1.0))
-        statements.append(store.mark_submitted(key, f"vid{line}", 1))
-        statements.append(
-            store.render_update(key, "completed", f"https://v/{line}.mp4", None, None)
-        )
-    ledger.transaction(statements)
+        work.append(statements.insert_job(key, line, "pending", row, "sha", None))
+        work.append(statements.mark_submitting(key, "{}", "sha", key, 1.0))
+        work.append(statements.mark_submitted(key, f"vid{line}", 1))
+        work.append(statements.render_update(key, "completed", f"https://v/{line}.mp4", None, None))
+    ledger.transaction(work)
     return ledger
 
 
@@ -53,7 +52,9 @@ def test_source_columns_first_then_results_in_source_order(tmp_path: Path) -> No
     rows = [{"email": f"p{i}@x.example", "first": f"P{i}"} for i in range(3)]
     # Recorded out of line order, as a resumed run may; the export follows the file.
     ledger = make_ledger(tmp_path / "l.db", ["email", "first"], rows)
-    ledger.transaction([store.insert_job("early", 0, "invalid", {"email": "bad"}, None, "oops")])
+    ledger.transaction(
+        [statements.insert_job("early", 0, "invalid", {"email": "bad"}, None, "oops")]
+    )
     table = export_csv(ledger)
     assert table[0] == ["email", "first", *RESULT_COLUMNS]
     assert [r[0] for r in table[1:]] == ["bad", "p0@x.example", "p1@x.example", "p2@x.example"]
@@ -97,7 +98,7 @@ def test_formula_cells_are_defused_in_csv_only(tmp_path: Path) -> None:
         "",
     ]
     # A result can start like a formula too (an error message from the service).
-    ledger.transaction([store.mark_outcome("k1", "failed", 1, "=HYPERLINK(evil)")])
+    ledger.transaction([statements.mark_outcome("k1", "failed", 1, "=HYPERLINK(evil)")])
     header, first = export_csv(ledger)[:2]
     assert dict(zip(header, first, strict=True))["error"] == "'=HYPERLINK(evil)"
     out = io.StringIO()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.ledger import migrations, store
+from engine.ledger import migrations, statements
 from engine.ledger.migrations import MIGRATIONS
 from engine.ledger.store import Ledger
 from tests.test_reconcile import job
@@ -89,8 +89,8 @@ def test_the_source_row_is_kept_with_its_types(tmp_path: Path) -> None:
     source = {"name": "Zoë 🎬", "score": 7, "tags": ["a"], "none": None, "big": 2**70}
     ledger.transaction(
         [
-            store.set_source_columns(list(source)),
-            store.insert_job("k", 4, "pending", source, "sha", None),
+            statements.set_source_columns(list(source)),
+            statements.insert_job("k", 4, "pending", source, "sha", None),
         ]
     )
     record = ledger.get("k")
@@ -114,7 +114,7 @@ def test_a_crashed_runs_in_flight_jobs_become_uncertain(tmp_path: Path) -> None:
     assert flying is not None
     assert flying.body is not None
     assert flying.attempted_at is not None
-    ledger.transaction([store.in_flight_to_uncertain(0.0)])
+    ledger.transaction([statements.in_flight_to_uncertain(0.0)])
     assert ledger.counts() == {
         "pending": 1,
         "submitting": 0,
@@ -138,15 +138,15 @@ def test_reconcile_statements_only_move_unsettled_jobs(tmp_path: Path) -> None:
     )
     ledger.transaction(
         [
-            store.reconciled_found("done", "other-video"),
-            store.reconciled_absent("done"),
-            store.reconciled_absent("sure"),
+            statements.reconciled_found("done", "other-video"),
+            statements.reconciled_absent("done"),
+            statements.reconciled_absent("sure"),
         ]
     )
     done = ledger.get("done")
     assert done is not None
     assert (done.status, done.video_id) == ("submitted", "v1")
-    ledger.transaction([store.reconciled_found("u", "v2")])
+    ledger.transaction([statements.reconciled_found("u", "v2")])
     found = ledger.get("u")
     assert found is not None
     assert (found.status, found.video_id, found.body) == (
@@ -162,8 +162,8 @@ def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(tmp_path:
     ledger.transaction([*job("p", "pending"), *job("s", "submitted", video_id="v")])
     ledger.transaction(
         [
-            store.refresh_pending("p", 9, "new-sha", {"name": "new"}, None, "{}", "cb"),
-            store.refresh_pending("s", 9, "new-sha", {"name": "new"}, None, "{}", "cb"),
+            statements.refresh_pending("p", 9, "new-sha", {"name": "new"}, None, "{}", "cb"),
+            statements.refresh_pending("s", 9, "new-sha", {"name": "new"}, None, "{}", "cb"),
         ]
     )
     p, s = ledger.get("p"), ledger.get("s")
@@ -179,9 +179,9 @@ def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(tmp_path:
 def test_a_pending_job_keeping_a_body_to_resend_takes_the_files_body(tmp_path: Path) -> None:
     """Proven absent, then edited: what is resent, stored and shown must agree."""
     ledger = Ledger(tmp_path / "l.db")
-    ledger.transaction([*job("a", "uncertain"), store.reconciled_absent("a")])
+    ledger.transaction([*job("a", "uncertain"), statements.reconciled_absent("a")])
     ledger.transaction(
-        [store.refresh_pending("a", 4, "new-sha", {"name": "Bo"}, "fp", '{"new":1}', "c1:a")]
+        [statements.refresh_pending("a", 4, "new-sha", {"name": "Bo"}, "fp", '{"new":1}', "c1:a")]
     )
     a = ledger.get("a")
     assert a is not None
@@ -206,11 +206,11 @@ def test_an_answer_with_a_video_another_job_holds_is_flagged_never_recorded(
     # Several answers in one batch check each other too.
     ledger.transaction(
         [
-            store.mark_submitted("c-002", "vid-1", 1),
+            statements.mark_submitted("c-002", "vid-1", 1),
             *job("c-003", "submitting", line=3),
-            store.mark_submitted("c-003", "vid-3", 1),
+            statements.mark_submitted("c-003", "vid-3", 1),
             *job("c-004", "submitting", line=4),
-            store.mark_submitted("c-004", "vid-3", 2),
+            statements.mark_submitted("c-004", "vid-3", 2),
         ]
     )
     second, fourth = ledger.get("c-002"), ledger.get("c-004")
@@ -231,7 +231,7 @@ def test_an_answer_with_a_video_another_job_holds_is_flagged_never_recorded(
     ]  # fmt: skip
     assert ledger.known_video_ids(["vid-1", "vid-3"]) == {"vid-1", "vid-3"}
     # The same answer for the job holding the video changes nothing.
-    ledger.transaction([store.mark_submitted("c-001", "vid-1", 1)])
+    ledger.transaction([statements.mark_submitted("c-001", "vid-1", 1)])
     first = ledger.get("c-001")
     assert first is not None
     assert (first.status, first.video_id) == ("submitted", "vid-1")
@@ -243,7 +243,7 @@ def test_reconcile_never_gives_a_job_a_video_another_job_holds(tmp_path: Path) -
     ledger.transaction(
         [*job("c-001", "submitted", video_id="vid-1"), *job("c-002", "uncertain", line=2)]
     )
-    ledger.transaction([store.reconciled_found("c-002", "vid-1")])
+    ledger.transaction([statements.reconciled_found("c-002", "vid-1")])
     flagged = ledger.get("c-002")
     assert flagged is not None
     assert (flagged.status, flagged.video_id, flagged.error) == (
@@ -251,7 +251,7 @@ def test_reconcile_never_gives_a_job_a_video_another_job_holds(tmp_path: Path) -
         None,
         "reconcile found video_id vid-1, which job c-001 already holds; still uncertain",
     )
-    ledger.transaction([store.reconciled_found("c-002", "vid-2")])
+    ledger.transaction([statements.reconciled_found("c-002", "vid-2")])
     found = ledger.get("c-002")
     assert found is not None
     assert (found.status, found.video_id, found.error) == ("submitted", "vid-2", None)
@@ -275,14 +275,14 @@ def test_a_ledger_gets_a_campaign_id_once_and_keeps_it(tmp_path: Path) -> None:
 
 
 def make_older_ledger(
-    path: Path, monkeypatch: pytest.MonkeyPatch, statements: Sequence[store.Statement] = ()
+    path: Path, monkeypatch: pytest.MonkeyPatch, work: Sequence[statements.Statement] = ()
 ) -> None:
     """A ledger as the release before campaign ids left it, holding ``statements``."""
     names = [name for name, _ in MIGRATIONS]
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "MIGRATIONS", MIGRATIONS[: names.index("campaign id")])
         ledger = Ledger(path)
-        ledger.transaction(statements)
+        ledger.transaction(work)
         ledger.close()
 
 
@@ -304,14 +304,14 @@ def test_an_older_ledger_gets_a_campaign_id_when_opened_to_write_and_reads_witho
 
 def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
-    statements = []
+    work = []
     for i in range(7):
-        statements += job(f"k{i}", "submitted", line=i + 1, video_id=f"v{i}")
-    statements += job("u", "uncertain")
-    statements.append(store.render_update("k2", "completed", "url", None, None))
-    statements.append(store.render_update("k3", "failed", None, None, "render failed"))
-    statements.append(store.render_update("k4", "processing", None, None, None))
-    ledger.transaction(statements)
+        work += job(f"k{i}", "submitted", line=i + 1, video_id=f"v{i}")
+    work += job("u", "uncertain")
+    work.append(statements.render_update("k2", "completed", "url", None, None))
+    work.append(statements.render_update("k3", "failed", None, None, "render failed"))
+    work.append(statements.render_update("k4", "processing", None, None, None))
+    ledger.transaction(work)
     pages, after = [], ""
     while page := ledger.renders_to_check(after, 2):
         pages.append(page)
@@ -340,7 +340,7 @@ def test_only_pending_jobs_with_a_stored_body_are_resendable(tmp_path: Path) -> 
         [
             *job("held", "pending"),
             *job("absent", "uncertain", line=2),
-            store.reconciled_absent("absent"),
+            statements.reconciled_absent("absent"),
             *job("lost", "uncertain", line=3),
         ]
     )

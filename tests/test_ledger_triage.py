@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from engine.cli import cli
 from engine.errors import FieldError, RowError
-from engine.ledger import store
+from engine.ledger import statements, store
 from engine.ledger.store import Ledger
 from engine.ledger.triage import Triage, Verdict
 from engine.prepare import Preparer, body_sha256
@@ -44,11 +44,11 @@ def settle(ledger: Ledger, rows: list[Row], status: store.Status = "submitted") 
     for t in Triage(ledger, preparer(), SALT).sort(rows):
         assert t.job is not None
         writes.append(
-            store.insert_job(
+            statements.insert_job(
                 t.key, t.line, "pending", t.job.source, t.job.sha256, None, t.fingerprint
             )
         )
-        writes.append(store.mark_outcome(t.key, status, 1, None))
+        writes.append(statements.mark_outcome(t.key, status, 1, None))
     ledger.transaction(writes)
 
 
@@ -148,7 +148,7 @@ def test_a_repeat_of_a_recognised_row_is_a_duplicate(tmp_path: Path) -> None:
 def test_pending_and_invalid_jobs_in_the_ledger_count_as_new(tmp_path: Path) -> None:
     with closing(Ledger(tmp_path / "l.db")) as ledger:
         settle(ledger, [row(2, "a", "Ava")], status="pending")
-        ledger.transaction([store.insert_job("b", 3, "invalid", {}, None, "bad")])
+        ledger.transaction([statements.insert_job("b", 3, "invalid", {}, None, "bad")])
         verdicts = Triage(ledger, preparer(), SALT).sort([row(2, "a", "Ava"), row(3, "b", "Bo")])
     assert [t.verdict for t in verdicts] == [Verdict.NEW, Verdict.NEW]
     assert verdicts[0].previous is not None
@@ -203,9 +203,9 @@ def sent_as(ledger: Ledger, key: str, body: dict[str, object], status: store.Sta
     callback = body.get("callback_id")
     ledger.transaction(
         [
-            store.insert_job(key, 1, "pending", {"id": key}, None, None),
-            store.mark_submitting(key, text, body_sha256(body), str(callback), 1.0),
-            store.mark_outcome(key, status, 1, "refused"),
+            statements.insert_job(key, 1, "pending", {"id": key}, None, None),
+            statements.mark_submitting(key, text, body_sha256(body), str(callback), 1.0),
+            statements.mark_outcome(key, status, 1, "refused"),
         ]
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.campaign import run_campaign
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger import writer as writer_module
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter, LedgerWriteFailed
@@ -139,4 +139,4 @@ async def test_statements_queued_after_close_are_refused(tmp_path: Path) -> None
     writer.start()
     await writer.close()
     with pytest.raises(RuntimeError, match="closed"):
-        writer.write(store.clear_invalid())
+        writer.write(statements.clear_invalid())

@@ -25,12 +25,12 @@ from tests.test_crash_resume import cli_env, run_args, write_contacts
 HOLDER = """
 import sys
 from pathlib import Path
-from engine.ledger import ledger_lock, store
+from engine.ledger import ledger_lock, statements, store
 from engine.ledger.store import Ledger
 path = Path(sys.argv[1])
 with ledger_lock(path):
     ledger = Ledger(path)
-    ledger.transaction([store.insert_job("held", 1, "pending", {"a": "b"}, "sha", None)])
+    ledger.transaction([statements.insert_job("held", 1, "pending", {"a": "b"}, "sha", None)])
     print("locked", flush=True)
     sys.stdin.read()
 """

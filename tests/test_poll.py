@@ -15,7 +15,8 @@ from aiolimiter import AsyncLimiter
 
 from engine.errors import KeyRefused, RequestTimeout
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
-from engine.ledger.store import Ledger, Statement
+from engine.ledger.statements import Statement
+from engine.ledger.store import Ledger
 from engine.request.responses import VideoStatus
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.client import HeyGenClient
@@ -31,12 +32,12 @@ def limiter() -> AsyncLimiter:
 
 async def submitted_ledger(path: Path, client: HeyGenClient, count: int) -> Ledger:
     ledger = Ledger(path)
-    statements: list[Statement] = []
+    work: list[Statement] = []
     for i in range(count):
         video_id = await client.create_video(make_body(f"k{i}"))
-        statements += job(f"k{i}", "submitted", line=i + 1, video_id=video_id)
-    statements += job("not-sent", "pending", line=count + 1)
-    ledger.transaction(statements)
+        work += job(f"k{i}", "submitted", line=i + 1, video_id=video_id)
+    work += job("not-sent", "pending", line=count + 1)
+    ledger.transaction(work)
     return ledger
 
 
@@ -171,10 +172,10 @@ class CountingReader:
 
 def ledger_of(path: Path, count: int) -> Ledger:
     ledger = Ledger(path)
-    statements: list[Statement] = []
+    work: list[Statement] = []
     for i in range(count):
-        statements += job(f"k{i:05d}", "submitted", line=i + 1, video_id=f"v{i:05d}")
-    ledger.transaction(statements)
+        work += job(f"k{i:05d}", "submitted", line=i + 1, video_id=f"v{i:05d}")
+    ledger.transaction(work)
     return ledger
 
 

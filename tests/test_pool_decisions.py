@@ -18,7 +18,7 @@ from aioresponses import CallbackResult
 from yarl import URL
 
 from engine.errors import KeyRefused, OutOfCredit
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.store import JobRecord, Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.client import GENERATE_PATH, HeyGenClient
@@ -78,7 +78,10 @@ async def pool(
     path = tmp_path / "ledger.db"
     with closing(Ledger(path)) as ledger:
         ledger.transaction(
-            [store.insert_job(f"job-{n}", n, "pending", {}, f"sha-{n}", None) for n in range(jobs)]
+            [
+                statements.insert_job(f"job-{n}", n, "pending", {}, f"sha-{n}", None)
+                for n in range(jobs)
+            ]
         )
     writer = BatchWriter(path)
     writer.start()

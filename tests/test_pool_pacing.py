@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from engine.errors import EngineError, RateLimited, ServerError
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
@@ -53,7 +53,7 @@ async def run_pool(
     path = tmp_path / "ledger.db"
     with closing(Ledger(path)) as ledger:
         ledger.transaction(
-            [store.insert_job(f"job-{n}", n, "pending", {}, "sha", None) for n in range(jobs)]
+            [statements.insert_job(f"job-{n}", n, "pending", {}, "sha", None) for n in range(jobs)]
         )
     writer = BatchWriter(path)
     writer.start()

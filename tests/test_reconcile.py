@@ -17,9 +17,10 @@ from aiolimiter import AsyncLimiter
 from engine.campaign import RunOptions, run_campaign
 from engine.cli.preparing import make_preparer
 from engine.errors import ServerError
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
-from engine.ledger.store import Ledger, Statement
+from engine.ledger.statements import Statement
+from engine.ledger.store import Ledger
 from engine.reader import JobsFormat
 from engine.request.responses import VideoListItem, VideoStatus
 from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
@@ -50,18 +51,18 @@ def job(
 ) -> list[Statement]:
     """Statements putting one job into ``status`` the way a run would have."""
     body = json.dumps(make_body(callback_id or key))
-    statements = [store.insert_job(key, line, "pending", {"name": key}, "sha-" + key, None)]
+    work = [statements.insert_job(key, line, "pending", {"name": key}, "sha-" + key, None)]
     if status == "pending":
-        return statements
-    statements.append(
-        store.mark_submitting(key, body, "sha-" + key, callback_id or key, attempted_at)
+        return work
+    work.append(
+        statements.mark_submitting(key, body, "sha-" + key, callback_id or key, attempted_at)
     )
     if status == "uncertain":
-        statements.append(store.mark_outcome(key, "uncertain", 1, "connection dropped"))
+        work.append(statements.mark_outcome(key, "uncertain", 1, "connection dropped"))
     elif status == "submitted":
         assert video_id is not None
-        statements.append(store.mark_submitted(key, video_id, 1))
-    return statements
+        work.append(statements.mark_submitted(key, video_id, 1))
+    return work
 
 
 def post_video(base_url: str, body: dict[str, Any]) -> str:
@@ -146,11 +147,11 @@ async def test_pages_back_skipping_videos_the_ledger_knows(tmp_path: Path) -> No
     async with sandbox_and_client(clock) as (sandbox, client):
         # The oldest video is the lost one: every page of the list must be read.
         lost = await client.create_video(make_body("lost"))
-        statements = job("lost", "uncertain", line=1)
+        work = job("lost", "uncertain", line=1)
         for i in range(250):
             video_id = await client.create_video(make_body(f"done-{i}"))
-            statements += job(f"done-{i}", "submitted", line=i + 2, video_id=video_id)
-        ledger.transaction(statements)
+            work += job(f"done-{i}", "submitted", line=i + 2, video_id=video_id)
+        ledger.transaction(work)
         sandbox.state.counters.status_requests = 0
         result = await reconcile(ledger, client, limiter(), grace_s=0, clock=clock)
 
@@ -327,9 +328,9 @@ async def test_grace_counts_from_the_send_not_from_the_mark(tmp_path: Path) -> N
         ledger.transaction(
             [
                 *job("late", "uncertain", attempted_at=T0 - 600)[:2],
-                store.mark_outcome("late", "uncertain", 1, "dropped", sent_at=T0 - 5),
+                statements.mark_outcome("late", "uncertain", 1, "dropped", sent_at=T0 - 5),
                 *job("early", "uncertain", line=2, attempted_at=T0 - 600)[:2],
-                store.mark_outcome("early", "uncertain", 1, "dropped", sent_at=T0 - 100),
+                statements.mark_outcome("early", "uncertain", 1, "dropped", sent_at=T0 - 100),
             ]
         )
         result = await reconcile(ledger, client, limiter(), grace_s=60, clock=clock)
@@ -347,10 +348,10 @@ async def test_a_crash_restarts_the_grace_of_jobs_caught_in_flight(tmp_path: Pat
         ledger.transaction(
             [
                 *job("caught", "pending"),
-                store.mark_submitting("caught", "{}", "s", "caught", T0 - 600),
+                statements.mark_submitting("caught", "{}", "s", "caught", T0 - 600),
             ]
         )
-        ledger.transaction([store.in_flight_to_uncertain(T0)])
+        ledger.transaction([statements.in_flight_to_uncertain(T0)])
         early = await reconcile(ledger, client, limiter(), grace_s=60, clock=clock)
         clock.now = T0 + 61
         late = await reconcile(ledger, client, limiter(), grace_s=60, clock=clock)

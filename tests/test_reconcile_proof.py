@@ -18,7 +18,7 @@ import pytest
 
 from engine.campaign import run_campaign
 from engine.errors import ConnectionDropped, EngineError, RequestTimeout
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
@@ -216,7 +216,7 @@ async def test_the_grace_counts_from_the_moment_the_error_came_back(
     service = SlowService(clock, error, make_s=3, lag_s=4)
     path = tmp_path / "l.db"
     with closing(Ledger(path)) as ledger:
-        ledger.transaction([store.insert_job("slow", 1, "pending", {}, "sha", None)])
+        ledger.transaction([statements.insert_job("slow", 1, "pending", {}, "sha", None)])
     writer = BatchWriter(path)
     writer.start()
     submitter = Submitter(service, limiter(), writer, RunControl(), 6, PoolStats(), clock=clock)
@@ -283,7 +283,7 @@ async def test_a_request_cancelled_in_flight_counts_its_grace_from_the_cancellat
 
     path = tmp_path / "l.db"
     with closing(Ledger(path)) as ledger:
-        ledger.transaction([store.insert_job("hung", 1, "pending", {}, "sha", None)])
+        ledger.transaction([statements.insert_job("hung", 1, "pending", {}, "sha", None)])
     writer = BatchWriter(path)
     writer.start()
     submitter = Submitter(Hanging(), limiter(), writer, RunControl(), 6, PoolStats(), clock=clock)

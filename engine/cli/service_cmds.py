@@ -32,7 +32,8 @@ from engine.cli.run_cmd import reconcile_grace
 from engine.ledger import Ledger, ledger_lock
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
-from engine.ledger.store import in_flight_to_uncertain, require_ledger
+from engine.ledger.statements import in_flight_to_uncertain
+from engine.ledger.store import require_ledger
 from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
 from engine.submitter.rate import Rate, make_limiter

@@ -17,8 +17,9 @@ from typing import Protocol
 from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, BadRequest, EngineError
-from engine.ledger import store
-from engine.ledger.store import Ledger, Statement
+from engine.ledger import statements
+from engine.ledger.statements import Statement
+from engine.ledger.store import Ledger
 from engine.request.responses import VideoStatus
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class _Round:
         else:
             result.rendering += 1
         self._writes.append(
-            store.render_update(
+            statements.render_update(
                 key, state, status.video_url, status.thumbnail_url, _error_text(status)
             )
         )

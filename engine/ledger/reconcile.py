@@ -30,14 +30,15 @@ from dataclasses import dataclass, field
 from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, EngineError, one_line
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.listing import (
     VideoLister,
     disagreement,
     read_listing,
     window_start,
 )
-from engine.ledger.store import JobRecord, Ledger, Statement
+from engine.ledger.statements import Statement
+from engine.ledger.store import JobRecord, Ledger
 from engine.request.responses import VideoListItem
 from engine.submitter.constants import CHECK_PAGE_SIZE, DEFAULT_GRACE_S, LIST_PAGE_SIZE
 
@@ -111,11 +112,11 @@ async def reconcile(
     writes: list[Statement] = []
     for job in jobs:
         if job.key in search.found:
-            writes.append(store.reconciled_found(job.key, search.found[job.key]))
+            writes.append(statements.reconciled_found(job.key, search.found[job.key]))
             result.found += 1
             continue
         if job.key in due_keys and problem is None:
-            writes.append(store.reconciled_absent(job.key))
+            writes.append(statements.reconciled_absent(job.key))
             result.absent += 1
             continue
         result.still_uncertain += 1
@@ -209,7 +210,7 @@ def _never_claimable(job: JobRecord, by_callback: dict[str, JobRecord]) -> str |
 def _unsettled(job: JobRecord, reason: str) -> Statement:
     """The job stays uncertain; its error keeps its own cause and says why it is not settled."""
     cause = one_line((job.error or "uncertain").split(UNSETTLED, 1)[0], _CAUSE_CHARS)
-    return store.mark_outcome(job.key, "uncertain", job.attempts, cause + UNSETTLED + reason)
+    return statements.mark_outcome(job.key, "uncertain", job.attempts, cause + UNSETTLED + reason)
 
 
 def _grace_start(job: JobRecord, default: float) -> float:

@@ -19,7 +19,8 @@ import asyncio
 from pathlib import Path
 
 from engine.errors import EngineError
-from engine.ledger.store import Ledger, Statement
+from engine.ledger.statements import Statement
+from engine.ledger.store import Ledger
 
 #: Longest a plain write waits for company before it is committed alone.
 LINGER_S = 0.1

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, EngineError, RateLimited
-from engine.ledger import store
+from engine.ledger import statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
 from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEAD_S
@@ -119,18 +119,18 @@ class Submitter:
         From here on a crash leaves them to reconcile, never to a blind resend.
         """
         now = self._clock()
-        statements = []
+        work = []
         for item in items:
             callback_id = item.body.get("callback_id")
             callback = callback_id if isinstance(callback_id, str) else None
             new = item.new
             if new is None:
-                statements.append(
-                    store.mark_submitting(item.key, item.payload, item.sha256, callback, now)
+                work.append(
+                    statements.mark_submitting(item.key, item.payload, item.sha256, callback, now)
                 )
             else:
-                statements.append(
-                    store.insert_submitting(
+                work.append(
+                    statements.insert_submitting(
                         item.key,
                         new.line,
                         new.source,
@@ -141,7 +141,7 @@ class Submitter:
                         now,
                     )
                 )
-        await self._writer.write_durably(*statements)
+        await self._writer.write_durably(*work)
 
     def release(self, item: SubmitItem) -> None:
         """A marked job that will not be sent after all goes back to ``pending``."""
@@ -153,7 +153,7 @@ class Submitter:
         new = item.new
         if new is not None:
             self._writer.write(
-                store.insert_job(
+                statements.insert_job(
                     item.key, new.line, "pending", new.source, item.sha256, None, new.fingerprint
                 )
             )
@@ -188,7 +188,7 @@ class Submitter:
                     continue
                 in_request = False
                 self._stats.in_flight -= 1
-                self._writer.write(store.mark_submitted(item.key, video_id, attempts))
+                self._writer.write(statements.mark_submitted(item.key, video_id, attempts))
                 self._stats.record("submitted")
                 return "submitted"
         except asyncio.CancelledError:
@@ -277,7 +277,7 @@ class Submitter:
         error: str | None,
         sent_at: float | None = None,
     ) -> Status:
-        self._writer.write(store.mark_outcome(key, status, attempts, error, sent_at))
+        self._writer.write(statements.mark_outcome(key, status, attempts, error, sent_at))
         self._stats.record(status)
         return status
 
