@@ -159,19 +159,18 @@ class _Feeder:
                     return
                 if source.header is None:
                     self._add_columns([c for row in chunk for c in row.values])
-                await self._act(triage.sort(chunk))
+                await self._act(triage.sort(chunk), opts.preparer)
                 # Let the workers run between chunks even when nothing had to be queued.
                 await asyncio.sleep(0)
 
-    async def _act(self, verdicts: list[Triaged]) -> None:
+    async def _act(self, verdicts: list[Triaged], preparer: Preparer) -> None:
         report = self._report
         for t in verdicts:
             report.add(t)
             job, previous = t.job, t.previous
             if t.verdict is Verdict.DUPLICATE:
-                self._notices.say(
-                    f"line {t.line}: job key {t.key} appeared earlier in this file; not sent twice"
-                )
+                note = preparer.repeated_key(t.key)
+                self._notices.say(f"line {t.line}: {note}; not sent twice")
             elif t.verdict is Verdict.INVALID:
                 assert job is not None
                 self._notices.say(f"line {t.line}: invalid: {job.error_text}")

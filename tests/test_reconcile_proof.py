@@ -24,7 +24,7 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.request.responses import VideoListItem, VideoStatus
 from engine.submitter.client import HeyGenClient
-from engine.submitter.control import RunControl
+from engine.submitter.control import RunControl, utc_clock
 from engine.submitter.pool import PoolStats, SubmitItem, Submitter
 from tests.fake_service import FakeService, Paging, serving
 from tests.test_crash_resume import cli_env, write_contacts
@@ -300,3 +300,30 @@ async def test_a_request_cancelled_in_flight_counts_its_grace_from_the_cancellat
         record = ledger.get("hung")
     assert record is not None
     assert (record.status, record.attempted_at, record.sent_at) == ("uncertain", T0, T0 + 7)
+
+
+async def test_the_reconcile_command_says_when_a_job_too_recent_can_be_settled(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    # Nothing listed: the listing is complete at once, and only the grace is missing.
+    service = FakeService(clock=time.time)
+    ledger_path = tmp_path / "l.db"
+    with closing(Ledger(ledger_path)) as ledger:
+        ledger.transaction(job("recent", "uncertain", attempted_at=now))
+    async with serving(service) as url:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "engine", "reconcile", "--ledger", str(ledger_path), "--base-url", url),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(HEYGEN_BATCH_RECONCILE_GRACE_S="600"),
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1, err.decode()
+    text = out.decode()
+    assert "1 still uncertain" in text
+    assert "1 were sent too recently to be proven absent" in text
+    # The grace counts from the attempt: about ten minutes from now.
+    come_back = text.split("run `reconcile` again after ")[1].split(" UTC")[0]
+    assert come_back in {utc_clock(now + s).split(" UTC")[0] for s in range(598, 603)}

@@ -237,3 +237,34 @@ def test_the_real_process_exits_2_on_non_utf8(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "line 2 is not UTF-8 text" in done.stderr
     assert done.stdout == ""
+
+
+def test_a_repeated_request_without_a_key_column_suggests_one(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(
+        "email,name,script\na@x.example,Ann,Hello\nb@x.example,Ann,Hello\n", encoding="utf-8"
+    )
+    template = tmp_path / "t.json"
+    template.write_text(
+        json.dumps(
+            {
+                "video_inputs": [
+                    {
+                        "character": {"type": "avatar", "avatar_id": "a1"},
+                        "voice": {
+                            "type": "text",
+                            "voice_id": "v1",
+                            "input_text": "{{ script }}, {{ name }}",
+                        },
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    result = CliRunner().invoke(cli, ["validate", str(jobs), "--template", str(template)])
+
+    assert result.exit_code == 1
+    assert "line 3: the same request as an earlier row" in result.stdout
+    assert "give --key-column to key them by contact" in result.stdout

@@ -75,7 +75,7 @@ def _write_stdout(store: Ledger, fmt: Format) -> int:
 def export(ledger: Path, output: Path | None, fmt: str | None) -> None:
     """Write one line per job, in source order: the row's own columns first (in the
     order first seen), then key, line, status, video_id, video_status, video_url,
-    thumbnail_url, attempts, error.
+    thumbnail_url, attempts, error, api, callback_id, video_page_url, file_path.
 
     A source column named like one of those result columns is exported as
     source.<name> (for example source.status), so its data is kept. In CSV, a cell

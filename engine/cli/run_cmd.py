@@ -231,8 +231,9 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     )
     if report.not_resent:
         click.echo(
-            f"{report.not_resent} jobs failed or uncertain in an earlier run are not sent "
-            "again: see their error with `heygen-batch export`; `reconcile` settles uncertain ones."
+            f"{report.not_resent} jobs were failed or uncertain from an earlier run: failed "
+            "ones are not sent again (see their error with `heygen-batch export`); uncertain "
+            "ones are sent again only once reconcile proves the service never made them."
         )
     click.echo(
         f"This run: {report.sent_submitted} submitted, {report.sent_failed} failed, "

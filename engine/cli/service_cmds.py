@@ -28,7 +28,7 @@ from engine.cli.options import (
     resolve_where,
     service_options,
 )
-from engine.cli.run_cmd import reconcile_grace
+from engine.cli.run_cmd import GRACE_VARIABLE, reconcile_grace
 from engine.ledger import Ledger, ledger_lock
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
@@ -36,6 +36,7 @@ from engine.ledger.statements import in_flight_to_uncertain
 from engine.ledger.store import require_ledger
 from engine.service import Service, service_address
 from engine.submitter.client import HeyGenClient
+from engine.submitter.control import utc_clock
 from engine.submitter.rate import Rate, make_limiter
 
 # Between rounds of --until-done: renders take minutes, so polling faster only spends rate.
@@ -181,6 +182,13 @@ def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None
         click.echo(
             f"Absence not proven: {result.problem}. The jobs stay uncertain (their error says "
             "why); run `reconcile` again later."
+        )
+    if result.grace_ends:
+        # Too recent to be proven absent: the service may still be listing them.
+        click.echo(
+            f"{len(result.grace_ends)} were sent too recently to be proven absent (the "
+            f"grace period, ${GRACE_VARIABLE}); run `reconcile` again after "
+            f"{utc_clock(max(result.grace_ends))}."
         )
     if result.still_uncertain:
         raise SystemExit(1)

@@ -13,7 +13,7 @@ from engine.cli.errors import UserError, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
 from engine.errors import Reason
-from engine.prepare import DuplicateFilter, PreparedJob
+from engine.prepare import DuplicateFilter, PreparedJob, Preparer
 from engine.reader import describe, open_rows
 
 
@@ -36,7 +36,7 @@ class _Counts:
 
 
 def _problems(
-    job: PreparedJob, seen: DuplicateFilter, key_column: str | None
+    job: PreparedJob, seen: DuplicateFilter, key_column: str | None, preparer: Preparer
 ) -> tuple[list[dict[str, str]], bool]:
     """The row's problems as ``{"field", "message", "reason"}`` and whether its key is a
     repeat."""
@@ -53,8 +53,7 @@ def _problems(
         errors.append(
             {
                 "field": key_column or "",
-                "message": f"job key {job.key} appeared earlier in this file; "
-                "this row would not be sent",
+                "message": f"{preparer.repeated_key(job.key)}; this row would not be sent",
                 "reason": str(Reason.DUPLICATE),
             }
         )
@@ -94,7 +93,7 @@ def validate(
             warn_missing_columns(preparer, source)
             for row in source.rows:
                 job = preparer.prepare(row)
-                errors, duplicate = _problems(job, seen, key_column)
+                errors, duplicate = _problems(job, seen, key_column, preparer)
                 counts.rows += 1
                 if not job.valid:
                     counts.invalid += 1

@@ -39,6 +39,18 @@ class Preparer:
         adds no callback_id: such bodies are never sent."""
         return Preparer(self._template, self._key_column, self._test_videos, campaign)
 
+    def repeated_key(self, key: str) -> str:
+        """What to tell the user of a row whose job key an earlier row of the file had."""
+        if self._key_column is not None:
+            return f"job key {key} appeared earlier in this file"
+        # Keyed by the request's hash: two contacts whose videos would read the same are
+        # one job, which surprises anyone who thinks in contacts.
+        return (
+            f"the same request as an earlier row (job key {key}); rows are keyed by their "
+            "request, so identical videos are made once: give --key-column to key them "
+            "by contact"
+        )
+
     def check_columns(self, header: Sequence[str]) -> list[str]:
         """Check a CSV header before any row: the template's columns it lacks, sorted.
 
