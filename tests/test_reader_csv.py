@@ -198,8 +198,17 @@ def test_a_row_past_the_unnamed_columns_is_ragged(tmp_path: Path) -> None:
     _, rows = read(tmp_path, b"a,b,,\n1,2,,,5\n")
 
     assert rows[0].error is not None
-    assert "5 cells but the header has 4" in str(rows[0].error)
+    assert "5 cells but the header has 2 (4 with its empty ones)" in str(rows[0].error)
     assert rows[0].values == {"a": "1", "b": "2"}
+
+
+def test_a_short_row_under_empty_trailing_header_cells_counts_them_the_same_way(
+    tmp_path: Path,
+) -> None:
+    _, rows = read(tmp_path, b"a,b,c,,\n1\n")
+
+    assert rows[0].error is not None
+    assert "1 cells but the header has 3 (5 with its empty ones)" in str(rows[0].error)
 
 
 def test_a_ragged_row_names_the_delimiter_it_was_split_on(tmp_path: Path) -> None:

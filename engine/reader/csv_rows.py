@@ -186,9 +186,10 @@ def _records(
             # A spreadsheet row may stop before the unnamed columns, or fill them blank.
             yield _unnamed_cells(line, values, record, named), lines.ended
             continue
-        expected = named if cells < named else width
+        # Said the same way for a short row and a long one, empty trailing cells or not.
+        header_cells = f"{named}" if named == width else f"{named} ({width} with its empty ones)"
         message = (
-            f"the row has {cells} cells but the header has {expected} "
+            f"the row has {cells} cells but the header has {header_cells} "
             f"(a stray {DELIMITERS[header.delimiter]}, or a line break outside quotes?)"
         )
         # The cells it has are kept, so the export still joins it to its contact.
