@@ -234,7 +234,7 @@ def test_a_callback_id_the_template_sets_is_part_of_the_request(tmp_path: Path) 
         job = first[0].job
         assert job is not None
         assert job.body is not None
-        assert job.body["callback_id"] == "crm-1"
+        assert job.body["callback_id"] == f"{ledger.campaign_id}:crm-1"
         sent_as(ledger, "a", job.body, "failed")
         again = Triage(ledger, own, SALT).sort([Row(1, {"id": "a", "name": "A", "crm": "2"})])
     assert again[0].changed

@@ -85,7 +85,8 @@ def test_a_callback_id_the_template_sets_is_kept_and_a_blank_fallback_gets_the_e
     blank = prepare({**CELLS, "crm": "  "}, template=template, key_column="id")
     fallen_back = prepare({**CELLS, "crm": "  "}, template=fallback, key_column="id")
 
-    assert kept.body["callback_id"] == "crm-9"
+    assert kept.body["callback_id"] == "0a1b2c3d4e5f:crm-9"
+    assert kept.own_callback == "crm-9"
     assert not kept.engine_callback
     assert [e.reason for e in blank.errors] == [Reason.EMPTY_CELL]
     assert fallen_back.body["callback_id"] == "0a1b2c3d4e5f:c-1"

@@ -270,7 +270,7 @@ def test_a_whole_jsonl_body_is_checked_string_by_string_with_its_field_path() ->
 # --- callback_id --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("constant", ["spring-campaign", 42, "", "{ not a placeholder }"])
+@pytest.mark.parametrize("constant", ["spring-campaign", 42, "{ not a placeholder }"])
 def test_a_constant_callback_id_is_refused_at_load(constant: Any) -> None:
     with pytest.raises(ConfigError) as info:
         compile_template({**TEMPLATE, "callback_id": constant}, "t.json")
@@ -284,5 +284,8 @@ def test_a_constant_callback_id_is_refused_at_load(constant: Any) -> None:
 
 def test_a_callback_id_built_from_a_column_or_left_out_is_accepted() -> None:
     compile_template({**TEMPLATE, "callback_id": "spring-{{ id }}"})
+    # Blank is unset, as the engine treats it: it makes one per job.
+    compile_template({**TEMPLATE, "callback_id": ""})
+    compile_template({**TEMPLATE, "callback_id": " "})
     compile_template({**TEMPLATE, "callback_id": None})
     compile_template(TEMPLATE)

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -39,7 +40,8 @@ controls = st.characters(min_codepoint=0, max_codepoint=0x9F).filter(
 
 def named(text: str) -> bool:
     # An empty or blank name cell makes the row invalid: the template has no fallback.
-    return not (text == "" or text.isspace())
+    # Blank: nothing but whitespace and invisible format characters (Unicode Cf).
+    return not all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def usable(text: str) -> bool:

@@ -13,7 +13,7 @@ from engine.cli.errors import UserError, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
 from engine.errors import Reason
-from engine.prepare import DuplicateFilter, PreparedJob, Preparer
+from engine.prepare import PreparedJob, Preparer, Repeats
 from engine.reader import describe, open_rows
 
 
@@ -36,10 +36,10 @@ class _Counts:
 
 
 def _problems(
-    job: PreparedJob, seen: DuplicateFilter, key_column: str | None, preparer: Preparer
-) -> tuple[list[dict[str, str]], bool]:
-    """The row's problems as ``{"field", "message", "reason"}`` and whether its key is a
-    repeat."""
+    job: PreparedJob, duplicate: bool, key_column: str | None, preparer: Preparer
+) -> list[dict[str, str]]:
+    """The row's problems as ``{"field", "message", "reason"}``; ``duplicate``: its key
+    is a repeat."""
     errors = [
         {
             "field": e.path,
@@ -48,7 +48,6 @@ def _problems(
         }
         for e in job.errors
     ]
-    duplicate = seen.seen_before(job.key)
     if duplicate:
         errors.append(
             {
@@ -57,7 +56,7 @@ def _problems(
                 "reason": str(Reason.DUPLICATE),
             }
         )
-    return errors, duplicate
+    return errors
 
 
 @click.command()
@@ -86,14 +85,17 @@ def validate(
     file_format = jobs_format(jobs, fmt)
     given_delimiter = jobs_delimiter(delimiter, file_format)
     counts = _Counts()
-    seen = DuplicateFilter()
+    seen = Repeats()
     with user_errors():
         preparer = make_preparer(template, key_column, file_format)
         with open_rows(jobs, file_format, given_delimiter) as source:
             warn_missing_columns(preparer, source)
             for row in source.rows:
                 job = preparer.prepare(row)
-                errors, duplicate = _problems(job, seen, key_column, preparer)
+                duplicate = seen.key_seen(job.key)
+                if not duplicate:
+                    job = seen.callback_checked(job)
+                errors = _problems(job, duplicate, key_column, preparer)
                 counts.rows += 1
                 if not job.valid:
                     counts.invalid += 1

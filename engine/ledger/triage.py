@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.ledger.store import Known, Ledger
-from engine.prepare import DuplicateFilter, PreparedJob, Preparer
+from engine.prepare import PreparedJob, Preparer, Repeats
 from engine.reader import Row
 
 
@@ -85,7 +85,7 @@ class Triage:
         # so never given one) or on none makes bodies without an engine callback_id.
         self._preparer = preparer.for_campaign(ledger.campaign_id) if ledger else preparer
         self._salt = salt
-        self._seen = DuplicateFilter()
+        self._seen = Repeats()
         self._fingerprints = ledger is not None and ledger.has_fingerprints
 
     def sort(self, rows: list[Row]) -> list[Triaged]:
@@ -101,11 +101,11 @@ class Triage:
                 rendered.append((self._preparer.prepare(row), fingerprint))
                 continue
             # Seen before, unchanged, and its job submitted: no rendering needed.
-            verdict = Verdict.DUPLICATE if self._seen.seen_before(key) else Verdict.ALREADY_DONE
+            verdict = Verdict.DUPLICATE if self._seen.key_seen(key) else Verdict.ALREADY_DONE
             out.append(Triaged(verdict, row.line, key, None, fingerprint))
         fresh: list[tuple[PreparedJob, str | None]] = []
         for job, fingerprint in rendered:
-            if self._seen.seen_before(job.key):
+            if self._seen.key_seen(job.key):
                 out.append(Triaged(Verdict.DUPLICATE, job.line, job.key, job, fingerprint))
             else:
                 fresh.append((job, fingerprint))
@@ -114,6 +114,8 @@ class Triage:
             previous = known.get(job.key)
             if previous is not None and previous.status == "invalid":
                 previous = None  # a run clears invalid rows first: a fixed row is new
+            to_send = previous is None or previous.status == "pending"
+            job = self._seen.callback_checked(job, refuse=to_send)
             out.append(self._judge(job, fingerprint, previous))
         out.sort(key=lambda t: t.line)
         return out
@@ -132,13 +134,17 @@ class Triage:
 def _same_request(job: PreparedJob, previous: Known) -> bool:
     """Whether the row still renders the request the job was sent with.
 
-    The engine's callback_id is not the row's: a job sent before its ledger had a
-    campaign id carries the bare key, and a dry run on such a ledger none at all. The
-    body is compared as it was sent, with that job's own callback_id.
+    The campaign id in a callback_id is not the row's: a job sent before its ledger had
+    a campaign id carries the bare key (or the template's bare callback_id, as every job
+    did before the campaign id was added to those), and a dry run on such a ledger none
+    of the engine's at all. The body is compared as it was sent, with that job's own
+    callback_id; a template's callback_id that changed is a changed request.
     """
     if previous.request_sha256 in (None, job.sha256):
         return True
-    if not job.engine_callback or previous.callback_id in (None, job.callback_id):
+    sent_with = previous.callback_id
+    if sent_with is None or sent_with == job.callback_id:
         return False
-    assert previous.callback_id is not None
-    return job.sha256_with_callback(previous.callback_id) == previous.request_sha256
+    if not job.engine_callback and sent_with != job.own_callback:
+        return False
+    return job.sha256_with_callback(sent_with) == previous.request_sha256

@@ -22,8 +22,9 @@ class PreparedJob:
     source: dict[str, Any]
     body: dict[str, Any] | None
     errors: tuple[FieldError, ...] = ()
-    #: The callback_id is the engine's (made from the campaign id and the key), not the row's.
-    engine_callback: bool = False
+    #: The callback_id the template or body set, before the campaign id is added; None
+    #: when the engine makes it from the key.
+    own_callback: str | None = None
     _json: str | None = field(default=None, repr=False, compare=False)
     _sha256: str | None = field(default=None, repr=False, compare=False)
 
@@ -63,6 +64,11 @@ class PreparedJob:
         if self.body is None:
             return None
         return body_sha256({**self.body, "callback_id": callback_id})
+
+    @property
+    def engine_callback(self) -> bool:
+        """The callback_id is the engine's (made from the campaign id and the key)."""
+        return self.own_callback is None
 
     @property
     def error_text(self) -> str:

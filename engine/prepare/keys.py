@@ -48,18 +48,19 @@ def engine_callback_id(campaign: str, key: str) -> str:
 
 
 class DuplicateFilter:
-    """Remembers the keys seen in this file in 8 bytes of hash each.
+    """Remembers the keys seen in this file in 8 bytes of hash each (16 with lines).
 
     A set of key strings (or even of Python ints) costs 60-100 bytes a key, hundreds
     of MB on a 10,000,000-row file; an open-addressing table of 64-bit digests in
-    one flat array costs 16 bytes a key at most. A false match needs a 64-bit
-    collision among the file's own keys.
+    one flat array costs 16 bytes a key at most (32 with the line of each key's first
+    row). A false match needs a 64-bit collision among the file's own keys.
     """
 
     _MIN_SLOTS = 1 << 10
 
-    def __init__(self) -> None:
+    def __init__(self, with_lines: bool = False) -> None:
         self._table = array("Q", bytes(8 * self._MIN_SLOTS))
+        self._lines = array("Q", bytes(8 * self._MIN_SLOTS)) if with_lines else None
         self._mask = self._MIN_SLOTS - 1
         self._count = 0
 
@@ -73,6 +74,11 @@ class DuplicateFilter:
         return digest or 1
 
     def seen_before(self, key: str) -> bool:
+        return self.first_line(key, 0) is not None
+
+    def first_line(self, key: str, line: int) -> int | None:
+        """None the first time ``key`` is seen (remembering ``line``), then that line
+        (0 when lines are not kept)."""
         digest = self._digest(key)
         table = self._table
         mask = self._mask
@@ -80,26 +86,32 @@ class DuplicateFilter:
         while True:
             held = table[slot]
             if held == digest:
-                return True
+                return self._lines[slot] if self._lines is not None else 0
             if held == 0:
                 break
             slot = (slot + 1) & mask
         table[slot] = digest
+        if self._lines is not None:
+            self._lines[slot] = line
         self._count += 1
         if self._count * 2 > len(table):
             self._grow()
-        return False
+        return None
 
     def _grow(self) -> None:
-        old = self._table
+        old, old_lines = self._table, self._lines
         size = len(old) * 2
         table = array("Q", bytes(8 * size))
+        lines = array("Q", bytes(8 * size)) if old_lines is not None else None
         mask = size - 1
-        for digest in old:
+        for at, digest in enumerate(old):
             if digest:
                 slot = digest & mask
                 while table[slot]:
                     slot = (slot + 1) & mask
                 table[slot] = digest
+                if lines is not None and old_lines is not None:
+                    lines[slot] = old_lines[at]
         self._table = table
+        self._lines = lines
         self._mask = mask

@@ -11,7 +11,7 @@ from engine.prepare.keys import body_sha256, engine_callback_id
 from engine.reader.row import Row
 from engine.request import request_to_body, validate_request
 from engine.template import Template
-from engine.template.cells import body_control_errors
+from engine.template.cells import body_control_errors, is_blank
 
 # A key from the body's hash: 128 bits is far past any collision risk and
 # short enough to read in a ledger or a callback_id.
@@ -99,14 +99,17 @@ class Preparer:
             body["test"] = True
         if key is None:
             key = body_sha256(body)[:_HASH_KEY_CHARS]
-        callback_id = body.get("callback_id")
-        engine_callback = callback_id is None or not callback_id.strip()
-        if engine_callback:
-            # The callback_id names the job at the service: reconcile finds it by this.
-            body.pop("callback_id", None)
-            if self._campaign is not None:
-                body["callback_id"] = engine_callback_id(self._campaign, key)
-        return PreparedJob(row.line, key, row.values, body, engine_callback=engine_callback)
+        # The callback_id names the job at the service: reconcile finds it by this. Sent
+        # from a ledger, it carries the ledger's campaign id, the row's own one too, so two
+        # ledgers on one API key (a test run and the real one) never share one.
+        own = body.pop("callback_id", None)
+        if own is not None and is_blank(own):
+            own = None
+        if self._campaign is not None:
+            body["callback_id"] = engine_callback_id(self._campaign, key if own is None else own)
+        elif own is not None:
+            body["callback_id"] = own
+        return PreparedJob(row.line, key, row.values, body, own_callback=own)
 
     def _invalid(self, row: Row, errors: Sequence[FieldError]) -> PreparedJob:
         key = self._column_key(row) or f"line-{row.line}"
@@ -117,5 +120,5 @@ def _key_cell(value: Any) -> str | None:
     # bool is an int, but "True" as a job key is a mistake, not a key.
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         text = str(value).strip()
-        return text or None
+        return None if is_blank(text) else text
     return None

@@ -8,6 +8,7 @@ for. Tab and line breaks are kept where text is spoken.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,6 +63,20 @@ def control_in(text: str, pattern: re.Pattern[str]) -> str | None:
         return None
     found = pattern.search(text)
     return found.group() if found else None
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: empty, whitespace, or format characters only.
+
+    A zero-width space, word joiner, BOM or soft hyphen (Unicode's Cf) is invisible in
+    a spreadsheet: a cell of only those is as empty as one of spaces. Printable text (nearly
+    every cell) is decided by two fast C passes; only the rest is walked.
+    """
+    if not text or text.isspace():
+        return True
+    if text.isprintable():
+        return False
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def control_in_value(value: Any, pattern: re.Pattern[str]) -> str | None:

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ConfigError, FieldError, Reason, RowError
-from engine.template.cells import control_error, control_in, control_in_value, control_pattern
+from engine.template.cells import (
+    control_error,
+    control_in,
+    control_in_value,
+    control_name,
+    control_pattern,
+    is_blank,
+)
 
 # A name holds no braces, so "{{ a }}{{ b }}" is two placeholders, never one named "a }}{{ b".
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -29,6 +36,8 @@ _DEFAULT = re.compile(r"""default\s*\(\s*(?:"([^"]*)"|'([^']*)')\s*\)""")
 # Characters of expressions, calls, literals and subscripts: never part of a column name
 # here, so "{{ a + b }}" is refused at load instead of being read as a column "a + b".
 _EXPRESSION = re.compile(r"""[+*/%()\[\]"'=<>!~,^\\`]""")
+# A fallback whose text holds a brace: the placeholder pattern cannot match it.
+_BRACED_DEFAULT = re.compile(r"""default\s*\(\s*(?:"[^"]*[{}]|'[^']*[{}])""")
 _FORMS = '{{ column }} or {{ column | default("text") }}'
 # A V2 body nests five levels deep; far deeper means a runaway or self-referencing YAML.
 _MAX_DEPTH = 32
@@ -78,7 +87,7 @@ def _checked(
     if char is not None:
         problems.append(control_error(path, slot.name, char))
         return None
-    if value is None or (type(value) is str and (not value or value.isspace())):
+    if value is None or (type(value) is str and is_blank(value)):
         if slot.default is not None:
             return slot.default
         problems.append(_empty(path, slot.name))
@@ -92,6 +101,8 @@ class _Compiler:
         self.columns: set[str] = set()
         # The columns some placeholder needs, having no fallback for them.
         self.required: set[str] = set()
+        # Control characters in the template's own text, as "path: code point".
+        self.controls: list[str] = []
         self._nodes = 0
 
     def fail(self, path: str, message: str) -> ConfigError:
@@ -115,6 +126,10 @@ class _Compiler:
         for key, child in value.items():
             if not isinstance(key, str):
                 raise self.fail(path, f"the key {key!r} must be text (quote it in YAML).")
+            if (char := control_in(key, control_pattern(""))) is not None:
+                self.controls.append(
+                    f"{path or 'the template'}: the key {key!r}: {control_name(char)}"
+                )
             if "{{" in key or _STATEMENT.search(key):
                 raise self.fail(
                     path,
@@ -149,6 +164,9 @@ class _Compiler:
         return render_list, False
 
     def _string(self, value: str, path: str) -> tuple[_Node, bool]:
+        # The template's own text (a fallback's too) obeys the rule for cells.
+        if (char := control_in(value, control_pattern(path))) is not None:
+            self.controls.append(f"{path}: {control_name(char)}")
         if _STATEMENT.search(value):
             raise self.fail(
                 path,
@@ -158,6 +176,10 @@ class _Compiler:
         # Literal text between placeholders never holds double braces: those are a typo
         # ("{{ name }" or "{{ {{ a }} }}") that would otherwise be spoken as written.
         if any("{{" in text or "}}" in text for text in pieces[0::2]):
+            if _BRACED_DEFAULT.search(value):
+                raise self.fail(
+                    path, f"'{value}': a default text cannot hold {{ or }}; remove them."
+                )
             raise self.fail(path, f"'{value}' has an unclosed or broken placeholder.")
         if len(pieces) == 1:
             return (lambda _row, _problems: value), True
@@ -254,16 +276,12 @@ class Template:
 def compile_template(data: Mapping[str, Any], source: str = "template") -> Template:
     compiler = _Compiler(source)
     root, _ = compiler.compile(dict(data), "", 0)
-    callback_id = data.get("callback_id")
-    if callback_id is not None and not (
-        isinstance(callback_id, str) and _PLACEHOLDER.search(callback_id)
-    ):
+    if compiler.controls:
         raise ConfigError(
-            f"{source}: callback_id {json.dumps(callback_id)} is the same for every "
-            "row, but it names one job at the service and must differ per row: build it from "
-            'a column ("{{ customer_id }}-spring"), or leave it out so the engine makes one '
-            "per job."
+            f"{source}: the template's own text holds control characters "
+            f"({'; '.join(compiler.controls)}); remove them from the template."
         )
+    _check_callback_id(data.get("callback_id"), source)
     try:
         # A body is sent as JSON: a YAML date or a NaN would fail only at the first send.
         json.dumps(data, allow_nan=False)
@@ -272,3 +290,40 @@ def compile_template(data: Mapping[str, Any], source: str = "template") -> Templ
             f"{source}: holds a value JSON cannot carry ({err}); in YAML, quote dates and times."
         ) from err
     return Template(source, frozenset(compiler.columns), frozenset(compiler.required), root)
+
+
+def _blank_fallback_only(callback_id: str) -> bool:
+    """Whether ``callback_id`` is one placeholder whose fallback is blank: an empty cell
+    then leaves it unset, and the engine makes one for the job."""
+    whole = _PLACEHOLDER.fullmatch(callback_id)
+    if whole is None:
+        return False
+    found = _DEFAULT.fullmatch(whole.group(1).partition("|")[2].strip())
+    return found is not None and is_blank(found.group(1) or found.group(2) or "")
+
+
+def _check_callback_id(callback_id: Any, source: str) -> None:
+    """A callback_id names one job at the service, so it must differ per row.
+
+    Blank is unset (the engine makes one). A fallback is refused, but a blank one for
+    the whole callback_id: it makes the callback_id one constant for every row whose
+    cell is empty or absent.
+    """
+    if callback_id is None or (isinstance(callback_id, str) and is_blank(callback_id)):
+        return
+    if not (isinstance(callback_id, str) and _PLACEHOLDER.search(callback_id)):
+        raise ConfigError(
+            f"{source}: callback_id {json.dumps(callback_id)} is the same for every "
+            "row, but it names one job at the service and must differ per row: build it from "
+            'a column ("{{ customer_id }}-spring"), or leave it out so the engine makes one '
+            "per job."
+        )
+    if any("|" in inner for inner in _PLACEHOLDER.findall(callback_id)) and not (
+        _blank_fallback_only(callback_id)
+    ):
+        raise ConfigError(
+            f"{source}: callback_id {json.dumps(callback_id)} has a default(...) fallback, "
+            "which gives every row whose cell is empty the same callback_id, but it names "
+            "one job at the service: drop the fallback (a row with an empty cell is then "
+            "invalid), or leave callback_id out so the engine makes one per job."
+        )
