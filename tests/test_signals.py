@@ -94,8 +94,11 @@ def test_a_signal_mid_run_exits_130_with_a_consistent_ledger(
         assert "pending" in first.values()  # it really stopped early
         assert len(first) == rows_read(out)  # every row read is in the ledger
         made = seen["created_by_callback_id"]
-        assert all(key in made for key, status in first.items() if status == "submitted")
-        assert all(key not in made for key, status in first.items() if status == "pending")
+        # Each body's callback_id is sent behind the ledger's campaign id.
+        with closing(Ledger(ledger)) as opened:
+            sent = {key: f"{opened.campaign_id}:{key}" for key in first}
+        assert all(sent[key] in made for key, status in first.items() if status == "submitted")
+        assert all(sent[key] not in made for key, status in first.items() if status == "pending")
 
         # The next run goes on where this one stopped and sends nothing twice.
         again = subprocess.run(

@@ -87,19 +87,22 @@ def audit(sandbox: RunningSandbox, ledger_path: Path) -> dict[str, JobRecord]:
     """Check every job against what the sandbox made; the jobs by key."""
     with closing(Ledger(ledger_path)) as ledger:
         jobs = {job.key: job for job in ledger.iter_jobs()}
+        campaign = ledger.campaign_id
     view = sandbox.state.counters_view()
     made: dict[str, int] = view["created_by_callback_id"]
     assert view["duplicates"] == 0
     assert all(n == 1 for n in made.values())
-    assert set(made) <= set(jobs)
+    # Each body's callback_id (the key here) is sent behind the ledger's campaign id.
+    sent_as = {key: f"{campaign}:{key}" for key in jobs}
+    assert set(made) <= set(sent_as.values())
     for key, job in jobs.items():
         assert job.status != "submitting", key
         if job.status == "submitted":
-            assert made.get(key) == 1, key
+            assert made.get(sent_as[key]) == 1, key
             assert job.video_id is not None
-            assert sandbox.state.videos[job.video_id].callback_id == key
+            assert sandbox.state.videos[job.video_id].callback_id == sent_as[key]
         elif job.status in ("pending", "failed"):
-            assert key not in made, (key, job.status)
+            assert sent_as[key] not in made, (key, job.status)
         else:
             assert job.status == "uncertain", (key, job.status)
     return jobs
