@@ -34,7 +34,8 @@ _HASHED_KEY_CHARS = 32
 
 
 def engine_callback_id(campaign: str, key: str) -> str:
-    """The callback_id the engine sends for a job whose template sets none.
+    """The callback_id the engine sends for a job: made from its key when the template
+    sets none, else from the template's (or a JSONL body's) own callback_id.
 
     It carries the ledger's campaign id, so two ledgers on one API key (two campaigns,
     a test run and a real one) never name a job alike at the service, and reconcile
