@@ -102,6 +102,10 @@ class ConnectFailed(TransportError):
     maybe_sent = False
 
 
+class RequestNotMade(ConnectFailed):
+    """No request could be formed (an address aiohttp refuses), so nothing was sent."""
+
+
 class ConnectionDropped(TransportError):
     """The connection broke after the request was written."""
 
@@ -159,8 +163,9 @@ class OutOfCredit(AbortRun):
 
 
 class WrongAddress(AbortRun):
-    """The create endpoint is not there (404/405) or moved (3xx): the address is wrong,
-    not the job, so no job is failed for it."""
+    """The create endpoint is not there (404/405), moved (3xx), or answered success with
+    a page that is not JSON (a proxy's or captive portal's): the address is wrong, not
+    the job, so no job is failed for it. Such a page cannot have made a HeyGen video."""
 
 
 OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_exceeded"})

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
 
@@ -42,10 +43,41 @@ def resolve_service(base_url: str | None, sandbox: bool) -> Service:
             f"No API key: set {KEY_VARIABLE} in the environment, "
             "or try the campaign against the built-in emulator with --sandbox."
         )
+    _check_key(key)
     url = base_url or os.environ.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--base-url '{url}' must start with http:// or https://.")
+    _check_url(url)
     return Service(url.rstrip("/"), key)
+
+
+def _check_key(key: str) -> None:
+    """A key no HTTP header can carry (a pasted CR LF, a DEL) is refused before any job
+    is marked: sent, it would fail inside the request with the job left in flight."""
+    for position, char in enumerate(key, 1):
+        if not (char.isascii() and char.isprintable()):
+            # The character's code point and place only: the key itself is never shown.
+            raise ConfigError(
+                f"{KEY_VARIABLE} holds U+{ord(char):04X} at character {position}, which an "
+                "API key never has (a line end or control character pasted with it?); "
+                "set it to the key alone."
+            )
+
+
+def _check_url(url: str) -> None:
+    """An address no request can be made to is refused before any job is marked."""
+    fix = "give the service's address, such as https://api.heygen.com"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError(f"--base-url '{url}': {err}; {fix}.") from err
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"--base-url '{url}' must start with http:// or https://.")
+    if not parts.hostname:
+        raise ConfigError(f"--base-url '{url}' names no host; {fix}.")
+    if port == 0:
+        raise ConfigError(f"--base-url '{url}': port 0 cannot be connected to; {fix}.")
+    if any(not (c.isascii() and c.isprintable()) or c.isspace() for c in url):
+        raise ConfigError(f"--base-url '{url}' holds a space or control character; {fix}.")
 
 
 @asynccontextmanager

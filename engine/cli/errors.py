@@ -60,6 +60,12 @@ def abort_error(err: AbortRun) -> click.ClickException:
 
 
 def abort_message(err: AbortRun) -> str:
+    if isinstance(err, WrongAddress) and err.status < 300:
+        return (
+            f"The address answered with a page, not HeyGen's API ({err.message}; HTTP "
+            f"{err.status}): a proxy or captive portal? Check --base-url / HEYGEN_BASE_URL; "
+            "nothing more was sent and no job failed."
+        )
     if isinstance(err, WrongAddress):
         return (
             f"The service has no video endpoint at this address (HTTP {err.status}). "

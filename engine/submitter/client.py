@@ -19,10 +19,12 @@ from engine.errors import (
     ConnectFailed,
     ConnectionDropped,
     EngineError,
+    RequestNotMade,
     RequestTimeout,
     StatusError,
     UnreadableAnswer,
     WrongAddress,
+    error_code_and_message,
     make_status_error,
 )
 from engine.request.responses import (
@@ -125,6 +127,7 @@ class HeyGenClient:
         *,
         data: bytes | None = None,
         params: Mapping[str, str] | None = None,
+        json_only: bool = False,
     ) -> Any:
         """One request; the decoded body, or the EngineError that says what happened.
 
@@ -133,6 +136,7 @@ class HeyGenClient:
         say no. Anything later, including a pooled keep-alive connection the
         server had closed, may have delivered it, so it is ``maybe_sent``.
         aiohttp never resends a POST by itself (only idempotent methods).
+        ``json_only``: a success answered with text that is not JSON is ``WrongAddress``.
         """
         assert self._session is not None, "use HeyGenClient as an async context manager"
         try:
@@ -150,9 +154,19 @@ class HeyGenClient:
                 if response.status >= 300:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise make_status_error(response.status, body, retry_after)
+                if json_only and isinstance(body, str):
+                    _, page = error_code_and_message(body)
+                    raise WrongAddress(response.status, None, None, page)
                 return body
         except EngineError as err:
             raise self._scrubbed(err) from err.__cause__
+        except aiohttp.InvalidUrlClientError as err:
+            if isinstance(err, aiohttp.RedirectClientError):
+                # A redirect's target is refused after the request went out.
+                raise self._scrubbed(
+                    ConnectionDropped(f"malformed answer from {self._base}: {_describe(err)}")
+                ) from err
+            raise RequestNotMade(f"no request can be made to {self._base}: {err}") from err
         except aiohttp.ClientConnectorError as err:
             raise ConnectFailed(f"cannot connect to {self._base}: {err.os_error}") from err
         except aiohttp.ConnectionTimeoutError as err:
@@ -196,7 +210,7 @@ class HeyGenClient:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
         payload = text.encode()
         try:
-            answer = await self._call("POST", GENERATE_PATH, data=payload)
+            answer = await self._call("POST", GENERATE_PATH, data=payload, json_only=True)
         except BadRequest as err:
             if _wrong_address(err):
                 raise WrongAddress(err.status, err.body, err.code, err.message) from err

@@ -1,0 +1,204 @@
+"""Holes in reading the input and resolving the service, found by review of issues 12 and 17."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.conftest import DEMO_TEMPLATE
+from tests.test_campaign_ids import contacts, jobs_of
+from tests.test_crash_resume import cli_env
+from tests.threaded_sandbox import Handler, threaded_sandbox
+
+
+def _run(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any:
+    args = [
+        sys.executable, "-m", "engine", "run", str(jobs), "--template", str(template),
+        "--key-column", "contact_id", "--ledger", str(ledger), "--base-url", url,
+        "--rate", "200/s", "--no-progress", *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        args, capture_output=True, text=True, env=cli_env(), timeout=120, check=False
+    )
+
+
+def _created_per_callback(jobs: Path, template: Path | None, tmp_path: Path, *extra: str) -> Any:
+    args = [
+        sys.executable, "-m", "engine", "run", str(jobs),
+        *(["--template", str(template)] if template else []),
+        "--ledger", str(tmp_path / "l.db"), "--rate", "200/s", "--no-progress", *extra,
+    ]  # fmt: skip
+    with threaded_sandbox() as (url, state):
+        done = subprocess.run(
+            [*args, "--base-url", url],
+            capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
+        )  # fmt: skip
+    return done, dict(state.counters.created_by_callback_id)
+
+
+def _validate(jobs: Path, template: Path, *extra: str) -> Any:
+    args = [sys.executable, "-m", "engine", "validate", str(jobs), "--template", str(template)]
+    return subprocess.run(
+        [*args, *extra], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+
+
+def test_a_header_repeated_mid_file_is_not_sent_as_a_contact(tmp_path: Path) -> None:
+    lines = contacts(tmp_path / "a.csv", 2).read_text(encoding="utf-8").splitlines()
+    jobs = tmp_path / "joined.csv"
+    # a.csv (header, c-001, c-002) then b.csv (BOM, header, c-101).
+    joined = [*lines, "\ufeff" + lines[0], "c-101" + lines[1][len("c-001") :]]
+    jobs.write_text("\n".join(joined) + "\n", encoding="utf-8")
+    # A template with no typed column (the demo's speed would refuse the row by luck).
+    data = json.loads(DEMO_TEMPLATE.read_text(encoding="utf-8"))
+    data["video_inputs"][0]["voice"]["speed"] = 1.0
+    template = tmp_path / "t.json"
+    template.write_text(json.dumps(data), encoding="utf-8")
+    done, created = _created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
+    assert len(created) == 3, (done.stderr, created)
+
+
+def test_a_file_still_being_written_cut_inside_a_utf8_character_is_not_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    jobs = tmp_path / "c.csv"
+    jobs.write_bytes(
+        b"contact_id,first_name,last_name,company,city,product,speed\n"
+        b"c-1,Ann,A,Acme,Oslo,X,1.0\n"
+        b"c-2,Jos\xc3"
+    )
+    args = [
+        sys.executable, "-m", "engine", "validate", str(jobs), "--template", str(DEMO_TEMPLATE),
+        "--key-column", "contact_id",
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "1 valid" in done.stdout
+
+
+def test_an_excel_sep_line_names_the_delimiter(tmp_path: Path) -> None:
+    jobs = tmp_path / "c.csv"
+    jobs.write_text(
+        "sep=;\ncontact_id;first_name;last_name;company;city;product;speed\n"
+        "c-1;Ann;A;Acme;Oslo;X;1.0\nc-2;Bob;B;Acme;Oslo;X;1.0\n",
+        encoding="utf-8",
+    )
+    done = _validate(jobs, DEMO_TEMPLATE, "--key-column", "contact_id")
+    assert done.returncode == 0, done.stderr
+    assert "2 valid" in done.stdout
+
+
+def test_a_tab_file_whose_header_holds_a_comma_is_read_on_tabs(tmp_path: Path) -> None:
+    jobs = tmp_path / "c.csv"
+    jobs.write_text(
+        "contact_id\tName, given\nc-1\tAnn\nc-2\tBob\n",
+        encoding="utf-8",
+    )
+    template = tmp_path / "t.json"
+    data = {
+        "title": "Hi {{ contact_id }}",
+        "video_inputs": [
+            {
+                "character": {"type": "avatar", "avatar_id": "a1", "avatar_style": "normal"},
+                "voice": {"type": "text", "input_text": "Hello there", "voice_id": "v1"},
+            }
+        ],
+    }
+    template.write_text(json.dumps(data), encoding="utf-8")
+    done = _validate(jobs, template, "--key-column", "contact_id")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tab-separated" in done.stdout
+
+
+def test_an_api_key_with_a_control_character_is_a_configuration_error(tmp_path: Path) -> None:
+    from engine.ledger.store import Ledger
+    from tests.test_campaign_ids import run_args
+
+    jobs = contacts(tmp_path / "contacts.csv", 2)
+    ledger = tmp_path / "l.db"
+    with threaded_sandbox() as (url, _state):
+        done = subprocess.run(
+            run_args(jobs, ledger, url, "--json"),
+            capture_output=True, text=True, timeout=60,
+            env=cli_env(HEYGEN_API_KEY="sk-secret-key\x7f"),
+        )  # fmt: skip
+    summary = json.loads(done.stdout)
+    assert done.returncode == 2, summary
+    assert "HEYGEN_API_KEY" in summary["reason"]
+    assert "Traceback" not in done.stderr
+    if ledger.exists():
+        reopened = Ledger(ledger)
+        statuses = {j.status for j in reopened.iter_jobs()}
+        reopened.close()
+        assert statuses <= {"pending"}, statuses
+
+
+def test_a_base_url_no_request_can_be_made_to_leaves_jobs_pending(tmp_path: Path) -> None:
+    from engine.ledger.store import Ledger
+    from tests.test_campaign_ids import run_args
+
+    jobs = contacts(tmp_path / "contacts.csv", 2)
+    ledger = tmp_path / "l.db"
+    args = run_args(jobs, ledger, "http://127.0.0.1:99999", "--json")
+    done = subprocess.run(args, capture_output=True, text=True, env=cli_env(), timeout=60)
+    summary = json.loads(done.stdout)
+    assert done.returncode == 2, summary
+    assert "--base-url" in summary["reason"]
+    reopened = Ledger(ledger)
+    statuses = {j.status for j in reopened.iter_jobs()}
+    reopened.close()
+    assert statuses <= {"pending"}, statuses
+
+
+def test_a_200_html_page_on_generate_is_not_resent_round_after_round(tmp_path: Path) -> None:
+    from tests.test_campaign_ids import run_args
+
+    jobs = contacts(tmp_path / "contacts.csv", 2)
+    posts: Counter[str] = Counter()
+    page = (
+        "<!DOCTYPE html>\n<html>\n<head><title>Proxy login required</title></head>\n"
+        "<body><h1>Sign in</h1><p>Your session has expired.</p></body>\n</html>\n"
+    )
+
+    async def portal(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.StreamResponse | None:
+        posts[str(body.get("callback_id"))] += 1
+        return web.Response(text=page, content_type="text/html")
+
+    with threaded_sandbox(portal) as (url, _state):
+        args = run_args(jobs, tmp_path / "l.db", url, "--json")
+        done = subprocess.run(args, capture_output=True, text=True, env=cli_env(), timeout=120)
+    _, by_key = jobs_of(tmp_path / "l.db")
+    for record in by_key.values():
+        assert "<" not in (record.error or ""), record.error
+    assert max(posts.values()) <= 2, (posts, done.stdout)
+    # The page is not HeyGen's API: the run stops naming the address and the page's title.
+    summary = json.loads(done.stdout)
+    assert done.returncode == 2, summary
+    assert "--base-url" in summary["reason"]
+    assert "Proxy login required" in summary["reason"]
+    assert {record.status for record in by_key.values()} == {"pending"}
+
+
+def test_a_template_test_flag_then_a_real_run_on_one_ledger_makes_real_videos(
+    tmp_path: Path,
+) -> None:
+    jobs = contacts(tmp_path / "contacts.csv", 2)
+    data = json.loads(DEMO_TEMPLATE.read_text(encoding="utf-8"))
+    data["test"] = True
+    trial = tmp_path / "trial.json"
+    trial.write_text(json.dumps(data), encoding="utf-8")
+    ledger = tmp_path / "contacts.ledger.db"
+    with threaded_sandbox() as (url, state):
+        first = _run(jobs, trial, ledger, url)
+        second = _run(jobs, DEMO_TEMPLATE, ledger, url)
+        real = [v for v in state.videos.values() if not v.test]
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 2 or len(real) == 2, (second.returncode, second.stderr)
