@@ -16,7 +16,7 @@ from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, ConfigError
 from engine.ledger import statements
-from engine.ledger.store import Ledger, Videos
+from engine.ledger.store import Ledger, Videos, mixed_videos, videos_of
 from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
@@ -130,9 +130,12 @@ class _Feeder:
         self._budget = budget
         self._report = report
         self._unsent = unsent
-        #: Recorded with the first job queued (committed no later than its mark), so a
-        #: run that sends nothing leaves the ledger free for either kind.
-        self._videos_to_record = videos
+        #: Keyed jobs: the kind of the bodies this run sends, set by the first one and
+        #: recorded when it is queued (committed no later than its mark), so a run that
+        #: sends nothing leaves the ledger free for either kind.
+        self._keyed = videos is not None
+        self._kind: Videos | None = None
+        self._kind_recorded = False
         self._columns = ledger.source_columns()
         self._notices = _Notices()
 
@@ -183,6 +186,9 @@ class _Feeder:
             elif t.verdict is Verdict.NEW:
                 await self._new(t)
             elif t.changed:
+                if self._keyed and job is not None and job.body is not None:
+                    # A test body sent, a real one now (or the other way): not "done".
+                    self._check_kind(videos_of(job.body))
                 self._notices.say(
                     f"line {t.line}: job {t.key} changed since it was sent; not sent again"
                 )
@@ -202,6 +208,8 @@ class _Feeder:
         assert job is not None
         assert job.body is not None
         assert job.sha256 is not None
+        if self._keyed:
+            self._check_kind(videos_of(job.body))
         if previous is not None:
             refresh = (job.sha256, job.source, t.fingerprint, job.body_json or "", job.callback_id)
             self._writer.write(statements.refresh_pending(t.key, t.line, *refresh))
@@ -217,14 +225,22 @@ class _Feeder:
             self._unsent(item)
             self._report.held_by_limit += 1
             return
-        if self._videos_to_record is not None:
-            self._writer.write(statements.set_videos(self._videos_to_record))
-            self._videos_to_record = None
+        if self._kind is not None and not self._kind_recorded:
+            self._writer.write(statements.set_videos(self._kind))
+            self._kind_recorded = True
         try:
             await self._queue.put(item)
         except asyncio.CancelledError:
             self._unsent(item)
             raise
+
+    def _check_kind(self, kind: Videos) -> None:
+        """Refuse test and real videos on one keyed ledger, judged by the bodies sent."""
+        if self._kind is None:
+            self._ledger.require_videos(kind)
+            self._kind = kind
+        elif kind != self._kind:
+            raise mixed_videos(self._ledger.path, self._kind, kind)
 
 
 async def _run_pool(
@@ -274,8 +290,11 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report = RunReport(ledger=str(opts.ledger_path))
     control = RunControl(opts.max_wait_s)
     stats = PoolStats()
+    refused: Exception | None = None
     ledger = Ledger(opts.ledger_path)
-    if opts.videos is not None:
+    if opts.videos == "test":
+        # Every body of a --test-videos run is a test one: refused before anything is
+        # reconciled. Without the flag the template decides, and each body is checked.
         try:
             ledger.require_videos(opts.videos)
         except ConfigError:
@@ -327,6 +346,9 @@ async def run_campaign(opts: RunOptions) -> RunReport:
                     report.reconciled_absent = settler.absent
     except* AbortRun as group:
         control.abort_run(group.exceptions[0])  # type: ignore[arg-type]
+    except* ConfigError as group:
+        # A body of the other kind of video than the ledger holds: nothing of it was sent.
+        refused = group.exceptions[0]
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -339,6 +361,8 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report.wait = control.too_long
     report.counts = ledger.counts()
     ledger.close()
+    if refused is not None:
+        raise refused
     report.elapsed_s = time.monotonic() - started
     return report
 

@@ -202,3 +202,32 @@ def test_a_template_test_flag_then_a_real_run_on_one_ledger_makes_real_videos(
         real = [v for v in state.videos.values() if not v.test]
     assert first.returncode == 0, first.stderr
     assert second.returncode == 2 or len(real) == 2, (second.returncode, second.stderr)
+    # Refused, naming a ledger of its own for the real run.
+    assert "holds test videos" in second.stderr
+    assert f"--ledger {tmp_path / 'contacts.real.ledger.db'}" in second.stderr
+
+
+def test_the_template_test_flag_is_a_test_run_whatever_the_command_line_says(
+    tmp_path: Path,
+) -> None:
+    """--test-videos, then the same campaign with "test": true in the template: both test
+    videos, so the second run goes on; its dry run against a real ledger is refused."""
+    jobs = contacts(tmp_path / "contacts.csv", 2)
+    data = json.loads(DEMO_TEMPLATE.read_text(encoding="utf-8"))
+    data["test"] = True
+    trial = tmp_path / "trial.json"
+    trial.write_text(json.dumps(data), encoding="utf-8")
+    ledger = tmp_path / "contacts.ledger.db"
+    real_ledger = tmp_path / "real.ledger.db"
+    with threaded_sandbox() as (url, state):
+        flagged = _run(jobs, DEMO_TEMPLATE, ledger, url, "--test-videos")
+        templated = _run(jobs, trial, ledger, url)
+        real = _run(jobs, DEMO_TEMPLATE, real_ledger, url)
+        dry = _run(jobs, trial, real_ledger, url, "--dry-run")
+        made = [v.test for v in state.videos.values()]
+    assert flagged.returncode == 0, flagged.stderr
+    assert templated.returncode == 0, templated.stderr
+    assert real.returncode == 0, real.stderr
+    assert dry.returncode == 2, dry.stderr
+    assert "holds real videos" in dry.stderr
+    assert sorted(made) == [False, False, True, True]

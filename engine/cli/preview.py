@@ -11,7 +11,7 @@ import click
 
 from engine.cli.errors import print_summary
 from engine.cli.preparing import reasons_text, warn_missing_columns
-from engine.ledger.store import Ledger, Videos
+from engine.ledger.store import Ledger, Videos, mixed_videos, videos_of
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
@@ -38,8 +38,9 @@ def preview_run(
     counts, cost = RowCounts(), CostEstimate()
     by_reason: Counter[str] = Counter()
     try:
-        if ledger is not None and videos is not None:
-            ledger.require_videos(videos)
+        # The kind of video the first new body makes; run refuses the other kind (see
+        # ``_Feeder._check_kind``), judged by the bodies as sent, not by --test-videos.
+        kind: Videos | None = None
         with open_rows(jobs, fmt, delimiter) as source:
             warn_missing_columns(preparer, source)
             for chunk in in_chunks(source.rows, _CHUNK):
@@ -47,13 +48,20 @@ def preview_run(
                     counts.add(t)
                     if t.verdict is Verdict.INVALID and t.job is not None:
                         by_reason[str(t.job.reason)] += 1
+                    body = t.job.body if t.job is not None else None
+                    if (
+                        videos is not None
+                        and body is not None
+                        and (t.verdict is Verdict.NEW or t.changed)
+                    ):
+                        kind = _same_kind(ledger, ledger_path, kind, videos_of(body))
                     if t.verdict is not Verdict.NEW:
                         continue
+                    assert t.job is not None
+                    assert t.job.body is not None
                     if limit is not None and cost.videos >= limit:
                         counts.held_by_limit += 1
                     else:
-                        assert t.job is not None
-                        assert t.job.body is not None
                         cost.add(t.job.body)
     finally:
         if ledger is not None:
@@ -116,3 +124,13 @@ def _report(
             f"{cost.audio_scenes_unknown} audio scenes are not counted: their length is unknown."
         )
     click.echo("Nothing was sent and nothing was written.")
+
+
+def _same_kind(ledger: Ledger | None, path: Path, first: Videos | None, kind: Videos) -> Videos:
+    if first is None:
+        if ledger is not None:
+            ledger.require_videos(kind)
+        return kind
+    if kind != first:
+        raise mixed_videos(path, first, kind)
+    return first

@@ -6,7 +6,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -194,19 +194,14 @@ class Ledger:
         Only jobs keyed by a column need this: a test run and a real one then know a
         contact by the same key, so after a test run a real run on the same ledger
         would take every row for done and make no real video. Keys made from the
-        body differ already (a test body says so). The kind is recorded with the
-        first job a run sends; a ledger from before that is taken as it comes.
+        body differ already (a test body says so). The kind is that of the bodies
+        sent (``videos_of``), recorded with the first job a run sends; a ledger from
+        before that is taken as it comes.
         """
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'videos'").fetchone()
         if row is None or row[0] == kind:
             return
-        name = self.path.name.removesuffix(".ledger.db").removesuffix(".db")
-        other = self.path.with_name(f"{name}.{kind}.ledger.db")
-        raise ConfigError(
-            f"{self.path} holds {row[0]} videos and this is a {kind} run: on that ledger "
-            f"its rows would be taken for done. Give the {kind} run a ledger of its own: "
-            f"--ledger {other}"
-        )
+        raise mixed_videos(self.path, row[0], kind)
 
     @property
     def campaign_id(self) -> str | None:
@@ -315,3 +310,20 @@ class Ledger:
             (after, limit),
         )
         return [(key, video_id) for key, video_id in rows]
+
+
+def videos_of(body: Mapping[str, Any]) -> Videos:
+    """The kind of video a request body makes: ``"test": true`` (from --test-videos or
+    the template's own) is a test video."""
+    return "test" if body.get("test") is True else "real"
+
+
+def mixed_videos(path: Path, held: str, kind: Videos) -> ConfigError:
+    """The refusal of ``kind`` videos on the ledger at ``path``, which holds ``held`` ones."""
+    name = path.name.removesuffix(".ledger.db").removesuffix(".db")
+    other = path.with_name(f"{name}.{kind}.ledger.db")
+    return ConfigError(
+        f"{path} holds {held} videos and this run sends {kind} ones (--test-videos, or "
+        f'"test" in the template): on that ledger its rows would be taken for done. Give '
+        f"the {kind} run a ledger of its own: --ledger {other}"
+    )
