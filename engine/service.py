@@ -65,6 +65,9 @@ def _check_key(key: str) -> None:
 def _check_url(url: str) -> None:
     """An address no request can be made to is refused before any job is marked."""
     fix = "give the service's address, such as https://api.heygen.com"
+    if any(not (c.isascii() and c.isprintable()) or c.isspace() for c in url):
+        # Shown escaped: the raw characters would break the message's line.
+        raise ConfigError(f"--base-url {url!r} holds a space or control character; {fix}.")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -76,8 +79,6 @@ def _check_url(url: str) -> None:
         raise ConfigError(f"--base-url '{url}' names no host; {fix}.")
     if port == 0:
         raise ConfigError(f"--base-url '{url}': port 0 cannot be connected to; {fix}.")
-    if any(not (c.isascii() and c.isprintable()) or c.isspace() for c in url):
-        raise ConfigError(f"--base-url '{url}' holds a space or control character; {fix}.")
 
 
 @asynccontextmanager

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
-from tests.conftest import DEMO_TEMPLATE
+from engine.errors import ConfigError, EngineError, RequestNotMade, UnreadableAnswer, WrongAddress
+from engine.reader import JobsFormat, JobsSource, open_rows
+from engine.service import resolve_service
+from engine.submitter.client import GENERATE_PATH, HeyGenClient
+from engine.submitter.retry import Step, next_step
+from tests.conftest import DEMO_TEMPLATE, FixedAioresponses
 from tests.test_campaign_ids import contacts, jobs_of
 from tests.test_crash_resume import cli_env
+from tests.test_reader_csv import finished
 from tests.threaded_sandbox import Handler, threaded_sandbox
 
 
@@ -132,6 +140,7 @@ def test_an_api_key_with_a_control_character_is_a_configuration_error(tmp_path: 
     assert done.returncode == 2, summary
     assert "HEYGEN_API_KEY" in summary["reason"]
     assert "Traceback" not in done.stderr
+    assert "sk-secret-key" not in done.stdout + done.stderr
     if ledger.exists():
         reopened = Ledger(ledger)
         statuses = {j.status for j in reopened.iter_jobs()}
@@ -231,3 +240,152 @@ def test_the_template_test_flag_is_a_test_run_whatever_the_command_line_says(
     assert dry.returncode == 2, dry.stderr
     assert "holds real videos" in dry.stderr
     assert sorted(made) == [False, False, True, True]
+
+
+# --- the same holes, closer to the code ---------------------------------------------------
+
+
+def _rows(tmp_path: Path, data: bytes, delimiter: str | None = None) -> JobsSource:
+    path = tmp_path / "jobs.csv"
+    path.write_bytes(data)
+    finished(path)
+    with open_rows(str(path), JobsFormat.CSV, delimiter) as source:
+        return JobsSource(iter(list(source.rows)), source.header, source.delimiter)
+
+
+def test_a_repeated_header_is_skipped_with_a_notice_and_later_lines_keep_their_numbers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = b"id,name\n1,Ava\n\xef\xbb\xbf id , name \n2,Liam\nid,name,\n3,Zoe\n"
+    source = _rows(tmp_path, data)
+    rows = list(source.rows)
+    assert [(r.line, r.values["id"], r.error) for r in rows] == [
+        (2, "1", None),
+        (4, "2", None),
+        (6, "3", None),
+    ]
+    notices = [r.getMessage() for r in caplog.records if "repeats the header" in r.getMessage()]
+    assert [n.split(": ")[1] for n in notices] == [
+        "line 3 repeats the header row; skipped.",
+        "line 5 repeats the header row; skipped.",
+    ]
+
+
+def test_a_row_that_only_starts_like_the_header_is_a_row(tmp_path: Path) -> None:
+    rows = list(_rows(tmp_path, b"id,name\nid,Ava\n").rows)
+    assert [(r.line, r.values) for r in rows] == [(2, {"id": "id", "name": "Ava"})]
+
+
+def test_a_sep_line_names_the_delimiter_and_line_numbers_count_it(tmp_path: Path) -> None:
+    source = _rows(tmp_path, b"sep=;\r\nid;name\r\n1;Ava, Jr\r\n2;Liam;extra\r\n")
+    assert source.delimiter == ";"
+    assert source.header == ["id", "name"]
+    rows = list(source.rows)
+    assert [(r.line, r.values["name"]) for r in rows] == [(3, "Ava, Jr"), (4, "Liam")]
+    assert rows[0].error is None
+    assert rows[1].error is not None
+
+
+def test_a_sep_line_and_the_same_delimiter_flag_agree(tmp_path: Path) -> None:
+    source = _rows(tmp_path, b"sep=\t\nid\tname\n1\tAva\n", delimiter="\t")
+    assert source.header == ["id", "name"]
+
+
+@pytest.mark.parametrize(
+    ("data", "delimiter", "message"),
+    [
+        (b"sep=;\nid;name\n", ",", "'sep=;' says the file is semicolon-separated, but --delim"),
+        (b"sep=:\nid:name\n", None, "'sep=:' names a delimiter heygen-batch does not read"),
+    ],
+)
+def test_a_sep_line_the_run_cannot_follow_is_refused(
+    tmp_path: Path, data: bytes, delimiter: str | None, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _rows(tmp_path, data, delimiter)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"id\tName, given\n1\tAnn\n", "\t"),  # the record splits on tabs as the header does
+        (b"id,Name\tgiven\n1,Ann\n", ","),  # ... and here on commas
+        (b"id;a,b\n1;x\n", ";"),
+        (b"id\tName, given\n1\n", ","),  # a record fitting neither: the preference order
+        (b"id\tName, given\n", ","),  # no record at all
+    ],
+)
+def test_a_tie_on_the_header_is_settled_by_the_first_record(
+    tmp_path: Path, data: bytes, expected: str
+) -> None:
+    assert _rows(tmp_path, data).delimiter == expected
+
+
+def test_a_file_just_written_cut_inside_a_character_leaves_its_last_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_bytes(b"id,name\n1,Ava\n2,Zo\xc3")
+    with open_rows(str(path), JobsFormat.CSV) as source:
+        rows = list(source.rows)
+    assert [r.values for r in rows] == [{"id": "1", "name": "Ava"}]
+    assert any("line 3 is cut off" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_address_aiohttp_cannot_make_a_request_to_was_never_sent() -> None:
+    async with HeyGenClient("http://127.0.0.1:99999", None) as client:
+        with pytest.raises(RequestNotMade) as caught:
+            await client.create_video({"video_inputs": []})
+    assert caught.value.maybe_sent is False
+    assert next_step(caught.value) is Step.RETRY
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://:8080", "names no host"),
+        ("http://127.0.0.1:0", "port 0"),
+        ("ftp://example.com", "must start with http:// or https://"),
+        ("https://api.heygen.com\r\n", "control character"),
+    ],
+)
+def test_a_base_url_no_request_can_be_made_to_is_refused_when_resolved(
+    monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("HEYGEN_API_KEY", "sk-any")
+    with pytest.raises(ConfigError, match=f"--base-url .*{re.escape(message)}"):
+        resolve_service(url, sandbox=False)
+
+
+@pytest.mark.parametrize("bad", ["\x7f", "\r\n", "\x1b", "é"])
+def test_an_api_key_no_header_can_carry_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv("HEYGEN_API_KEY", f"sk-secret{bad}key")
+    with pytest.raises(ConfigError, match="HEYGEN_API_KEY holds U\\+") as caught:
+        resolve_service(None, sandbox=False)
+    assert "secret" not in str(caught.value)
+
+
+async def test_a_200_page_on_generate_is_a_wrong_address_and_a_200_json_is_uncertain(
+    http: FixedAioresponses,
+) -> None:
+    url = "http://heygen.test" + GENERATE_PATH
+    http.post(url, body=b"<html><title>Sign in</title></html>", content_type="text/html")
+    http.post(url, body=b"Service moved", content_type="text/plain")
+    http.post(url, payload={"data": {}})
+    errors = []
+    async with HeyGenClient("http://heygen.test", "sk-any") as client:
+        for _ in range(3):
+            with pytest.raises(EngineError) as caught:
+                await client.create_video({"video_inputs": []})
+            errors.append(caught.value)
+    page, text, json_answer = errors
+    assert isinstance(page, WrongAddress)
+    assert page.message == "Sign in"
+    assert isinstance(text, WrongAddress)
+    assert text.message == "Service moved"
+    assert [next_step(e) for e in (page, text)] == [Step.ABORT, Step.ABORT]
+    assert isinstance(json_answer, UnreadableAnswer)
+    assert next_step(json_answer) is Step.UNCERTAIN

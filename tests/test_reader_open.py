@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from engine.errors import ConfigError
 from engine.reader import JobsFormat, open_rows
 from engine.reader.open_jobs import detect_format
+from engine.reader.unfinished import STILL_WRITING_S
 
 
 def rows_of(path: str, fmt: JobsFormat = JobsFormat.CSV) -> list[dict[str, object]]:
@@ -26,9 +29,12 @@ def test_a_non_utf8_file_is_refused_before_any_row_naming_its_line(tmp_path: Pat
         rows_of(str(path))
 
 
-def test_a_file_cut_inside_a_utf8_character_is_refused(tmp_path: Path) -> None:
+def test_a_finished_file_cut_inside_a_utf8_character_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "jobs.csv"
     path.write_bytes(b"id,name\n1,Zo\xc3")
+    # Unchanged for a while: not being written, so the cut is the file's own.
+    then = time.time() - STILL_WRITING_S - 1
+    os.utime(path, (then, then))
 
     with pytest.raises(ConfigError, match="middle of a UTF-8 character"):
         rows_of(str(path))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TextIO
 
 from engine.errors import ConfigError, FieldError, RowError
-from engine.reader.delimiter import DELIMITERS, detect_delimiter
+from engine.reader.delimiter import DELIMITERS, describe, detect_delimiter
 from engine.reader.row import Row
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,9 @@ _LINE_ENDS = ("\n", "\r")
 _BLANK = " \r\n" + "".join(DELIMITERS)
 _OPEN_QUOTE_AT_END = "unexpected end of data"
 _EMPTY = "{} is empty: a CSV jobs file needs a header row and data rows."
+# Excel's first line naming the delimiter ("sep=;"), which it writes and reads itself.
+_SEP_LINE = re.compile(r"sep=(.)\r?\n?", re.DOTALL)
+_BOM = "\ufeff"
 
 # csv's own wording names parser states; these say what the user has to fix.
 _UNCLOSED = (
@@ -95,14 +99,11 @@ def read_csv(
 ) -> tuple[CsvHeader, Iterator[tuple[Row, bool]]]:
     """Read the header; return it with the records after it, each with whether it ended
     with a line end. ``delimiter`` None: detect it from the header."""
-    skipped = 0
-    for first in stream:
-        # Blank lines and a spreadsheet's empty rows (",,,", ";;;") before the header.
-        if first.strip(_BLANK):
-            break
-        skipped += 1
-    else:
-        raise ConfigError(_EMPTY.format(name))
+    first, skipped = _first_line(stream, name)
+    if sep := _SEP_LINE.fullmatch(first):
+        delimiter = _named_delimiter(sep.group(1), delimiter, name)
+        first, after = _first_line(stream, name)
+        skipped += 1 + after
     lines = _Lines(first, stream)
     chosen = delimiter or detect_delimiter(lines.header)
     # strict: a malformed quote is reported on its record instead of silently
@@ -118,6 +119,30 @@ def read_csv(
         ) from err
     header = _header(record, chosen, name)
     return header, _records(reader, lines, header, skipped, name)
+
+
+def _first_line(stream: TextIO, name: str) -> tuple[str, int]:
+    """The first line that is not blank, and how many blank ones came before it."""
+    for skipped, first in enumerate(stream):
+        # Blank lines and a spreadsheet's empty rows (",,,", ";;;") before the header.
+        if first.strip(_BLANK):
+            return first, skipped
+    raise ConfigError(_EMPTY.format(name))
+
+
+def _named_delimiter(named: str, given: str | None, name: str) -> str:
+    """The delimiter a ``sep=`` line names, unless --delimiter says otherwise."""
+    if named not in DELIMITERS:
+        raise ConfigError(
+            f"{name}: the first line 'sep={named}' names a delimiter heygen-batch does not "
+            "read; save the file with , ; | or tab between cells."
+        )
+    if given is not None and given != named:
+        raise ConfigError(
+            f"{name}: the first line 'sep={named}' says the file is {describe(named)}, but "
+            f"--delimiter says {describe(given)}; drop --delimiter, or the sep= line."
+        )
+    return named
 
 
 def _header(record: list[str], delimiter: str, name: str) -> CsvHeader:
@@ -173,6 +198,10 @@ def _records(
             continue
         line = last_line + 1
         last_line = skipped + reader.line_num
+        if record and _bare(record[0]) == columns[0] and _repeats(record, columns):
+            # Two exports joined (cat a.csv b.csv): the second's header is no contact.
+            log.warning("%s: line %d repeats the header row; skipped.", name, line)
+            continue
         cells = len(record)
         if cells == width and named == width:
             # The common case first: a full record whose first cell is not blank.
@@ -194,6 +223,20 @@ def _records(
         )
         # The cells it has are kept, so the export still joins it to its contact.
         yield Row(line, values, RowError([FieldError("", message)])), lines.ended
+
+
+def _bare(cell: str) -> str:
+    # A joined file's own BOM stays on its header, mid-file.
+    return cell.replace(_BOM, "").strip()
+
+
+def _repeats(record: list[str], columns: list[str]) -> bool:
+    named = len(columns)
+    return (
+        len(record) >= named
+        and all(_bare(cell) == column for cell, column in zip(record, columns, strict=False))
+        and not any(cell.strip() for cell in record[named:])
+    )
 
 
 def _unnamed_cells(line: int, values: dict[str, Any], record: list[str], named: int) -> Row:

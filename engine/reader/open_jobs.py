@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from engine.errors import ConfigError
 from engine.reader.csv_rows import read_csv
@@ -41,13 +41,19 @@ def detect_format(path: str, given: JobsFormat | None) -> JobsFormat:
     raise ConfigError(f"{path}: jobs files end in .csv or .jsonl; or say which with --format.")
 
 
-def _check_utf8(path: Path) -> None:
-    """Refuse a non-UTF-8 file before any row is used, so a run never stops halfway through."""
+def _check_utf8(path: Path, size: int) -> int:
+    """Refuse a non-UTF-8 file before any row is used, so a run never stops halfway through.
+
+    Reads the first ``size`` bytes; returns how many at their end are the start of a
+    character cut off there (0 for a whole file), which a file still being written has.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
+    left = size
     with path.open("rb") as raw:
         first = True
-        while chunk := raw.read(_CHUNK):
+        while left > 0 and (chunk := raw.read(min(_CHUNK, left))):
+            left -= len(chunk)
             if first and chunk.startswith(_UTF16_BOMS):
                 raise ConfigError(
                     f"{path} is UTF-16 text (Excel's 'Unicode Text'); {_SAVE_AS_UTF8}."
@@ -61,10 +67,50 @@ def _check_utf8(path: Path) -> None:
                     f"{path}: line {line} is not UTF-8 text; {_SAVE_AS_UTF8}."
                 ) from err
             line += chunk.count(b"\n")
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path}: the file ends in the middle of a UTF-8 character.") from err
+    pending, _ = decoder.getstate()
+    return len(pending)
+
+
+class _Upto(io.RawIOBase):
+    """The first ``limit`` bytes of a binary file: a file cut inside a character is read
+    up to that character, so its last record is judged as unfinished, not as bad text."""
+
+    def __init__(self, raw: io.BufferedReader, limit: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")[: self._left]
+        got = self._raw.readinto(view) if len(view) else 0
+        self._left -= got
+        return got
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_file(file: Path, size: int) -> tuple[TextIO, WritingCheck]:
+    cut = _check_utf8(file, size)
+    if not cut:
+        stream = file.open(encoding="utf-8-sig", newline="")
+        return stream, file_writing_check(stream, size)
+    raw = file.open("rb")
+    limited = io.TextIOWrapper(
+        io.BufferedReader(_Upto(raw, size - cut)), encoding="utf-8-sig", newline=""
+    )
+    writing = file_writing_check(limited, size)
+    if writing() is None:
+        limited.close()
+        raise ConfigError(f"{file}: the file ends in the middle of a UTF-8 character.")
+    return limited, writing
 
 
 @contextmanager
@@ -93,12 +139,11 @@ def _open_text(path: str) -> Iterator[tuple[TextIO, WritingCheck | None]]:
         size = file.stat().st_size
         if size == 0:
             raise ConfigError(f"{path} is empty: put at least one job in it.")
-        _check_utf8(file)
-        stream = file.open(encoding="utf-8-sig", newline="")
+        stream, writing = _open_file(file, size)
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the jobs file ({err.strerror}).") from err
     with stream:
-        yield stream, file_writing_check(stream, size)
+        yield stream, writing
 
 
 def _name(path: str) -> str:
