@@ -45,7 +45,7 @@ def resolve_service(base_url: str | None, sandbox: bool) -> Service:
         )
     _check_key(key)
     url = base_url or os.environ.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
-    _check_url(url)
+    _check_url(url, "--base-url" if base_url else BASE_URL_VARIABLE)
     return Service(url.rstrip("/"), key)
 
 
@@ -62,23 +62,23 @@ def _check_key(key: str) -> None:
             )
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, given_by: str) -> None:
     """An address no request can be made to is refused before any job is marked."""
     fix = "give the service's address, such as https://api.heygen.com"
     if any(not (c.isascii() and c.isprintable()) or c.isspace() for c in url):
         # Shown escaped: the raw characters would break the message's line.
-        raise ConfigError(f"--base-url {url!r} holds a space or control character; {fix}.")
+        raise ConfigError(f"{given_by} {url!r} holds a space or control character; {fix}.")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as err:
-        raise ConfigError(f"--base-url '{url}': {err}; {fix}.") from err
+        raise ConfigError(f"{given_by} '{url}': {err}; {fix}.") from err
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"--base-url '{url}' must start with http:// or https://.")
+        raise ConfigError(f"{given_by} '{url}' must start with http:// or https://.")
     if not parts.hostname:
-        raise ConfigError(f"--base-url '{url}' names no host; {fix}.")
+        raise ConfigError(f"{given_by} '{url}' names no host; {fix}.")
     if port == 0:
-        raise ConfigError(f"--base-url '{url}': port 0 cannot be connected to; {fix}.")
+        raise ConfigError(f"{given_by} '{url}': port 0 cannot be connected to; {fix}.")
 
 
 @asynccontextmanager
