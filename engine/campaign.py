@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from aiolimiter import AsyncLimiter
 
 from engine.errors import AbortRun, ConfigError
 from engine.ledger import statements
-from engine.ledger.store import Ledger, Videos, mixed_videos, videos_of
+from engine.ledger.store import KindGuard, Ledger, Videos
 from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
@@ -133,9 +133,10 @@ class _Feeder:
         #: Keyed jobs: the kind of the bodies this run sends, set by the first one and
         #: recorded when it is queued (committed no later than its mark), so a run that
         #: sends nothing leaves the ledger free for either kind.
-        self._keyed = videos is not None
-        self._kind: Videos | None = None
+        self._kinds = KindGuard(ledger, ledger.path) if videos is not None else None
         self._kind_recorded = False
+        #: Test and real videos mixed on a keyed ledger: the run's refusal (exit 2).
+        self.refused: ConfigError | None = None
         self._columns = ledger.source_columns()
         self._notices = _Notices()
 
@@ -158,7 +159,7 @@ class _Feeder:
             if source.header is not None:
                 self._add_columns(source.header)
             for chunk in in_chunks(source.rows, _CHUNK):
-                if self._control.stopping:
+                if self._control.stopping or self.refused is not None:
                     return
                 if source.header is None:
                     self._add_columns([c for row in chunk for c in row.values])
@@ -169,6 +170,8 @@ class _Feeder:
     async def _act(self, verdicts: list[Triaged], preparer: Preparer) -> None:
         report = self._report
         for t in verdicts:
+            if self.refused is not None:
+                return
             report.add(t)
             job, previous = t.job, t.previous
             if t.verdict is Verdict.DUPLICATE:
@@ -186,9 +189,9 @@ class _Feeder:
             elif t.verdict is Verdict.NEW:
                 await self._new(t)
             elif t.changed:
-                if self._keyed and job is not None and job.body is not None:
-                    # A test body sent, a real one now (or the other way): not "done".
-                    self._check_kind(videos_of(job.body))
+                # A test body sent, a real one now (or the other way): not "done".
+                if job is not None and job.body is not None and not self._same_kind(job.body):
+                    return
                 self._notices.say(
                     f"line {t.line}: job {t.key} changed since it was sent; not sent again"
                 )
@@ -208,8 +211,8 @@ class _Feeder:
         assert job is not None
         assert job.body is not None
         assert job.sha256 is not None
-        if self._keyed:
-            self._check_kind(videos_of(job.body))
+        if not self._same_kind(job.body):
+            return
         if previous is not None:
             refresh = (job.sha256, job.source, t.fingerprint, job.body_json or "", job.callback_id)
             self._writer.write(statements.refresh_pending(t.key, t.line, *refresh))
@@ -225,8 +228,8 @@ class _Feeder:
             self._unsent(item)
             self._report.held_by_limit += 1
             return
-        if self._kind is not None and not self._kind_recorded:
-            self._writer.write(statements.set_videos(self._kind))
+        if self._kinds is not None and self._kinds.kind and not self._kind_recorded:
+            self._writer.write(statements.set_videos(self._kinds.kind))
             self._kind_recorded = True
         try:
             await self._queue.put(item)
@@ -234,13 +237,14 @@ class _Feeder:
             self._unsent(item)
             raise
 
-    def _check_kind(self, kind: Videos) -> None:
-        """Refuse test and real videos on one keyed ledger, judged by the bodies sent."""
-        if self._kind is None:
-            self._ledger.require_videos(kind)
-            self._kind = kind
-        elif kind != self._kind:
-            raise mixed_videos(self._ledger.path, self._kind, kind)
+    def _same_kind(self, body: Mapping[str, object]) -> bool:
+        """False stops the feeding (queued jobs go on: a stop, not a cancellation)."""
+        try:
+            if self._kinds is not None:
+                self._kinds.check(body)
+        except ConfigError as err:
+            self.refused = err
+        return self.refused is None
 
 
 async def _run_pool(
@@ -282,6 +286,8 @@ async def _run_pool(
             if (left := queue.get_nowait()) is not None:
                 submitter.record_unsent(left)
     await settler.settle(submitter, budget.take, opts.concurrency, depth)
+    if feeder.refused is not None:
+        raise feeder.refused
 
 
 async def run_campaign(opts: RunOptions) -> RunReport:
@@ -293,8 +299,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     refused: Exception | None = None
     ledger = Ledger(opts.ledger_path)
     if opts.videos == "test":
-        # Every body of a --test-videos run is a test one: refused before anything is
-        # reconciled. Without the flag the template decides, and each body is checked.
+        # --test-videos makes every body a test one: refused before any reconcile.
         try:
             ledger.require_videos(opts.videos)
         except ConfigError:
@@ -347,7 +352,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     except* AbortRun as group:
         control.abort_run(group.exceptions[0])  # type: ignore[arg-type]
     except* ConfigError as group:
-        # A body of the other kind of video than the ledger holds: nothing of it was sent.
+        # Bodies of the other kind of video than the ledger holds: none of them was sent.
         refused = group.exceptions[0]
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

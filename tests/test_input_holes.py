@@ -14,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from engine.errors import ConfigError, EngineError, RequestNotMade, UnreadableAnswer, WrongAddress
+from engine.ledger.statements import set_videos
+from engine.ledger.store import KindGuard, Ledger
 from engine.reader import JobsFormat, JobsSource, open_rows
 from engine.service import resolve_service
 from engine.submitter.client import GENERATE_PATH, HeyGenClient
@@ -389,3 +391,31 @@ async def test_a_200_page_on_generate_is_a_wrong_address_and_a_200_json_is_uncer
     assert [next_step(e) for e in (page, text)] == [Step.ABORT, Step.ABORT]
     assert isinstance(json_answer, UnreadableAnswer)
     assert next_step(json_answer) is Step.UNCERTAIN
+
+
+def test_a_cut_character_holds_its_record_back_even_once_the_file_looks_finished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_bytes(b"id,name\n1,Ava\n2,Zo\xc3")
+    with open_rows(str(path), JobsFormat.CSV) as source:
+        finished(path)  # a slow read: by its end the file is no longer recent
+        rows = list(source.rows)
+    assert [r.values["id"] for r in rows] == ["1"]
+    assert any("inside a UTF-8 character" in r.getMessage() for r in caplog.records)
+
+
+def test_one_keyed_ledger_takes_one_kind_of_video_from_the_bodies(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    try:
+        fresh = KindGuard(ledger, ledger.path)
+        fresh.check({"test": True})
+        fresh.check({"test": True})
+        with pytest.raises(ConfigError, match="holds test videos and this run sends real ones"):
+            fresh.check({"video_inputs": []})
+        ledger.transaction([set_videos("real")])
+        with pytest.raises(ConfigError, match=r"--ledger .*l\.test\.ledger\.db"):
+            KindGuard(ledger, ledger.path).check({"test": True})
+        KindGuard(ledger, ledger.path).check({"test": False})
+    finally:
+        ledger.close()

@@ -11,7 +11,7 @@ import click
 
 from engine.cli.errors import print_summary
 from engine.cli.preparing import reasons_text, warn_missing_columns
-from engine.ledger.store import Ledger, Videos, mixed_videos, videos_of
+from engine.ledger.store import KindGuard, Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import CostEstimate
@@ -38,9 +38,8 @@ def preview_run(
     counts, cost = RowCounts(), CostEstimate()
     by_reason: Counter[str] = Counter()
     try:
-        # The kind of video the first new body makes; run refuses the other kind (see
-        # ``_Feeder._check_kind``), judged by the bodies as sent, not by --test-videos.
-        kind: Videos | None = None
+        # Run refuses test and real videos on one keyed ledger; so does its preview.
+        kinds = KindGuard(ledger, ledger_path) if videos is not None else None
         with open_rows(jobs, fmt, delimiter) as source:
             warn_missing_columns(preparer, source)
             for chunk in in_chunks(source.rows, _CHUNK):
@@ -49,12 +48,8 @@ def preview_run(
                     if t.verdict is Verdict.INVALID and t.job is not None:
                         by_reason[str(t.job.reason)] += 1
                     body = t.job.body if t.job is not None else None
-                    if (
-                        videos is not None
-                        and body is not None
-                        and (t.verdict is Verdict.NEW or t.changed)
-                    ):
-                        kind = _same_kind(ledger, ledger_path, kind, videos_of(body))
+                    if kinds and body is not None and (t.verdict is Verdict.NEW or t.changed):
+                        kinds.check(body)
                     if t.verdict is not Verdict.NEW:
                         continue
                     assert t.job is not None
@@ -124,13 +119,3 @@ def _report(
             f"{cost.audio_scenes_unknown} audio scenes are not counted: their length is unknown."
         )
     click.echo("Nothing was sent and nothing was written.")
-
-
-def _same_kind(ledger: Ledger | None, path: Path, first: Videos | None, kind: Videos) -> Videos:
-    if first is None:
-        if ledger is not None:
-            ledger.require_videos(kind)
-        return kind
-    if kind != first:
-        raise mixed_videos(path, first, kind)
-    return first

@@ -327,3 +327,23 @@ def mixed_videos(path: Path, held: str, kind: Videos) -> ConfigError:
         f'"test" in the template): on that ledger its rows would be taken for done. Give '
         f"the {kind} run a ledger of its own: --ledger {other}"
     )
+
+
+class KindGuard:
+    """One kind of video on a keyed ledger, judged by the bodies sent: the first body a
+    run sends against the ledger's earlier runs, each later one against the first."""
+
+    def __init__(self, ledger: Ledger | None, path: Path) -> None:
+        self._ledger = ledger
+        self._path = path
+        #: The kind of this run's bodies, once one was checked.
+        self.kind: Videos | None = None
+
+    def check(self, body: Mapping[str, Any]) -> None:
+        kind = videos_of(body)
+        if self.kind is None:
+            if self._ledger is not None:
+                self._ledger.require_videos(kind)
+            self.kind = kind
+        elif kind != self.kind:
+            raise mixed_videos(self._path, self.kind, kind)

@@ -110,7 +110,8 @@ def _open_file(file: Path, size: int) -> tuple[TextIO, WritingCheck]:
     if writing() is None:
         limited.close()
         raise ConfigError(f"{file}: the file ends in the middle of a UTF-8 character.")
-    return limited, writing
+    # Its last record lacks bytes whatever the file looks like when reading ends.
+    return limited, lambda: writing() or "it ends inside a UTF-8 character"
 
 
 @contextmanager
