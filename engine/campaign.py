@@ -262,7 +262,16 @@ async def _run_pool(
     cancellation cover the reconciles and the waits too."""
     ledger = settler.ledger
     await settler.reconcile()
-    submitter = Submitter(client, limiter, writer, control, opts.max_attempts, stats, opts.clock)
+    submitter = Submitter(
+        client,
+        limiter,
+        writer,
+        control,
+        opts.max_attempts,
+        stats,
+        opts.clock,
+        client.service_clock_offset,
+    )
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = _Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)

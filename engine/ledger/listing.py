@@ -15,9 +15,11 @@ it holds together as read:
 
 The window is set on the service's clock: the earliest attempt (a local time)
 plus the lead of the service's clock measured from its ``Date`` header, less
-``WINDOW_MARGIN_S``. While no ``Date`` header has been seen the service's clock
-is unknown, and the whole list is read: reading to the end proves absence
-whatever the clocks say.
+``WINDOW_MARGIN_S``. Each attempt is placed both with the lead measured when it
+was made (kept in the ledger) and with the lead measured now, and the earlier
+wins: our clock stepped in between (a VM resumed, NTP) moves only the second. While
+neither lead is known the service's clock is unknown, and the whole list is read:
+reading to the end proves absence whatever the clocks say.
 
 What one listing cannot show is an item it skipped while keeping its order (a
 page boundary lost on a shift). ``disagreement`` compares two listings read with
@@ -29,7 +31,7 @@ of order only beyond what was read, cannot be told from a true one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -101,11 +103,23 @@ class Listing:
         )
 
 
-def window_start(first_attempt: float, service_lead: float | None) -> float | None:
-    """The earliest attempt on the service's clock, less the margin; None while unknown."""
-    if service_lead is None:
-        return None
-    return first_attempt + service_lead - WINDOW_MARGIN_S
+def window_start(
+    attempts: Iterable[tuple[float, float | None]], service_lead: float | None
+) -> float | None:
+    """The earliest attempt on the service's clock, less the margin; None while unknown.
+
+    ``attempts``: (local time, the service's lead measured then, if it was). Of the two
+    placings of an attempt the earlier is taken: a window too wide costs pages read, one
+    too narrow a video paid twice.
+    """
+    earliest: float | None = None
+    for attempted_at, lead_then in attempts:
+        leads = [lead for lead in (lead_then, service_lead) if lead is not None]
+        if not leads:
+            return None
+        at = attempted_at + min(leads)
+        earliest = at if earliest is None else min(earliest, at)
+    return None if earliest is None else earliest - WINDOW_MARGIN_S
 
 
 async def read_listing(

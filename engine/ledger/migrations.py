@@ -70,6 +70,16 @@ MIGRATIONS: list[tuple[str, str]] = [
             VALUES ('campaign_id', lower(hex(randomblob(6))));
         """,
     ),
+    (
+        "service clock at each attempt",
+        # The lead of the service's clock over ours, as measured when the job was marked:
+        # attempted_at and sent_at are local times, and a local clock stepped between the
+        # attempt and the reconcile (a VM resumed, NTP) would otherwise move the search
+        # window off the video. NULL where no Date header had been seen yet.
+        """
+        ALTER TABLE jobs ADD COLUMN service_offset REAL;
+        """,
+    ),
 ]
 
 

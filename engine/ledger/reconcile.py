@@ -18,6 +18,19 @@ A job not found becomes ``pending`` (and may be sent again) only when:
 
 Anything else stays ``uncertain``, and a job whose grace is over says why in
 its error.
+
+A video's status ``callback_id`` is the proof of whom it belongs to, above what
+an answer said: an answer can name the wrong video (another job's, made for a job
+whose own answer was lost). So an unknown video whose status names a job of this
+ledger recorded with a *different* video proves that record wrong: its recorded
+video is read in the same pass, and unless it too is that job's (the job then has
+two), the job takes the proven video and the recorded one is freed and claimed
+like any unknown video, so the job whose answer was lost is found, not resent.
+Should that read fail, the pass proves no absence.
+
+Times are on our clock, which may be stepped between an attempt and its
+reconcile; each job keeps the service clock's lead measured at its attempt, which
+places the window (see ``listing``) and can only lengthen the grace.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from engine.ledger.listing import (
 )
 from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
-from engine.request.responses import VideoListItem
+from engine.request.responses import VideoListItem, VideoStatus
 from engine.submitter.constants import CHECK_PAGE_SIZE, DEFAULT_GRACE_S, LIST_PAGE_SIZE
 
 log = logging.getLogger(__name__)
@@ -56,6 +69,8 @@ class ReconcileResult:
     found: int = 0
     absent: int = 0
     still_uncertain: int = 0
+    #: Jobs recorded with another job's video, given their own.
+    corrected: int = 0
     #: Why jobs whose grace is over could not be proven absent, when that was the case.
     problem: str | None = None
     #: When (local clock) the grace of each job kept only by its grace ends.
@@ -80,7 +95,7 @@ async def reconcile(
     if not jobs:
         return result
     by_callback = _claimable(jobs)
-    first_attempt = min((j.attempted_at or 0.0) for j in jobs)
+    attempts = [(j.attempted_at or 0.0, j.service_offset) for j in jobs]
     # Grace runs to the listing's start, not its end: a video created while the
     # pages are read may be missed by them.
     listed_at = clock()
@@ -89,13 +104,14 @@ async def reconcile(
         client,
         limiter,
         LIST_PAGE_SIZE,
-        lambda: window_start(first_attempt, client.service_clock_offset()),
+        lambda: window_start(attempts, client.service_clock_offset()),
         search.check,
     )
+    lead = client.service_clock_offset()
     due = [
         j
         for j in by_callback.values()
-        if j.key not in search.found and listed_at - _grace_start(j, listed_at) >= grace_s
+        if j.key not in search.found and listed_at - _grace_start(j, listed_at, lead) >= grace_s
     ]
     problem = first.problem or search.problem
     if due and problem is None:
@@ -109,7 +125,12 @@ async def reconcile(
     result.problem = problem
     due_keys = {j.key for j in due}
 
-    writes: list[Statement] = []
+    writes: list[Statement] = [
+        # First, so the videos they free can be recorded for their owners below.
+        statements.repoint_video(key, recorded, own)
+        for key, (recorded, own) in search.corrected.items()
+    ]
+    result.corrected = len(search.corrected)
     for job in jobs:
         if job.key in search.found:
             writes.append(statements.reconciled_found(job.key, search.found[job.key]))
@@ -124,14 +145,15 @@ async def reconcile(
         if reason is not None:
             writes.append(_unsettled(job, reason))
         elif job.callback_id in by_callback:
-            result.grace_ends.append(_grace_start(job, listed_at) + grace_s)
+            result.grace_ends.append(_grace_start(job, listed_at, lead) + grace_s)
     if writes:
         ledger.transaction(writes)
     log.info(
-        "reconcile: %d found, %d proven absent, %d still uncertain%s",
+        "reconcile: %d found, %d proven absent, %d still uncertain, %d corrected%s",
         result.found,
         result.absent,
         result.still_uncertain,
+        result.corrected,
         f" ({problem})" if problem else "",
     )
     return result
@@ -154,6 +176,8 @@ class _Search:
         self._looked: set[str] = set()
         #: job key → the video_id found for it.
         self.found: dict[str, str] = {}
+        #: job key → (the video it is recorded with, its own video proven by callback_id).
+        self.corrected: dict[str, tuple[str, str]] = {}
         #: The first video that could not be looked up, which leaves absence unproven.
         self.problem: str | None = None
 
@@ -165,19 +189,62 @@ class _Search:
         for video_id in new:
             if video_id in known:
                 continue
-            try:
-                async with self._limiter:
-                    status = await self._client.video_status(video_id)
-            except AbortRun:
-                raise
-            except EngineError as err:
-                log.warning("reconcile: cannot check video %s: %s", video_id, err)
-                self.problem = self.problem or f"video {video_id} could not be checked: {err}"
-                continue
-            owner = self._by_callback.get(status.callback_id or "")
-            if owner is not None and owner.key not in self.found:
-                self.found[owner.key] = video_id
+            status = await self._status(video_id)
+            if status is not None:
+                await self._claim(video_id, status)
         return len(self.found) == len(self._by_callback)
+
+    async def _status(self, video_id: str) -> VideoStatus | None:
+        """The video's status; None (and absence unproven) when it cannot be read."""
+        try:
+            async with self._limiter:
+                return await self._client.video_status(video_id)
+        except AbortRun:
+            raise
+        except EngineError as err:
+            log.warning("reconcile: cannot check video %s: %s", video_id, err)
+            self.problem = self.problem or f"video {video_id} could not be checked: {err}"
+            return None
+
+    async def _claim(self, video_id: str, status: VideoStatus) -> None:
+        """Give a video unknown to the ledger to the job its callback_id names."""
+        callback_id = status.callback_id
+        if not callback_id:
+            return
+        owner = self._by_callback.get(callback_id)
+        if owner is not None:
+            if owner.key not in self.found:
+                self.found[owner.key] = video_id
+            return
+        holder = self._ledger.sent_with_callback_id(callback_id)
+        if (
+            holder is not None
+            and holder.video_id not in (None, video_id)
+            and holder.key not in self.corrected
+        ):
+            await self._correct(holder, video_id)
+
+    async def _correct(self, holder: JobRecord, own: str) -> None:
+        """``own`` is proven ``holder``'s, which is recorded with another video."""
+        recorded = holder.video_id
+        assert recorded is not None
+        self._looked.add(recorded)
+        status = await self._status(recorded)
+        if status is None:
+            return
+        if status.callback_id == holder.callback_id:
+            # Both are its own: it was made twice, and the record holds one of them.
+            log.warning("job %s has two videos, %s and %s", holder.key, recorded, own)
+            return
+        log.warning(
+            "job %s was answered with video %s, made for %r; its own is %s",
+            holder.key,
+            recorded,
+            status.callback_id,
+            own,
+        )
+        self.corrected[holder.key] = (recorded, own)
+        await self._claim(recorded, status)
 
 
 def _claimable(jobs: list[JobRecord]) -> dict[str, JobRecord]:
@@ -213,7 +280,17 @@ def _unsettled(job: JobRecord, reason: str) -> Statement:
     return statements.mark_outcome(job.key, "uncertain", job.attempts, cause + UNSETTLED + reason)
 
 
-def _grace_start(job: JobRecord, default: float) -> float:
-    """The last moment the job's request could have reached the service."""
+def _grace_start(job: JobRecord, default: float, lead: float | None) -> float:
+    """The last moment the job's request could have reached the service, on our clock now.
+
+    Its times were taken by our clock then. When the service's lead was known both then
+    and now, a lead shrunk since means our clock was stepped forward in between, so its
+    times then read early: the start moves later by as much. A lead grown (our clock
+    stepped back) is not taken: the times then read late, which lengthens the grace,
+    and may be from a restart after the step. Either way the grace can only lengthen.
+    """
     times = [t for t in (job.sent_at, job.attempted_at) if t is not None]
-    return max(times) if times else default
+    start = max(times) if times else default
+    if job.service_offset is not None and lead is not None:
+        start += max(0.0, job.service_offset - lead)
+    return start

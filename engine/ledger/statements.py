@@ -123,6 +123,7 @@ def insert_submitting(
     sha256: str,
     callback_id: str | None,
     attempted_at: float,
+    service_offset: float | None = None,
 ) -> Statement:
     """A job seen for the first time, recorded and marked in one statement.
 
@@ -130,8 +131,8 @@ def insert_submitting(
     """
     return (
         "INSERT INTO jobs (key, line, status, request_sha256, updated_at, source, "
-        "row_fingerprint, body, callback_id, attempted_at) "
-        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?)",
+        "row_fingerprint, body, callback_id, attempted_at, service_offset) "
+        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key,
             line,
@@ -142,17 +143,25 @@ def insert_submitting(
             body,
             callback_id,
             attempted_at,
+            service_offset,
         ),
     )
 
 
 def mark_submitting(
-    key: str, body: str, sha256: str, callback_id: str | None, attempted_at: float
+    key: str,
+    body: str,
+    sha256: str,
+    callback_id: str | None,
+    attempted_at: float,
+    service_offset: float | None = None,
 ) -> Statement:
+    """``service_offset``: the service clock's lead over ours at ``attempted_at``, which
+    puts the attempt on the service's clock whatever ours does before reconcile."""
     return (
         "UPDATE jobs SET status = 'submitting', body = ?, request_sha256 = ?, callback_id = ?, "
-        "attempted_at = ?, error = NULL, updated_at = ? WHERE key = ?",
-        (body, sha256, callback_id, attempted_at, now_iso(), key),
+        "attempted_at = ?, service_offset = ?, error = NULL, updated_at = ? WHERE key = ?",
+        (body, sha256, callback_id, attempted_at, service_offset, now_iso(), key),
     )
 
 
@@ -212,6 +221,25 @@ def mark_outcome(
 
 def reconciled_found(key: str, video_id: str) -> Statement:
     return (_RECONCILED_FOUND, (video_id, key, now_iso()))
+
+
+def repoint_video(key: str, recorded: str, own: str) -> Statement:
+    """Job ``key`` was recorded with ``recorded``, yet ``own`` is the video the service
+    made for it (its status names the job's callback_id): the answer named the wrong
+    video. The job takes its own, unless another job already holds that one; its render
+    progress, which was the other video's, is dropped for the next poll to fill in.
+    """
+    error = (
+        f"the service answered with video {recorded}, but its video is {own} "
+        "(by callback_id); corrected by reconcile"
+    )
+    return (
+        "UPDATE jobs SET video_id = ?1, video_status = NULL, video_url = NULL, "
+        "thumbnail_url = NULL, error = ?4, updated_at = ?5 "
+        "WHERE key = ?2 AND video_id = ?3 AND NOT EXISTS "
+        "(SELECT 1 FROM jobs AS o WHERE o.video_id = ?1 AND o.key <> ?2)",
+        (own, key, recorded, _error_text(error), now_iso()),
+    )
 
 
 def reconciled_absent(key: str) -> Statement:

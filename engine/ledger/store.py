@@ -56,11 +56,14 @@ class JobRecord:
     video_url: str | None
     thumbnail_url: str | None
     source: dict[str, Any]
+    #: The service clock's lead over ours when the job was marked; None if unknown then.
+    service_offset: float | None = None
 
 
 _COLUMNS = (
     "key, line, status, video_id, attempts, error, request_sha256, callback_id, body, "
-    "attempted_at, sent_at, updated_at, video_status, video_url, thumbnail_url, source"
+    "attempted_at, sent_at, updated_at, video_status, video_url, thumbnail_url, source, "
+    "service_offset"
 )
 
 
@@ -82,6 +85,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         video_url=row[13],
         thumbnail_url=row[14],
         source=json.loads(row[15]),
+        service_offset=row[16],
     )
 
 
@@ -256,6 +260,30 @@ class Ledger:
     def get(self, key: str) -> JobRecord | None:
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
         return _record(row) if row else None
+
+    def sent_with_callback_id(self, callback_id: str) -> JobRecord | None:
+        """The job of this ledger last sent with ``callback_id``, or None.
+
+        Only the engine's own callback_ids (``<campaign>:<key>``, ``<campaign>.<hash>``)
+        are looked for, so another campaign's video never costs a look-up. The plain form
+        names its key, found by the primary key; the hashed one scans the table, which
+        reconcile asks only for a video of this campaign the ledger does not know: rare.
+        No index on callback_id, which every mark would otherwise have to update.
+        """
+        campaign = self.campaign_id
+        if campaign is None or not callback_id.startswith(campaign):
+            return None
+        rest = callback_id[len(campaign) :]
+        select = f"SELECT {_COLUMNS} FROM jobs WHERE callback_id = ?"
+        if rest.startswith(":"):
+            rows = self._conn.execute(select + " AND key = ?", (callback_id, rest[1:]))
+        elif rest.startswith("."):
+            rows = self._conn.execute(select + " LIMIT 2", (callback_id,))
+        else:
+            return None
+        found = rows.fetchall()
+        # Two jobs sent with one callback_id name neither.
+        return _record(found[0]) if len(found) == 1 else None
 
     def with_status(self, *statuses: Status) -> list[JobRecord]:
         marks = ",".join("?" * len(statuses))

@@ -95,8 +95,10 @@ class Submitter:
         max_attempts: int,
         stats: PoolStats,
         clock: Callable[[], float] = time.time,
+        service_offset: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._client = client
+        self._service_offset = service_offset
         self._limiter = limiter
         self._writer = writer
         self._control = control
@@ -119,6 +121,9 @@ class Submitter:
         From here on a crash leaves them to reconcile, never to a blind resend.
         """
         now = self._clock()
+        # Kept with the attempt, so reconcile can place it on the service's clock even if
+        # ours is stepped before then.
+        offset = self._service_offset()
         work = []
         for item in items:
             callback_id = item.body.get("callback_id")
@@ -126,7 +131,9 @@ class Submitter:
             new = item.new
             if new is None:
                 work.append(
-                    statements.mark_submitting(item.key, item.payload, item.sha256, callback, now)
+                    statements.mark_submitting(
+                        item.key, item.payload, item.sha256, callback, now, offset
+                    )
                 )
             else:
                 work.append(
@@ -139,6 +146,7 @@ class Submitter:
                         item.sha256,
                         callback,
                         now,
+                        offset,
                     )
                 )
         await self._writer.write_durably(*work)

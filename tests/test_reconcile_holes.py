@@ -1,0 +1,131 @@
+"""Holes found in reconcile by review: a video the service's answer misnamed, and a
+local clock stepped between an attempt and its reconcile. Each could pay twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from engine.ledger import statements
+from engine.ledger.reconcile import reconcile
+from engine.ledger.store import Ledger
+from engine.submitter.client import HeyGenClient
+from tests.fake_service import FakeService, Paging, serving
+from tests.test_campaign_ids import contacts, jobs_of, run_args
+from tests.test_crash_resume import cli_env
+from tests.test_reconcile import T0, limiter
+from tests.test_reconcile_proof import reconcile_against
+from tests.test_sandbox import FakeClock, make_body
+from tests.threaded_sandbox import Handler, drop_after, threaded_sandbox
+
+
+def _uncertain(key: str, attempted_at: float, service_offset: float | None) -> list[Any]:
+    """A job marked at ``attempted_at`` (our clock) with the service's lead measured
+    then, whose answer was lost."""
+    body = json.dumps(make_body(key))
+    return [
+        statements.insert_job(key, 1, "pending", {"name": key}, "sha-" + key, None),
+        statements.mark_submitting(key, body, "sha-" + key, key, attempted_at, service_offset),
+        statements.mark_outcome(key, "uncertain", 1, "connection dropped"),
+    ]
+
+
+# The service loses c-001's answer after making its video V1, then answers c-002 (whose
+# own video V2 it made) with V1. V1 is held by no job yet, so c-002 is recorded with it;
+# reconcile must not skip V1 as known, prove c-001 absent and pay a third video.
+def test_an_answer_naming_an_uncertain_jobs_video_is_not_taken(tmp_path: Path) -> None:
+    jobs = contacts(tmp_path / "contacts.csv", 2)
+    ledger = tmp_path / "contacts.ledger.db"
+    seen: Counter[str] = Counter()
+
+    async def misanswer(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.StreamResponse | None:
+        callback = str(body.get("callback_id"))
+        seen[callback] += 1
+        if seen[callback] > 1:
+            return None
+        if callback.endswith(":c-001"):
+            return await drop_after(request, handler)
+        if callback.endswith(":c-002"):
+            await handler(request)  # c-002's own video is made...
+            held = next(v for v in state.videos.values() if str(v.callback_id).endswith(":c-001"))
+            # ...but the answer names c-001's.
+            return web.json_response({"error": None, "data": {"video_id": held.video_id}})
+        return None
+
+    with threaded_sandbox(misanswer) as (url, state):
+        args = run_args(jobs, ledger, url, "--concurrency", "1", "--json")
+        subprocess.run(args, capture_output=True, text=True, env=cli_env(), timeout=120)
+        subprocess.run(args, capture_output=True, text=True, env=cli_env(), timeout=120)
+        _, by_key = jobs_of(ledger)
+        owners = {v.video_id: v.callback_id for v in state.videos.values()}
+        created = dict(state.counters.created_by_callback_id)
+
+    for key, record in by_key.items():
+        if record.video_id is not None:
+            assert owners[record.video_id] == record.callback_id, f"{key} holds another's video"
+    assert all(count == 1 for count in created.values()), created
+    assert {r.status for r in by_key.values()} == {"submitted"}
+
+
+# The attempt reached the service at T0 - 400 (true time); our clock, 400 s fast then,
+# wrote T0, and the service's lead measured then (-400) was kept with it. NTP has
+# stepped our clock back since, so today's lead is 0: placed with today's lead the
+# video would lie before the window, never be looked at, and the job be paid twice.
+async def test_a_local_clock_stepped_back_since_the_attempt_never_pays_twice(
+    tmp_path: Path,
+) -> None:
+    now = T0 + 1000
+    service = FakeService(clock=FakeClock(now), paging=Paging.TRUE)
+    for i in range(50):
+        service.add(f"other-{i}", T0 - 2000 - i)
+    service.add("hidden", T0 - 400)
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        ledger.transaction(_uncertain("hidden", T0, -400.0))
+        _, absent, _, _ = await reconcile_against(service, ledger)
+        record = ledger.get("hidden")
+    assert absent == 0, "the job's video exists: it must not be declared absent"
+    assert record is not None
+    assert record.status != "pending"
+    assert record.status == "submitted"
+
+
+# The other way: our clock was 400 s slow at the attempt (lead +400 then) and has been
+# stepped forward (lead 0 now). By our clock the grace looks 400 s older than it is;
+# by the service's it is not over, so the job is not declared absent yet.
+async def test_a_local_clock_stepped_forward_since_the_attempt_keeps_the_grace(
+    tmp_path: Path,
+) -> None:
+    now = T0 + 200
+    service = FakeService(clock=FakeClock(now), paging=Paging.TRUE)
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        ledger.transaction(_uncertain("late", T0 - 400, 400.0))
+        async with (
+            serving(service) as url,
+            HeyGenClient(url, None, clock=service.clock) as client,
+        ):
+            result = await reconcile(ledger, client, limiter(), grace_s=300, clock=service.clock)
+        record = ledger.get("late")
+    assert result.absent == 0
+    assert record is not None
+    assert record.status == "uncertain"
+    # Its grace ends 300 s after the attempt on the service's clock, not on ours.
+    assert result.grace_ends == [T0 + 300]
+
+
+async def test_an_attempt_without_a_measured_lead_keeps_todays_window(tmp_path: Path) -> None:
+    now = T0 + 1000
+    service = FakeService(clock=FakeClock(now), paging=Paging.TRUE)
+    for i in range(50):
+        service.add(f"other-{i}", T0 - 2000 - i)
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        ledger.transaction(_uncertain("never-sent", T0, None))
+        _, absent, _, problem = await reconcile_against(service, ledger)
+    assert (absent, problem) == (1, None)
