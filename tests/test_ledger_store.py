@@ -316,7 +316,12 @@ def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path
     while page := ledger.renders_to_check(after, 2):
         pages.append(page)
         after = page[-1][0]
-    assert pages == [[("k0", "v0"), ("k1", "v1")], [("k4", "v4"), ("k5", "v5")], [("k6", "v6")]]
+    assert [[(key, video) for key, video, _ in page] for page in pages] == [
+        [("k0", "v0"), ("k1", "v1")],
+        [("k4", "v4"), ("k5", "v5")],
+        [("k6", "v6")],
+    ]
+    assert pages[0][0][2] == "k0"
     failed = ledger.get("k3")
     assert failed is not None
     assert failed.error == "render failed"

@@ -129,3 +129,38 @@ async def test_an_attempt_without_a_measured_lead_keeps_todays_window(tmp_path: 
         ledger.transaction(_uncertain("never-sent", T0, None))
         _, absent, _, problem = await reconcile_against(service, ledger)
     assert (absent, problem) == (1, None)
+
+
+# Poll already reads each video's status: one whose callback_id names another job shows
+# the answer misnamed it. The job is made uncertain again, without that video, and the
+# next reconcile gives each job its own.
+async def test_poll_hands_back_a_video_made_for_another_job(tmp_path: Path) -> None:
+    from engine.ledger.poll import poll_once
+    from engine.sandbox import SandboxConfig, running_sandbox
+    from tests.test_reconcile import job
+
+    async with (
+        running_sandbox(SandboxConfig(render_seconds=100), clock=FakeClock(T0)) as sandbox,
+        HeyGenClient(sandbox.base_url, None) as client,
+    ):
+        theirs = await client.create_video(make_body("a"))
+        own = await client.create_video(make_body("b"))
+        with closing(Ledger(tmp_path / "l.db")) as ledger:
+            # a's answer was lost; b was answered with a's video.
+            ledger.transaction(
+                [
+                    *job("a", "uncertain", line=1, attempted_at=T0 - 1000),
+                    *job("b", "submitted", line=2, video_id=theirs),
+                ]
+            )
+            polled = await poll_once(ledger, client, limiter())
+            b = ledger.get("b")
+            assert polled.not_theirs == 1
+            assert b is not None
+            assert (b.status, b.video_id) == ("uncertain", None)
+            assert b.error is not None
+            assert "'a'" in b.error
+            settled = await reconcile(ledger, client, limiter(), grace_s=0)
+            videos = {k: (r.status, r.video_id) for k in "ab" if (r := ledger.get(k))}
+    assert (settled.found, settled.absent) == (2, 0)
+    assert videos == {"a": ("submitted", theirs), "b": ("submitted", own)}

@@ -140,6 +140,12 @@ def poll(
             f"{result.failed} failed, {result.rendering} still rendering"
             + (f", {result.errors} could not be checked" if result.errors else "")
             + (f", {result.missing} unknown to the service" if result.missing else "")
+            + (
+                f", {result.not_theirs} made for another job (uncertain again: run "
+                "`heygen-batch reconcile`)"
+                if result.not_theirs
+                else ""
+            )
             + "."
         )
 

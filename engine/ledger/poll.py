@@ -43,6 +43,8 @@ class PollResult:
     errors: int = 0
     #: The service does not know the video (a 4xx such as 404): asking again will not help.
     missing: int = 0
+    #: The video's status names another callback_id: the job is uncertain again.
+    not_theirs: int = 0
 
     @property
     def done(self) -> bool:
@@ -68,7 +70,9 @@ class _Round:
         self._client = client
         self._limiter = limiter
         self._concurrency = concurrency
-        self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(concurrency * 2)
+        self._queue: asyncio.Queue[tuple[str, str, str | None] | None] = asyncio.Queue(
+            concurrency * 2
+        )
         self._writes: list[Statement] = []
         self.result = PollResult()
 
@@ -102,7 +106,7 @@ class _Round:
         while (job := await self._queue.get()) is not None:
             await self._check(*job)
 
-    async def _check(self, key: str, video_id: str) -> None:
+    async def _check(self, key: str, video_id: str, callback_id: str | None) -> None:
         result = self.result
         async with self._limiter:
             try:
@@ -118,6 +122,13 @@ class _Round:
                 log.debug("video %s of job %s: %s; will ask again", video_id, key, err)
                 return
         result.checked += 1
+        owner = status.callback_id
+        if owner is not None and callback_id is not None and owner != callback_id:
+            # The status's callback_id proves whose video it is, above what the answer said.
+            result.not_theirs += 1
+            log.warning("video %s of job %s was made for %r", video_id, key, owner)
+            self._write(statements.not_its_video(key, video_id, owner))
+            return
         state = "pending" if status.status == "waiting" else status.status
         if state == "completed":
             result.completed += 1
@@ -125,11 +136,14 @@ class _Round:
             result.failed += 1
         else:
             result.rendering += 1
-        self._writes.append(
+        self._write(
             statements.render_update(
                 key, state, status.video_url, status.thumbnail_url, _error_text(status)
             )
         )
+
+    def _write(self, statement: Statement) -> None:
+        self._writes.append(statement)
         if len(self._writes) >= _COMMIT_EVERY:
             self._commit()
 
@@ -169,6 +183,7 @@ async def poll_until_done(
         total.completed += result.completed
         total.failed += result.failed
         # What is still open is whatever the latest round left open.
+        total.not_theirs += result.not_theirs
         total.rendering, total.errors, total.missing = (
             result.rendering,
             result.errors,

@@ -242,6 +242,22 @@ def repoint_video(key: str, recorded: str, own: str) -> Statement:
     )
 
 
+def not_its_video(key: str, video_id: str, owner: str) -> Statement:
+    """The status of job ``key``'s video names another callback_id, ``owner``: the answer
+    named a video made for someone else. The job goes back to ``uncertain`` without it,
+    for reconcile to find its own video by its callback_id (or prove there is none)."""
+    error = (
+        f"the service answered with video {video_id}, which was made for callback_id "
+        f"{owner!r}; to be reconciled"
+    )
+    return (
+        "UPDATE jobs SET status = 'uncertain', video_id = NULL, video_status = NULL, "
+        "video_url = NULL, thumbnail_url = NULL, error = ?, updated_at = ? "
+        "WHERE key = ? AND video_id = ? AND status = 'submitted'",
+        (_error_text(error), now_iso(), key, video_id),
+    )
+
+
 def reconciled_absent(key: str) -> Statement:
     return (
         "UPDATE jobs SET status = 'pending', error = NULL, updated_at = ? "

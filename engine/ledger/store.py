@@ -327,17 +327,18 @@ class Ledger:
             )
         return found
 
-    def renders_to_check(self, after: str, limit: int) -> list[tuple[str, str]]:
-        """(key, video_id) of submitted jobs whose render is not final, in key order after
-        ``after``: a page at a time, so polling a million jobs never holds them all."""
+    def renders_to_check(self, after: str, limit: int) -> list[tuple[str, str, str | None]]:
+        """(key, video_id, callback_id) of submitted jobs whose render is not final, in key
+        order after ``after``: a page at a time, so polling a million jobs never holds
+        them all."""
         rows = self._conn.execute(
-            "SELECT key, video_id FROM jobs WHERE key > ? AND status = 'submitted' "
+            "SELECT key, video_id, callback_id FROM jobs WHERE key > ? AND status = 'submitted' "
             "AND video_id IS NOT NULL "
             "AND (video_status IS NULL OR video_status NOT IN ('completed', 'failed')) "
             "ORDER BY key LIMIT ?",
             (after, limit),
         )
-        return [(key, video_id) for key, video_id in rows]
+        return [(key, video_id, callback_id) for key, video_id, callback_id in rows]
 
 
 def videos_of(body: Mapping[str, Any]) -> Videos:
