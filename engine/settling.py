@@ -5,7 +5,9 @@ leaves the jobs it had marked ``submitting`` uncertain from the next start, and
 so does a dropped answer near the end). So after the feed, in at most
 ``SETTLE_ROUNDS`` rounds: reconcile; resend the jobs proven absent; or, when
 nothing can be resent and the grace of some uncertain jobs ends within
-``SETTLE_WAIT_MAX_S``, wait until the last of those ends. A round with nothing
+``SETTLE_WAIT_MAX_S`` and within ``--max-wait``, wait until the last of those ends
+(a grace beyond ``--max-wait`` ends the run instead, saying so: the user bounded
+its waits). A round with nothing
 to resend ends the run when it has no grace to wait for, or when its listing
 proved nothing (a service that cannot be listed is not waited on).
 """
@@ -26,7 +28,7 @@ from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.constants import SETTLE_ROUNDS, SETTLE_WAIT_MAX_S
-from engine.submitter.control import RunControl
+from engine.submitter.control import RunControl, utc_clock
 from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,9 @@ class Settler:
             # the wait either: the run ends, and the jobs' errors say why.
             if not ends or result.problem is not None or round_ == SETTLE_ROUNDS:
                 return
+            if max(ends) - now > self.control.max_wait_s:
+                self._beyond_max_wait(max(ends), len(ends))
+                return
             await self._wait(max(max(ends) - now, 0.0) + _WAKE_PAD_S, len(ends))
         # The rounds ran out after a resend: its answers too are named.
         await self.writer.flush()
@@ -106,6 +111,17 @@ class Settler:
             if key not in self._warned:
                 self._warned.add(key)
                 log.warning("job %s: %s", key, error)
+
+    def _beyond_max_wait(self, end: float, jobs: int) -> None:
+        log.warning(
+            "the reconcile grace of %d uncertain job(s) ends in %.0fs, longer than --max-wait "
+            "(%.0fs): the run ends without waiting; the next run or `heygen-batch reconcile` "
+            "after %s settles them",
+            jobs,
+            end - self.clock(),
+            self.control.max_wait_s,
+            utc_clock(end),
+        )
 
     async def _wait(self, seconds: float, jobs: int) -> None:
         if not self.shown:

@@ -3,6 +3,7 @@ local clock stepped between an attempt and its reconcile. Each could pay twice."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from collections import Counter
@@ -10,16 +11,19 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
+from engine.campaign import run_campaign
 from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
+from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.client import HeyGenClient
 from tests.fake_service import FakeService, Paging, serving
 from tests.test_campaign_ids import contacts, jobs_of, run_args
-from tests.test_crash_resume import cli_env
-from tests.test_reconcile import T0, limiter
+from tests.test_crash_resume import cli_env, write_contacts
+from tests.test_reconcile import T0, campaign_options, limiter
 from tests.test_reconcile_proof import reconcile_against
 from tests.test_sandbox import FakeClock, make_body
 from tests.threaded_sandbox import Handler, drop_after, threaded_sandbox
@@ -136,7 +140,6 @@ async def test_an_attempt_without_a_measured_lead_keeps_todays_window(tmp_path: 
 # next reconcile gives each job its own.
 async def test_poll_hands_back_a_video_made_for_another_job(tmp_path: Path) -> None:
     from engine.ledger.poll import poll_once
-    from engine.sandbox import SandboxConfig, running_sandbox
     from tests.test_reconcile import job
 
     async with (
@@ -164,3 +167,47 @@ async def test_poll_hands_back_a_video_made_for_another_job(tmp_path: Path) -> N
             videos = {k: (r.status, r.video_id) for k in "ab" if (r := ledger.get(k))}
     assert (settled.found, settled.absent) == (2, 0)
     assert videos == {"a": ("submitted", theirs), "b": ("submitted", own)}
+
+
+# A run told --max-wait 5s does not sit through a 60 s reconcile grace at its end: it
+# ends, saying when the jobs can be settled, and leaves them uncertain.
+async def test_the_end_of_run_grace_wait_respects_max_wait(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs = tmp_path / "contacts.csv"
+    write_contacts(jobs, 0, 3)
+    clock = FakeClock(T0)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.now += seconds
+
+    async with running_sandbox(SandboxConfig(drop_before=1.0), clock=clock) as lost:
+        options = campaign_options(jobs, tmp_path / "l.db", lost.base_url)
+        report = await run_campaign(
+            dataclasses.replace(options, grace_s=60, max_wait_s=5, clock=clock, sleep=sleep)
+        )
+    assert sleeps == []
+    assert report.counts["uncertain"] == 3
+    assert report.exit_code == 1
+    assert "longer than --max-wait (5s): the run ends without waiting" in caplog.text
+
+
+async def test_a_grace_within_max_wait_is_still_waited_out(tmp_path: Path) -> None:
+    jobs = tmp_path / "contacts.csv"
+    write_contacts(jobs, 0, 3)
+    clock = FakeClock(T0)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.now += seconds
+
+    async with running_sandbox(SandboxConfig(drop_before=1.0), clock=clock) as lost:
+        options = campaign_options(jobs, tmp_path / "l.db", lost.base_url)
+        await run_campaign(
+            dataclasses.replace(options, grace_s=4, max_wait_s=5, clock=clock, sleep=sleep)
+        )
+    assert sleeps
+    assert max(sleeps) <= 5
