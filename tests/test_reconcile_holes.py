@@ -211,3 +211,22 @@ async def test_a_grace_within_max_wait_is_still_waited_out(tmp_path: Path) -> No
         )
     assert sleeps
     assert max(sleeps) <= 5
+
+
+# The lead is measured from the answers' Date headers (the sandbox's, on loopback: about
+# nothing): jobs marked once one has come back keep it; those marked before any answer
+# keep none (today's rule for them).
+async def test_each_attempt_keeps_the_service_clocks_lead_measured_then(
+    tmp_path: Path,
+) -> None:
+    jobs = tmp_path / "contacts.csv"
+    write_contacts(jobs, 0, 60)
+    async with running_sandbox() as sandbox:
+        options = campaign_options(jobs, tmp_path / "l.db", sandbox.base_url)
+        report = await run_campaign(dataclasses.replace(options, concurrency=2))
+    assert report.counts["submitted"] == 60
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        leads = [j.service_offset for j in ledger.iter_jobs()]
+    measured = [lead for lead in leads if lead is not None]
+    assert len(measured) > len(leads) // 2
+    assert all(-5 < lead <= 0 for lead in measured)
