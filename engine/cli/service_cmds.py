@@ -184,6 +184,11 @@ def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None
         f"{result.found} found and marked submitted, {result.absent} proven absent and "
         f"pending again, {result.still_uncertain} still uncertain."
     )
+    if result.corrected:
+        click.echo(
+            f"{result.corrected} submitted job(s) had been answered with another job's "
+            "video and now hold their own (by callback_id)."
+        )
     if result.problem is not None:
         click.echo(
             f"Absence not proven: {result.problem}. The jobs stay uncertain (their error says "
