@@ -230,3 +230,31 @@ async def test_each_attempt_keeps_the_service_clocks_lead_measured_then(
     measured = [lead for lead in leads if lead is not None]
     assert len(measured) > len(leads) // 2
     assert all(-5 < lead <= 0 for lead in measured)
+
+
+# The same with a template's own callback_id behind the campaign id (not the key): the
+# job it names is found all the same, and the misnamed video goes to its owner.
+async def test_reconcile_corrects_a_job_answered_with_another_jobs_video(
+    tmp_path: Path,
+) -> None:
+    from tests.test_reconcile import job
+
+    async with (
+        running_sandbox(SandboxConfig(render_seconds=100), clock=FakeClock(T0)) as sandbox,
+        HeyGenClient(sandbox.base_url, None) as client,
+    ):
+        with closing(Ledger(tmp_path / "l.db")) as ledger:
+            campaign = ledger.campaign_id
+            callbacks = {key: f"{campaign}:{key}-spring" for key in "ab"}
+            theirs = await client.create_video(make_body(callbacks["a"]))
+            own = await client.create_video(make_body(callbacks["b"]))
+            ledger.transaction(
+                [
+                    *job("a", "uncertain", callback_id=callbacks["a"], attempted_at=T0 - 1000),
+                    *job("b", "submitted", line=2, callback_id=callbacks["b"], video_id=theirs),
+                ]
+            )
+            settled = await reconcile(ledger, client, limiter(), grace_s=0)
+            videos = {k: (r.status, r.video_id) for k in "ab" if (r := ledger.get(k))}
+    assert (settled.found, settled.absent, settled.corrected) == (1, 0, 1)
+    assert videos == {"a": ("submitted", theirs), "b": ("submitted", own)}

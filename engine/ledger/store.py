@@ -264,11 +264,12 @@ class Ledger:
     def sent_with_callback_id(self, callback_id: str) -> JobRecord | None:
         """The job of this ledger last sent with ``callback_id``, or None.
 
-        Only the engine's own callback_ids (``<campaign>:<key>``, ``<campaign>.<hash>``)
-        are looked for, so another campaign's video never costs a look-up. The plain form
-        names its key, found by the primary key; the hashed one scans the table, which
-        reconcile asks only for a video of this campaign the ledger does not know: rare.
-        No index on callback_id, which every mark would otherwise have to update.
+        Only the engine's callback_ids (``<campaign>:…``, ``<campaign>.<hash>``) are
+        looked for, so another campaign's video never costs a look-up. One made from a
+        plain key names it, found by the primary key; any other (a hashed key, a
+        template's own callback_id) scans the table, which reconcile asks only for a
+        video of this campaign that the ledger does not know and no uncertain job
+        claims: rare. No index on callback_id, which every mark would have to update.
         """
         campaign = self.campaign_id
         if campaign is None or not callback_id.startswith(campaign):
@@ -276,12 +277,12 @@ class Ledger:
         rest = callback_id[len(campaign) :]
         select = f"SELECT {_COLUMNS} FROM jobs WHERE callback_id = ?"
         if rest.startswith(":"):
-            rows = self._conn.execute(select + " AND key = ?", (callback_id, rest[1:]))
-        elif rest.startswith("."):
-            rows = self._conn.execute(select + " LIMIT 2", (callback_id,))
-        else:
+            row = self._conn.execute(select + " AND key = ?", (callback_id, rest[1:])).fetchone()
+            if row is not None:
+                return _record(row)
+        elif not rest.startswith("."):
             return None
-        found = rows.fetchall()
+        found = self._conn.execute(select + " LIMIT 2", (callback_id,)).fetchall()
         # Two jobs sent with one callback_id name neither.
         return _record(found[0]) if len(found) == 1 else None
 
