@@ -151,7 +151,13 @@ class ServerError(StatusError):
 
 
 class AbortRun(StatusError):
-    """The whole run must stop: no further request can succeed."""
+    """The whole run must stop: no further request can succeed.
+
+    ``maybe_sent``: whether the request that met it may still have reached the service
+    (the job is then ``uncertain``, not ``pending``).
+    """
+
+    maybe_sent = False
 
 
 class KeyRefused(AbortRun):
@@ -163,9 +169,16 @@ class OutOfCredit(AbortRun):
 
 
 class WrongAddress(AbortRun):
-    """The create endpoint is not there (404/405), moved (3xx), or answered success with
-    a page that is not JSON (a proxy's or captive portal's): the address is wrong, not
-    the job, so no job is failed for it. Such a page cannot have made a HeyGen video."""
+    """The create endpoint is not there (404/405) or moved (3xx): the address is wrong,
+    not the job, so no job is failed for it."""
+
+
+class PageForAnswer(WrongAddress):
+    """A success answered with a page that is not JSON (a proxy's or captive portal's):
+    the address is wrong, and the run stops. A gateway may have forwarded the request
+    before it answered with its own page, so the job is ``uncertain``, for reconcile."""
+
+    maybe_sent = True
 
 
 OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_exceeded"})

@@ -170,6 +170,8 @@ def _records(
     columns = header.columns
     named = len(columns)
     width = named + header.unnamed
+    # The header's names by their case-folded spelling, to know a repeated header.
+    folded = {column.casefold(): column for column in columns}
     # Said when the rows are read, not when the header is: run's early look at the
     # header (a --key-column check) must not say it a second time.
     if header.unnamed:
@@ -198,10 +200,22 @@ def _records(
             continue
         line = last_line + 1
         last_line = skipped + reader.line_num
-        if record and _bare(record[0]) == columns[0] and _repeats(record, columns):
-            # Two exports joined (cat a.csv b.csv): the second's header is no contact.
-            log.warning("%s: line %d repeats the header row; skipped.", name, line)
-            continue
+        if record and _bare(record[0]).casefold() in folded:
+            again = _header_again(record, named, folded)
+            if again is not None:
+                # Two exports joined (cat a.csv b.csv): the second's header is no contact,
+                # and the rows below it are in its column order, whatever the first's was.
+                if again == columns:
+                    log.warning("%s: line %d repeats the header row; skipped.", name, line)
+                else:
+                    log.warning(
+                        "%s: line %d repeats the header in another column order (two "
+                        "exports joined?); the rows after it are read in that order.",
+                        name,
+                        line,
+                    )
+                    columns = again
+                continue
         cells = len(record)
         if cells == width and named == width:
             # The common case first: a full record whose first cell is not blank.
@@ -230,13 +244,15 @@ def _bare(cell: str) -> str:
     return cell.replace(_BOM, "").strip()
 
 
-def _repeats(record: list[str], columns: list[str]) -> bool:
-    named = len(columns)
-    return (
-        len(record) >= named
-        and all(_bare(cell) == column for cell, column in zip(record, columns, strict=False))
-        and not any(cell.strip() for cell in record[named:])
-    )
+def _header_again(record: list[str], named: int, folded: dict[str, str]) -> list[str] | None:
+    """The header's columns in ``record``'s order when ``record`` is the header again
+    (any case, any order, empty cells after it); else None."""
+    if len(record) < named or any(cell.strip() for cell in record[named:]):
+        return None
+    cells = [_bare(cell).casefold() for cell in record[:named]]
+    if len(set(cells)) != named or set(cells) != folded.keys():
+        return None
+    return [folded[cell] for cell in cells]
 
 
 def _unnamed_cells(line: int, values: dict[str, Any], record: list[str], named: int) -> Row:

@@ -19,6 +19,7 @@ from engine.errors import (
     ConnectFailed,
     ConnectionDropped,
     EngineError,
+    PageForAnswer,
     RequestNotMade,
     RequestTimeout,
     StatusError,
@@ -156,7 +157,7 @@ class HeyGenClient:
                     raise make_status_error(response.status, body, retry_after)
                 if json_only and isinstance(body, str):
                     _, page = error_code_and_message(body)
-                    raise WrongAddress(response.status, None, None, page)
+                    raise PageForAnswer(response.status, None, None, page)
                 return body
         except EngineError as err:
             raise self._scrubbed(err) from err.__cause__
