@@ -24,7 +24,7 @@ from tests.conftest import DEMO_TEMPLATE, FixedAioresponses
 from tests.test_campaign_ids import contacts, jobs_of
 from tests.test_crash_resume import cli_env
 from tests.test_reader_csv import finished
-from tests.threaded_sandbox import Handler, threaded_sandbox
+from tests.threaded_sandbox import Handler, created_per_callback, threaded_sandbox
 
 
 def _run(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any:
@@ -36,20 +36,6 @@ def _run(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any
     return subprocess.run(
         args, capture_output=True, text=True, env=cli_env(), timeout=120, check=False
     )
-
-
-def _created_per_callback(jobs: Path, template: Path | None, tmp_path: Path, *extra: str) -> Any:
-    args = [
-        sys.executable, "-m", "engine", "run", str(jobs),
-        *(["--template", str(template)] if template else []),
-        "--ledger", str(tmp_path / "l.db"), "--rate", "200/s", "--no-progress", *extra,
-    ]  # fmt: skip
-    with threaded_sandbox() as (url, state):
-        done = subprocess.run(
-            [*args, "--base-url", url],
-            capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
-        )  # fmt: skip
-    return done, dict(state.counters.created_by_callback_id)
 
 
 def _validate(jobs: Path, template: Path, *extra: str) -> Any:
@@ -70,7 +56,7 @@ def test_a_header_repeated_mid_file_is_not_sent_as_a_contact(tmp_path: Path) -> 
     data["video_inputs"][0]["voice"]["speed"] = 1.0
     template = tmp_path / "t.json"
     template.write_text(json.dumps(data), encoding="utf-8")
-    done, created = _created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
+    done, created = created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
     assert len(created) == 3, (done.stderr, created)
 
 

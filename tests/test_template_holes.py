@@ -26,7 +26,7 @@ from tests.conftest import DEMO_TEMPLATE
 from tests.test_campaign_ids import contacts, jobs_of
 from tests.test_crash_resume import cli_env
 from tests.test_ledger_triage import SALT, TEMPLATE, sent_as
-from tests.threaded_sandbox import Handler, drop_before, threaded_sandbox
+from tests.threaded_sandbox import Handler, created_per_callback, drop_before, threaded_sandbox
 
 
 def _template_with_callback(path: Path, callback: str) -> Path:
@@ -148,26 +148,12 @@ def test_a_body_hash_key_does_not_change_with_the_campaign_id() -> None:
 # --- 2. two jobs are never sent with one callback_id ------------------------------------------
 
 
-def _created_per_callback(jobs: Path, template: Path | None, tmp_path: Path, *extra: str) -> Any:
-    args = [
-        sys.executable, "-m", "engine", "run", str(jobs),
-        *(["--template", str(template)] if template else []),
-        "--ledger", str(tmp_path / "l.db"), "--rate", "200/s", "--no-progress", *extra,
-    ]  # fmt: skip
-    with threaded_sandbox() as (url, state):
-        done = subprocess.run(
-            [*args, "--base-url", url],
-            capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
-        )  # fmt: skip
-    return done, dict(state.counters.created_by_callback_id)
-
-
 def test_callback_id_made_constant_by_a_fallback_is_not_sent_for_two_jobs(
     tmp_path: Path,
 ) -> None:
     jobs = contacts(tmp_path / "contacts.csv", 2)
     template = _template_with_callback(tmp_path / "t.json", '{{ campaign | default("spring") }}')
-    done, created = _created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
+    done, created = created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
     assert all(count == 1 for count in created.values()), (done.returncode, created)
     assert done.returncode == 2
     assert "default(...) fallback" in done.stderr
@@ -199,7 +185,7 @@ def test_callback_id_repeated_across_rows_is_not_sent_for_two_jobs(tmp_path: Pat
         encoding="utf-8",
     )
     template = _template_with_callback(tmp_path / "t.json", "{{ first_name }}")
-    done, created = _created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
+    done, created = created_per_callback(jobs, template, tmp_path, "--key-column", "contact_id")
     assert all(count == 1 for count in created.values()), (done.returncode, created)
     assert len(created) == 1
     assert "line 3: invalid: callback_id: callback_id 'Ann' is the same as line 2's" in (
@@ -243,7 +229,7 @@ def test_jsonl_bodies_with_one_callback_id_are_not_sent_for_two_jobs(tmp_path: P
         body["video_inputs"][0]["voice"]["input_text"] = text
         lines.append(json.dumps(body))
     jobs.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    done, created = _created_per_callback(jobs, None, tmp_path)
+    done, created = created_per_callback(jobs, None, tmp_path)
     assert all(count == 1 for count in created.values()), (done.returncode, created)
     assert len(created) == 1
 

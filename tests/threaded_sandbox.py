@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from engine.sandbox import SandboxConfig, SandboxState, create_app
 from engine.sandbox.app import STATE
+from tests.test_crash_resume import cli_env
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Sees each generate body (parsed) before the sandbox; may answer in its place.
@@ -76,3 +80,19 @@ def threaded_sandbox(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def created_per_callback(jobs: Path, template: Path | None, tmp_path: Path, *extra: str) -> Any:
+    """``run`` (``--base-url`` a threaded sandbox): the finished process, and the
+    videos the sandbox made per callback_id."""
+    args = [
+        sys.executable, "-m", "engine", "run", str(jobs),
+        *(["--template", str(template)] if template else []),
+        "--ledger", str(tmp_path / "l.db"), "--rate", "200/s", "--no-progress", *extra,
+    ]  # fmt: skip
+    with threaded_sandbox() as (url, state):
+        done = subprocess.run(
+            [*args, "--base-url", url],
+            capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
+        )  # fmt: skip
+    return done, dict(state.counters.created_by_callback_id)
