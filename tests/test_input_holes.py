@@ -24,18 +24,7 @@ from tests.conftest import DEMO_TEMPLATE, FixedAioresponses
 from tests.test_campaign_ids import contacts, jobs_of
 from tests.test_crash_resume import cli_env
 from tests.test_reader_csv import finished
-from tests.threaded_sandbox import Handler, created_per_callback, threaded_sandbox
-
-
-def _run(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any:
-    args = [
-        sys.executable, "-m", "engine", "run", str(jobs), "--template", str(template),
-        "--key-column", "contact_id", "--ledger", str(ledger), "--base-url", url,
-        "--rate", "200/s", "--no-progress", *extra,
-    ]  # fmt: skip
-    return subprocess.run(
-        args, capture_output=True, text=True, env=cli_env(), timeout=120, check=False
-    )
+from tests.threaded_sandbox import Handler, created_per_callback, run_keyed, threaded_sandbox
 
 
 def _validate(jobs: Path, template: Path, *extra: str) -> Any:
@@ -200,8 +189,8 @@ def test_a_template_test_flag_then_a_real_run_on_one_ledger_makes_real_videos(
     trial.write_text(json.dumps(data), encoding="utf-8")
     ledger = tmp_path / "contacts.ledger.db"
     with threaded_sandbox() as (url, state):
-        first = _run(jobs, trial, ledger, url)
-        second = _run(jobs, DEMO_TEMPLATE, ledger, url)
+        first = run_keyed(jobs, trial, ledger, url)
+        second = run_keyed(jobs, DEMO_TEMPLATE, ledger, url)
         real = [v for v in state.videos.values() if not v.test]
     assert first.returncode == 0, first.stderr
     assert second.returncode == 2 or len(real) == 2, (second.returncode, second.stderr)
@@ -223,10 +212,10 @@ def test_the_template_test_flag_is_a_test_run_whatever_the_command_line_says(
     ledger = tmp_path / "contacts.ledger.db"
     real_ledger = tmp_path / "real.ledger.db"
     with threaded_sandbox() as (url, state):
-        flagged = _run(jobs, DEMO_TEMPLATE, ledger, url, "--test-videos")
-        templated = _run(jobs, trial, ledger, url)
-        real = _run(jobs, DEMO_TEMPLATE, real_ledger, url)
-        dry = _run(jobs, trial, real_ledger, url, "--dry-run")
+        flagged = run_keyed(jobs, DEMO_TEMPLATE, ledger, url, "--test-videos")
+        templated = run_keyed(jobs, trial, ledger, url)
+        real = run_keyed(jobs, DEMO_TEMPLATE, real_ledger, url)
+        dry = run_keyed(jobs, trial, real_ledger, url, "--dry-run")
         made = [v.test for v in state.videos.values()]
     assert flagged.returncode == 0, flagged.stderr
     assert templated.returncode == 0, templated.stderr

@@ -26,7 +26,13 @@ from tests.conftest import DEMO_TEMPLATE
 from tests.test_campaign_ids import contacts, jobs_of
 from tests.test_crash_resume import cli_env
 from tests.test_ledger_triage import SALT, TEMPLATE, sent_as
-from tests.threaded_sandbox import Handler, created_per_callback, drop_before, threaded_sandbox
+from tests.threaded_sandbox import (
+    Handler,
+    created_per_callback,
+    drop_before,
+    run_keyed,
+    threaded_sandbox,
+)
 
 
 def _template_with_callback(path: Path, callback: str) -> Path:
@@ -34,17 +40,6 @@ def _template_with_callback(path: Path, callback: str) -> Path:
     data["callback_id"] = callback
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
-
-
-def _run(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any:
-    args = [
-        sys.executable, "-m", "engine", "run", str(jobs), "--template", str(template),
-        "--key-column", "contact_id", "--ledger", str(ledger), "--base-url", url,
-        "--rate", "200/s", "--no-progress", *extra,
-    ]  # fmt: skip
-    return subprocess.run(
-        args, capture_output=True, text=True, env=cli_env(), timeout=120, check=False
-    )
 
 
 def _validate(jobs: Path, template: Path | None, *extra: str) -> Any:
@@ -79,8 +74,8 @@ def test_template_callback_id_test_run_then_real_run_never_borrows_the_test_vide
         return None
 
     with threaded_sandbox(lose_real_c002) as (url, state):
-        trial = _run(jobs, template, tmp_path / "trial.ledger.db", url, "--test-videos")
-        _run(jobs, template, tmp_path / "real.ledger.db", url)
+        trial = run_keyed(jobs, template, tmp_path / "trial.ledger.db", url, "--test-videos")
+        run_keyed(jobs, template, tmp_path / "real.ledger.db", url)
 
     assert trial.returncode == 0, trial.stderr
     trial_campaign, trial_jobs = jobs_of(tmp_path / "trial.ledger.db")

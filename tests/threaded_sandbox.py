@@ -96,3 +96,15 @@ def created_per_callback(jobs: Path, template: Path | None, tmp_path: Path, *ext
             capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
         )  # fmt: skip
     return done, dict(state.counters.created_by_callback_id)
+
+
+def run_keyed(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any:
+    """``run`` keyed by ``contact_id`` against ``url``: the finished process."""
+    args = [
+        sys.executable, "-m", "engine", "run", str(jobs), "--template", str(template),
+        "--key-column", "contact_id", "--ledger", str(ledger), "--base-url", url,
+        "--rate", "200/s", "--no-progress", *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        args, capture_output=True, text=True, env=cli_env(), timeout=120, check=False
+    )
