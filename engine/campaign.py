@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiolimiter import AsyncLimiter
 
+from engine.api.client import HeyGenClient
 from engine.errors import AbortRun, ConfigError
 from engine.feeder import Budget, Feeder
 from engine.ledger import statements
@@ -25,7 +26,6 @@ from engine.reader import JobsFormat
 from engine.run_report import RunReport
 from engine.service import Service, service_address
 from engine.settling import Settler
-from engine.submitter.client import HeyGenClient
 from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (

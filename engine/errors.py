@@ -146,6 +146,11 @@ class RateLimited(StatusError):
         self.retry_after = retry_after
 
 
+class RequestInProgress(StatusError):
+    """409 ``request_in_progress``: the first request with this Idempotency-Key is still
+    being processed (v3). Wait and send the same key again; the job has not failed."""
+
+
 class ServerError(StatusError):
     """5xx: the service had a fault; the request may be retried."""
 
@@ -181,7 +186,17 @@ class PageForAnswer(WrongAddress):
     maybe_sent = True
 
 
-OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_exceeded"})
+#: A trial key's daily cap (HTTP 429 on v3): stop, do not retry until tomorrow.
+TRIAL_CAP_CODE = "trial_video_limit_exceeded"
+IN_PROGRESS_CODE = "request_in_progress"
+
+
+class LegacyApi(WrongAddress):
+    """The V2 endpoint answered that it is gone or legacy (410, a deprecation message,
+    the "use Avatar IV or Avatar V" refusal): the template must move to v3."""
+
+
+OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", TRIAL_CAP_CODE})
 
 
 def error_code_and_message(body: Any) -> tuple[str | None, str]:
@@ -235,6 +250,8 @@ def make_status_error(status: int, body: Any, retry_after: float | None = None) 
         return KeyRefused(status, body, code, message)
     if status == 402 or code in OUT_OF_CREDIT_CODES:
         return OutOfCredit(status, body, code, message)
+    if status == 409 and code == IN_PROGRESS_CODE:
+        return RequestInProgress(status, body, code, message)
     if status == 429:
         return RateLimited(status, body, code, message, retry_after)
     if status >= 500:

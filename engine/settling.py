@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from engine.ledger.listing import VideoLister
+from engine.api.port import ApiRouter
 from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
@@ -42,7 +42,7 @@ _WAKE_PAD_S = 0.5
 class Settler:
     ledger: Ledger
     writer: BatchWriter
-    client: VideoLister
+    client: ApiRouter
     limiter: AsyncLimiter
     control: RunControl
     stats: PoolStats

@@ -20,6 +20,8 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from engine.api.client import HeyGenClient
+from engine.api.v2 import GENERATE_PATH
 from engine.errors import (
     BadRequest,
     ConnectFailed,
@@ -34,7 +36,6 @@ from engine.errors import (
     WrongAddress,
 )
 from engine.sandbox import SandboxConfig, running_sandbox
-from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.retry import Step, next_step
 from tests.conftest import FixedAioresponses
 
@@ -295,7 +296,8 @@ async def test_the_key_header_is_sent_and_one_connection_is_kept_alive() -> None
     async with running_sandbox(SandboxConfig(api_key=KEY)) as sandbox:
         async with HeyGenClient(sandbox.base_url, KEY) as client:
             ids = [await client.create_video(VALID_BODY) for _ in range(5)]
-            connector = client._session.connector if client._session else None
+            session = client._transport._session
+            connector = session.connector if session else None
             assert connector is not None
             # Every request went over the same pooled connection.
             assert len(connector._conns) == 1

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.client import HeyGenClient
+from engine.api.v2 import GENERATE_PATH
 from engine.errors import BadRequest, error_code_and_message, make_status_error, one_line
 from engine.ledger import statements
 from engine.ledger.store import Ledger
-from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.constants import ERROR_TEXT_MAX_CHARS
 from tests.conftest import FixedAioresponses
 from tests.processes import environment

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from engine.api.client import HeyGenClient
+from engine.api.v2 import GENERATE_PATH
 from engine.errors import ConfigError, EngineError, RequestNotMade, UnreadableAnswer, WrongAddress
 from engine.ledger.statements import set_videos
 from engine.ledger.store import KindGuard, Ledger
 from engine.reader import JobsFormat, JobsSource, open_rows
 from engine.service import resolve_service
-from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.retry import Step, next_step
 from tests.conftest import DEMO_TEMPLATE, FixedAioresponses
 from tests.test_campaign_ids import contacts, jobs_of

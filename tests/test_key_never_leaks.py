@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.client import HeyGenClient
 from engine.errors import EngineError
-from engine.submitter.client import HeyGenClient
 from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
 
 KEY = "SECRET-KEY-4242-never-print"

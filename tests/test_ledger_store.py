@@ -286,12 +286,25 @@ def make_older_ledger(
         # Today's statements write a column a later migration adds: it is there only
         # while they are written.
         with closing(sqlite3.connect(path)) as conn:
-            conn.execute("ALTER TABLE jobs ADD COLUMN service_offset REAL")
+            for column, kind in _LATER_COLUMNS:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         ledger = Ledger(path)
         ledger.transaction(work)
         ledger.close()
         with closing(sqlite3.connect(path)) as conn:
-            conn.execute("ALTER TABLE jobs DROP COLUMN service_offset")
+            for column, _ in _LATER_COLUMNS:
+                conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+
+
+_LATER_COLUMNS = (
+    ("service_offset", "REAL"),
+    ("api", "TEXT NOT NULL DEFAULT 'v2'"),
+    ("first_attempted_at", "REAL"),
+    ("video_page_url", "TEXT"),
+    ("subtitle_url", "TEXT"),
+    ("failure_code", "TEXT"),
+    ("failure_message", "TEXT"),
+)
 
 
 def test_an_older_ledger_gets_a_campaign_id_when_opened_to_write_and_reads_without(
@@ -324,7 +337,7 @@ def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path
     while page := ledger.renders_to_check(after, 2):
         pages.append(page)
         after = page[-1][0]
-    assert [[(key, video) for key, video, _ in page] for page in pages] == [
+    assert [[(key, video) for key, video, *_ in page] for page in pages] == [
         [("k0", "v0"), ("k1", "v1")],
         [("k4", "v4"), ("k5", "v5")],
         [("k6", "v6")],

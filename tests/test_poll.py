@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from aiolimiter import AsyncLimiter
 
+from engine.api.client import HeyGenClient
+from engine.api.port import RenderStatus
 from engine.errors import KeyRefused, RequestTimeout
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
-from engine.request.responses import VideoStatus
 from engine.sandbox import SandboxConfig, running_sandbox
-from engine.submitter.client import HeyGenClient
+from tests.one_api import OneApi
 from tests.processes import standalone_sandbox
 from tests.test_crash_resume import cli_env, run_args, write_contacts
 from tests.test_reconcile import T0, job
@@ -150,7 +151,7 @@ async def test_videos_the_service_does_not_know_do_not_keep_it_waiting(tmp_path:
     ledger.close()
 
 
-class CountingReader:
+class CountingReader(OneApi):
     """Answers at once; notes how many tasks exist and fails the way it is told."""
 
     def __init__(self, fail_after: int | None = None, timeout_ids: frozenset[str] = frozenset()):
@@ -159,7 +160,7 @@ class CountingReader:
         self.fail_after = fail_after
         self.timeout_ids = timeout_ids
 
-    async def video_status(self, video_id: str) -> VideoStatus:
+    async def video_status(self, video_id: str) -> RenderStatus:
         self.calls += 1
         self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
         await asyncio.sleep(0)
@@ -167,7 +168,7 @@ class CountingReader:
             raise KeyRefused(401, None, "unauthorized", "bad key")
         if video_id in self.timeout_ids:
             raise RequestTimeout("no answer")
-        return VideoStatus(id=video_id, status="completed", video_url="https://v/" + video_id)
+        return RenderStatus(video_id=video_id, state="completed", video_url="https://v/" + video_id)
 
 
 def ledger_of(path: Path, count: int) -> Ledger:

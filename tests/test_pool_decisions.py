@@ -17,11 +17,12 @@ import pytest
 from aioresponses import CallbackResult
 from yarl import URL
 
+from engine.api.client import HeyGenClient
+from engine.api.v2 import GENERATE_PATH
 from engine.errors import KeyRefused, OutOfCredit
 from engine.ledger import statements
 from engine.ledger.store import JobRecord, Ledger
 from engine.ledger.writer import BatchWriter
-from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
     NewJob,

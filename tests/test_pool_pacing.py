@@ -21,13 +21,14 @@ from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
 from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
 from engine.submitter.rate import Rate, bucket_shape, make_limiter
+from tests.one_api import OneApi
 from tests.test_rate_limiter import max_in_window, run_virtual
 
 RATE = Rate(10, 1.0)
 LATENCY_S = 0.05
 
 
-class ScriptedService:
+class ScriptedService(OneApi):
     """Answers the n-th request from a script (an error to raise) else with a new video."""
 
     def __init__(self, script: dict[int, EngineError]) -> None:
@@ -35,7 +36,7 @@ class ScriptedService:
         self.starts: list[float] = []
         self.answers: list[tuple[float, str]] = []
 
-    async def create_video(self, body: Any) -> str:
+    async def create_video(self, body: Any, idempotency_key: str | None = None) -> str:
         loop = asyncio.get_running_loop()
         n = len(self.starts)
         self.starts.append(loop.time())

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
+from engine.api.client import HeyGenClient
+from engine.api.port import RenderStatus
 from engine.campaign import RunOptions, run_campaign
 from engine.cli.preparing import make_preparer
 from engine.errors import ServerError
@@ -22,13 +24,13 @@ from engine.ledger.reconcile import reconcile
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
 from engine.reader import JobsFormat
-from engine.request.responses import VideoListItem, VideoStatus
+from engine.request.responses import VideoListItem
 from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
 from engine.service import Service
-from engine.submitter.client import HeyGenClient
 from engine.submitter.constants import WINDOW_MARGIN_S
 from engine.submitter.rate import Rate
 from tests.conftest import DEMO_TEMPLATE
+from tests.one_api import OneApi
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env, write_contacts
 from tests.test_sandbox import FakeClock, make_body
@@ -185,7 +187,7 @@ async def test_listing_stops_at_videos_older_than_every_attempt(tmp_path: Path) 
     ledger.close()
 
 
-class FlakyLister:
+class FlakyLister(OneApi):
     """Lists one unknown video; its status (or the list itself) cannot be read."""
 
     def __init__(self, fail_list: bool) -> None:
@@ -198,7 +200,7 @@ class FlakyLister:
             raise ServerError(503, None, None, "unavailable")
         return [VideoListItem(video_id="v1", created_at=int(T0))], None
 
-    async def video_status(self, video_id: str) -> VideoStatus:
+    async def video_status(self, video_id: str) -> RenderStatus:
         raise ServerError(500, None, None, "boom")
 
     def service_clock_offset(self) -> float | None:

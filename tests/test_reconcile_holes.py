@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from engine.api.client import HeyGenClient
 from engine.campaign import run_campaign
 from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
 from engine.sandbox import SandboxConfig, running_sandbox
-from engine.submitter.client import HeyGenClient
 from tests.fake_service import FakeService, Paging, serving
 from tests.test_campaign_ids import contacts, jobs_of, run_args
 from tests.test_crash_resume import cli_env, write_contacts

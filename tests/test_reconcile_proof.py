@@ -16,17 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.client import HeyGenClient
+from engine.api.port import RenderStatus
 from engine.campaign import run_campaign
 from engine.errors import ConnectionDropped, EngineError, RequestTimeout
 from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
-from engine.request.responses import VideoListItem, VideoStatus
-from engine.submitter.client import HeyGenClient
+from engine.request.responses import VideoListItem
 from engine.submitter.control import RunControl, utc_clock
 from engine.submitter.pool import PoolStats, SubmitItem, Submitter
 from tests.fake_service import FakeService, Paging, serving
+from tests.one_api import OneApi
 from tests.test_crash_resume import cli_env, write_contacts
 from tests.test_reconcile import T0, campaign_options, job, limiter
 from tests.test_sandbox import FakeClock, make_body
@@ -130,7 +132,7 @@ async def test_a_video_skipped_at_a_page_boundary_is_found_by_the_second_listing
     assert service.created["hidden"] == 1
 
 
-class DatelessLister:
+class DatelessLister(OneApi):
     """The fake service's list and status, answered without any ``Date`` header."""
 
     def __init__(self, service: FakeService) -> None:
@@ -144,9 +146,9 @@ class DatelessLister:
         items = [VideoListItem(video_id=v.video_id, created_at=int(v.created_at)) for v in videos]
         return items, token
 
-    async def video_status(self, video_id: str) -> VideoStatus:
+    async def video_status(self, video_id: str) -> RenderStatus:
         video = next(v for v in self.service.videos if v.video_id == video_id)
-        return VideoStatus(id=video_id, status="completed", callback_id=video.callback_id)
+        return RenderStatus(video_id=video_id, state="completed", callback_id=video.callback_id)
 
     def service_clock_offset(self) -> float | None:
         return None
@@ -175,7 +177,7 @@ async def test_without_the_service_clock_only_the_whole_list_proves_absence(
     assert pages == {DatedLister: 2, DatelessLister: 6}
 
 
-class SlowService:
+class SlowService(OneApi):
     """Receives a request at once, makes its video ``make_s`` later and drops the
     connection then; lists a video only ``lag_s`` after it is made."""
 
@@ -186,7 +188,7 @@ class SlowService:
         self.lag_s = lag_s
         self.made: list[float] = []
 
-    async def create_video(self, body: object) -> str:
+    async def create_video(self, body: object, idempotency_key: str | None = None) -> str:
         self.clock.now += self.make_s
         self.made.append(self.clock.now)
         raise self.error
@@ -197,8 +199,8 @@ class SlowService:
         shown = [at for at in self.made if at + self.lag_s <= self.clock.now]
         return [VideoListItem(video_id="v1", created_at=int(at)) for at in shown], None
 
-    async def video_status(self, video_id: str) -> VideoStatus:
-        return VideoStatus(id=video_id, status="completed", callback_id="slow")
+    async def video_status(self, video_id: str) -> RenderStatus:
+        return RenderStatus(video_id=video_id, state="completed", callback_id="slow")
 
     def service_clock_offset(self) -> float | None:
         return 0.0
@@ -274,8 +276,8 @@ async def test_a_request_cancelled_in_flight_counts_its_grace_from_the_cancellat
     clock = FakeClock(T0)
     started = asyncio.Event()
 
-    class Hanging:
-        async def create_video(self, body: object) -> str:
+    class Hanging(OneApi):
+        async def create_video(self, body: object, idempotency_key: str | None = None) -> str:
             clock.now += 7
             started.set()
             await asyncio.Event().wait()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from engine.api.client import HeyGenClient
 from engine.cli.errors import (
     EXIT_CODES,
     SummaryCommand,
@@ -35,7 +36,6 @@ from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.statements import in_flight_to_uncertain
 from engine.ledger.store import require_ledger
 from engine.service import Service, service_address
-from engine.submitter.client import HeyGenClient
 from engine.submitter.control import utc_clock
 from engine.submitter.rate import Rate, make_limiter
 

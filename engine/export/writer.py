@@ -60,11 +60,9 @@ def _results(job: JobRecord) -> dict[str, Any]:
         "thumbnail_url": job.thumbnail_url,
         "attempts": job.attempts,
         "error": job.error,
-        # Every job goes to V2 so far, and the ledger keeps no page URL or file yet: the
-        # columns are there already so that a campaign tool's import never shifts.
-        "api": "v2",
+        "api": job.api,
         "callback_id": job.callback_id,
-        "video_page_url": None,
+        "video_page_url": job.video_page_url,
         "file_path": None,
     }
 

@@ -33,23 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
+from engine.api.port import VideoApi
 from engine.errors import AbortRun, EngineError
-from engine.request.responses import VideoListItem, VideoStatus
+from engine.request.responses import VideoListItem
 from engine.submitter.constants import MAX_LISTED, WINDOW_MARGIN_S
-
-
-class VideoLister(Protocol):
-    async def video_list(
-        self, token: str | None = None, limit: int = 100
-    ) -> tuple[list[VideoListItem], str | None]: ...
-
-    async def video_status(self, video_id: str) -> VideoStatus: ...
-
-    def service_clock_offset(self) -> float | None: ...
 
 
 @dataclass(slots=True)
@@ -123,7 +113,7 @@ def window_start(
 
 
 async def read_listing(
-    client: VideoLister,
+    client: VideoApi,
     limiter: AsyncLimiter,
     page_size: int,
     since: Callable[[], float | None],

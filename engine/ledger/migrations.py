@@ -80,6 +80,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN service_offset REAL;
         """,
     ),
+    (
+        "api of each job, first attempt, v3 render fields",
+        # Which HeyGen API a job goes to (every job before this went to V2). A v3 job's
+        # Idempotency-Key is replayed only within 24 hours of its first request, so the
+        # first attempt is kept apart from the latest. The page URL, subtitles and a
+        # failed render's code and message are what v3's status answers add.
+        """
+        ALTER TABLE jobs ADD COLUMN api TEXT NOT NULL DEFAULT 'v2';
+        ALTER TABLE jobs ADD COLUMN first_attempted_at REAL;
+        ALTER TABLE jobs ADD COLUMN video_page_url TEXT;
+        ALTER TABLE jobs ADD COLUMN subtitle_url TEXT;
+        ALTER TABLE jobs ADD COLUMN failure_code TEXT;
+        ALTER TABLE jobs ADD COLUMN failure_message TEXT;
+        """,
+    ),
 ]
 
 

@@ -12,25 +12,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
+from engine.api.port import ApiRouter, RenderStatus, api_name
 from engine.errors import AbortRun, BadRequest, EngineError
 from engine.ledger import statements
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
-from engine.request.responses import VideoStatus
 
 log = logging.getLogger(__name__)
 
 # Jobs read from the ledger per page, and answers committed per transaction.
 _PAGE = 500
 _COMMIT_EVERY = 200
-
-
-class StatusReader(Protocol):
-    async def video_status(self, video_id: str) -> VideoStatus: ...
 
 
 @dataclass(slots=True)
@@ -52,25 +47,22 @@ class PollResult:
         return self.rendering == 0 and self.errors == 0
 
 
-def _error_text(status: VideoStatus) -> str | None:
-    error = status.error
-    if error is None:
-        return None
-    parts = [str(p) for p in (error.code, error.message, error.detail) if p]
-    return "render failed: " + (": ".join(parts) or "no reason given")
+def _error_text(status: RenderStatus) -> str | None:
+    parts = [p for p in (status.failure_code, status.failure_message) if p]
+    return "render failed: " + ": ".join(parts) if parts else None
 
 
 class _Round:
     """One pass over every unfinished render in the ledger."""
 
     def __init__(
-        self, ledger: Ledger, client: StatusReader, limiter: AsyncLimiter, concurrency: int
+        self, ledger: Ledger, client: ApiRouter, limiter: AsyncLimiter, concurrency: int
     ) -> None:
         self._ledger = ledger
         self._client = client
         self._limiter = limiter
         self._concurrency = concurrency
-        self._queue: asyncio.Queue[tuple[str, str, str | None] | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[tuple[str, str, str | None, str] | None] = asyncio.Queue(
             concurrency * 2
         )
         self._writes: list[Statement] = []
@@ -106,11 +98,11 @@ class _Round:
         while (job := await self._queue.get()) is not None:
             await self._check(*job)
 
-    async def _check(self, key: str, video_id: str, callback_id: str | None) -> None:
+    async def _check(self, key: str, video_id: str, callback_id: str | None, api: str) -> None:
         result = self.result
         async with self._limiter:
             try:
-                status = await self._client.video_status(video_id)
+                status = await self._client.for_api(api_name(api)).video_status(video_id)
             except AbortRun:
                 raise
             except BadRequest as err:
@@ -129,7 +121,7 @@ class _Round:
             log.warning("video %s of job %s was made for %r", video_id, key, owner)
             self._write(statements.not_its_video(key, video_id, owner))
             return
-        state = "pending" if status.status == "waiting" else status.status
+        state = status.state
         if state == "completed":
             result.completed += 1
         elif state == "failed":
@@ -138,7 +130,17 @@ class _Round:
             result.rendering += 1
         self._write(
             statements.render_update(
-                key, state, status.video_url, status.thumbnail_url, _error_text(status)
+                key,
+                state,
+                status.video_url,
+                status.thumbnail_url,
+                _error_text(status),
+                statements.RenderExtras(
+                    status.video_page_url,
+                    status.subtitle_url,
+                    status.failure_code,
+                    status.failure_message,
+                ),
             )
         )
 
@@ -154,7 +156,7 @@ class _Round:
 
 
 async def poll_once(
-    ledger: Ledger, client: StatusReader, limiter: AsyncLimiter, concurrency: int = 8
+    ledger: Ledger, client: ApiRouter, limiter: AsyncLimiter, concurrency: int = 8
 ) -> PollResult:
     """Ask once about every submitted job whose render is not final; record the answers."""
     return await _Round(ledger, client, limiter, max(concurrency, 1)).run()
@@ -162,7 +164,7 @@ async def poll_once(
 
 async def poll_until_done(
     ledger: Ledger,
-    client: StatusReader,
+    client: ApiRouter,
     limiter: AsyncLimiter,
     interval_s: float,
     *,

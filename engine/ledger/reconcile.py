@@ -42,26 +42,21 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, EngineError, one_line
+from engine.api.port import ApiRouter, RenderStatus, VideoApi, api_name
+from engine.errors import AbortRun, EngineError
 from engine.ledger import statements
 from engine.ledger.listing import (
-    VideoLister,
     disagreement,
     read_listing,
     window_start,
 )
+from engine.ledger.replay import settle_by_replay, unsettled
 from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
-from engine.request.responses import VideoListItem, VideoStatus
+from engine.request.responses import VideoListItem
 from engine.submitter.constants import CHECK_PAGE_SIZE, DEFAULT_GRACE_S, LIST_PAGE_SIZE
 
 log = logging.getLogger(__name__)
-
-#: Separates a job's own error from the reason reconcile could not settle it.
-UNSETTLED = "; not settled: "
-# The job's own cause is cut short so that the reason, which says what to do, fits the
-# one short line an error may be.
-_CAUSE_CHARS = 80
 
 
 @dataclass(slots=True)
@@ -69,6 +64,8 @@ class ReconcileResult:
     found: int = 0
     absent: int = 0
     still_uncertain: int = 0
+    #: Jobs a replay of their key showed the service refuses (nothing was made).
+    failed: int = 0
     #: Jobs recorded with another job's video, given their own.
     corrected: int = 0
     #: Why jobs whose grace is over could not be proven absent, when that was the case.
@@ -79,21 +76,55 @@ class ReconcileResult:
 
 async def reconcile(
     ledger: Ledger,
-    client: VideoLister,
+    client: ApiRouter,
     limiter: AsyncLimiter,
     grace_s: float = DEFAULT_GRACE_S,
     clock: Callable[[], float] = time.time,
 ) -> ReconcileResult:
     """Settle every ``uncertain`` job in ``ledger``; writes are committed before returning.
 
-    Only a refused key (AbortRun) or a ledger that cannot be written escapes; any
-    other failure to list or check leaves the jobs concerned ``uncertain``, since
-    absence is then not proven.
+    Each job is settled through the API it records: by replaying its Idempotency-Key
+    where the API has one (``engine.ledger.replay``), else by listing. Only a refused
+    key (AbortRun) or a ledger that cannot be written escapes; any other failure to
+    list or check leaves the jobs concerned ``uncertain``, since absence is then not
+    proven.
     """
     jobs = ledger.with_status("uncertain")
     result = ReconcileResult()
-    if not jobs:
-        return result
+    by_api: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        by_api.setdefault(job.api, []).append(job)
+    writes: list[Statement] = []
+    for name, group in by_api.items():
+        api = client.for_api(api_name(name))
+        if api.features.idempotent_create:
+            writes += await settle_by_replay(ledger, api, limiter, group, result, clock)
+        else:
+            writes += await _by_listing(ledger, api, limiter, group, result, grace_s, clock)
+    if writes:
+        ledger.transaction(writes)
+    if jobs:
+        log.info(
+            "reconcile: %d found, %d proven absent, %d still uncertain, %d corrected%s",
+            result.found,
+            result.absent,
+            result.still_uncertain,
+            result.corrected,
+            f" ({result.problem})" if result.problem else "",
+        )
+    return result
+
+
+async def _by_listing(
+    ledger: Ledger,
+    client: VideoApi,
+    limiter: AsyncLimiter,
+    jobs: list[JobRecord],
+    result: ReconcileResult,
+    grace_s: float,
+    clock: Callable[[], float],
+) -> list[Statement]:
+    """Settle ``jobs`` by listing the service's videos: the writes that settle them."""
     by_callback = _claimable(jobs)
     attempts = [(j.attempted_at or 0.0, j.service_offset) for j in jobs]
     # Grace runs to the listing's start, not its end: a video created while the
@@ -122,7 +153,7 @@ async def reconcile(
         problem = second.problem or search.problem
         if problem is None and second.complete:
             problem = disagreement(first, second)
-    result.problem = problem
+    result.problem = result.problem or problem
     due_keys = {j.key for j in due}
 
     writes: list[Statement] = [
@@ -130,7 +161,7 @@ async def reconcile(
         statements.repoint_video(key, recorded, own)
         for key, (recorded, own) in search.corrected.items()
     ]
-    result.corrected = len(search.corrected)
+    result.corrected += len(search.corrected)
     for job in jobs:
         if job.key in search.found:
             writes.append(statements.reconciled_found(job.key, search.found[job.key]))
@@ -143,20 +174,10 @@ async def reconcile(
         result.still_uncertain += 1
         reason = problem if job.key in due_keys else _never_claimable(job, by_callback)
         if reason is not None:
-            writes.append(_unsettled(job, reason))
+            writes.append(unsettled(job, reason))
         elif job.callback_id in by_callback:
             result.grace_ends.append(_grace_start(job, listed_at, lead) + grace_s)
-    if writes:
-        ledger.transaction(writes)
-    log.info(
-        "reconcile: %d found, %d proven absent, %d still uncertain, %d corrected%s",
-        result.found,
-        result.absent,
-        result.still_uncertain,
-        result.corrected,
-        f" ({problem})" if problem else "",
-    )
-    return result
+    return writes
 
 
 class _Search:
@@ -165,7 +186,7 @@ class _Search:
     def __init__(
         self,
         ledger: Ledger,
-        client: VideoLister,
+        client: VideoApi,
         limiter: AsyncLimiter,
         by_callback: dict[str, JobRecord],
     ) -> None:
@@ -194,7 +215,7 @@ class _Search:
                 await self._claim(video_id, status)
         return len(self.found) == len(self._by_callback)
 
-    async def _status(self, video_id: str) -> VideoStatus | None:
+    async def _status(self, video_id: str) -> RenderStatus | None:
         """The video's status; None (and absence unproven) when it cannot be read."""
         try:
             async with self._limiter:
@@ -206,7 +227,7 @@ class _Search:
             self.problem = self.problem or f"video {video_id} could not be checked: {err}"
             return None
 
-    async def _claim(self, video_id: str, status: VideoStatus) -> None:
+    async def _claim(self, video_id: str, status: RenderStatus) -> None:
         """Give a video unknown to the ledger to the job its callback_id names."""
         callback_id = status.callback_id
         if not callback_id:
@@ -272,12 +293,6 @@ def _never_claimable(job: JobRecord, by_callback: dict[str, JobRecord]) -> str |
     if job.callback_id is None:
         return "it was sent without a callback_id, so no video can be told to be its own"
     return f"its callback_id {job.callback_id!r} is shared by other uncertain jobs"
-
-
-def _unsettled(job: JobRecord, reason: str) -> Statement:
-    """The job stays uncertain; its error keeps its own cause and says why it is not settled."""
-    cause = one_line((job.error or "uncertain").split(UNSETTLED, 1)[0], _CAUSE_CHARS)
-    return statements.mark_outcome(job.key, "uncertain", job.attempts, cause + UNSETTLED + reason)
 
 
 def _grace_start(job: JobRecord, default: float, lead: float | None) -> float:

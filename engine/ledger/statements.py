@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,10 +70,11 @@ def insert_job(
     sha256: str | None,
     error: str | None,
     fingerprint: str | None = None,
+    api: str = "v2",
 ) -> Statement:
     return (
         "INSERT INTO jobs (key, line, status, request_sha256, error, updated_at, source, "
-        "row_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "row_fingerprint, api) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key,
             line,
@@ -82,6 +84,7 @@ def insert_job(
             now_iso(),
             _json_text(source),
             fingerprint,
+            api,
         ),
     )
 
@@ -124,6 +127,7 @@ def insert_submitting(
     callback_id: str | None,
     attempted_at: float,
     service_offset: float | None = None,
+    api: str = "v2",
 ) -> Statement:
     """A job seen for the first time, recorded and marked in one statement.
 
@@ -131,8 +135,8 @@ def insert_submitting(
     """
     return (
         "INSERT INTO jobs (key, line, status, request_sha256, updated_at, source, "
-        "row_fingerprint, body, callback_id, attempted_at, service_offset) "
-        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "row_fingerprint, body, callback_id, attempted_at, service_offset, api, "
+        "first_attempted_at) VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key,
             line,
@@ -144,6 +148,8 @@ def insert_submitting(
             callback_id,
             attempted_at,
             service_offset,
+            api,
+            attempted_at,
         ),
     )
 
@@ -155,13 +161,26 @@ def mark_submitting(
     callback_id: str | None,
     attempted_at: float,
     service_offset: float | None = None,
+    api: str = "v2",
 ) -> Statement:
     """``service_offset``: the service clock's lead over ours at ``attempted_at``, which
-    puts the attempt on the service's clock whatever ours does before reconcile."""
+    puts the attempt on the service's clock whatever ours does before reconcile. The
+    first attempt's time is kept: it starts the service's replay window (v3)."""
     return (
         "UPDATE jobs SET status = 'submitting', body = ?, request_sha256 = ?, callback_id = ?, "
-        "attempted_at = ?, service_offset = ?, error = NULL, updated_at = ? WHERE key = ?",
-        (body, sha256, callback_id, attempted_at, service_offset, now_iso(), key),
+        "attempted_at = ?, service_offset = ?, error = NULL, updated_at = ?, api = ?, "
+        "first_attempted_at = coalesce(first_attempted_at, ?) WHERE key = ?",
+        (
+            body,
+            sha256,
+            callback_id,
+            attempted_at,
+            service_offset,
+            now_iso(),
+            api,
+            attempted_at,
+            key,
+        ),
     )
 
 
@@ -285,11 +304,43 @@ def clear_invalid() -> Statement:
     return ("DELETE FROM jobs WHERE status = 'invalid'", ())
 
 
+@dataclass(frozen=True, slots=True)
+class RenderExtras:
+    """What a status answer may tell of a render beyond its state and URLs (None: not
+    given): v3's page and subtitles, a failed render's code and message."""
+
+    video_page_url: str | None = None
+    subtitle_url: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
 def render_update(
-    key: str, video_status: str, video_url: str | None, thumbnail_url: str | None, error: str | None
+    key: str,
+    video_status: str,
+    video_url: str | None,
+    thumbnail_url: str | None,
+    error: str | None,
+    extras: RenderExtras = RenderExtras(),
 ) -> Statement:
+    """The render's state and URLs as last answered (URLs expire: the latest win); a
+    page URL or failure given once is kept."""
     return (
         "UPDATE jobs SET video_status = ?, video_url = ?, thumbnail_url = ?, "
+        "video_page_url = coalesce(?, video_page_url), subtitle_url = ?, "
+        "failure_code = coalesce(?, failure_code), "
+        "failure_message = coalesce(?, failure_message), "
         "error = coalesce(?, error), updated_at = ? WHERE key = ?",
-        (video_status, video_url, thumbnail_url, _error_text(error), now_iso(), key),
+        (
+            video_status,
+            video_url,
+            thumbnail_url,
+            extras.video_page_url,
+            extras.subtitle_url,
+            extras.failure_code,
+            None if extras.failure_message is None else one_line(extras.failure_message),
+            _error_text(error),
+            now_iso(),
+            key,
+        ),
     )

@@ -58,12 +58,17 @@ class JobRecord:
     source: dict[str, Any]
     #: The service clock's lead over ours when the job was marked; None if unknown then.
     service_offset: float | None = None
+    #: The HeyGen API the job goes to ("v2" or "v3").
+    api: str = "v2"
+    #: When the job was first marked to be sent (its latest: ``attempted_at``).
+    first_attempted_at: float | None = None
+    video_page_url: str | None = None
 
 
 _COLUMNS = (
     "key, line, status, video_id, attempts, error, request_sha256, callback_id, body, "
     "attempted_at, sent_at, updated_at, video_status, video_url, thumbnail_url, source, "
-    "service_offset"
+    "service_offset, api, first_attempted_at, video_page_url"
 )
 
 
@@ -86,6 +91,9 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         thumbnail_url=row[14],
         source=json.loads(row[15]),
         service_offset=row[16],
+        api=row[17],
+        first_attempted_at=row[18],
+        video_page_url=row[19],
     )
 
 
@@ -328,18 +336,18 @@ class Ledger:
             )
         return found
 
-    def renders_to_check(self, after: str, limit: int) -> list[tuple[str, str, str | None]]:
-        """(key, video_id, callback_id) of submitted jobs whose render is not final, in key
-        order after ``after``: a page at a time, so polling a million jobs never holds
-        them all."""
+    def renders_to_check(self, after: str, limit: int) -> list[tuple[str, str, str | None, str]]:
+        """(key, video_id, callback_id, api) of submitted jobs whose render is not final,
+        in key order after ``after``: a page at a time, so polling a million jobs never
+        holds them all."""
         rows = self._conn.execute(
-            "SELECT key, video_id, callback_id FROM jobs WHERE key > ? AND status = 'submitted' "
-            "AND video_id IS NOT NULL "
+            "SELECT key, video_id, callback_id, api FROM jobs WHERE key > ? "
+            "AND status = 'submitted' AND video_id IS NOT NULL "
             "AND (video_status IS NULL OR video_status NOT IN ('completed', 'failed')) "
             "ORDER BY key LIMIT ?",
             (after, limit),
         )
-        return [(key, video_id, callback_id) for key, video_id, callback_id in rows]
+        return [(key, video_id, callback_id, api) for key, video_id, callback_id, api in rows]
 
 
 def videos_of(body: Mapping[str, Any]) -> Videos:

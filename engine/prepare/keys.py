@@ -48,6 +48,25 @@ def engine_callback_id(campaign: str, key: str) -> str:
     return f"{campaign}.{text_sha256(key)[:_HASHED_KEY_CHARS]}"
 
 
+def idempotency_key(campaign: str, key: str) -> str:
+    """The ``Idempotency-Key`` every attempt of job ``key`` carries on v3.
+
+    ``<campaign>:<sha256 of the key, hex>``: 77 characters of ``[0-9a-f:]`` for the
+    engine's 12-character campaign ids, within HeyGen's rule (1-255 characters of
+    ``A-Z a-z 0-9 _ - : .``, shared/HEYGEN-V3.md) whatever the key holds (emails,
+    spaces, any Unicode, any length), and never equal for two jobs (a sha256 collision
+    aside). The campaign keeps two ledgers on one API key apart, as in the callback_id.
+    ``ValueError`` for a campaign id outside that character set or too long to fit.
+    """
+    made = f"{campaign}:{text_sha256(key)}"
+    if not _IDEMPOTENCY_KEY.fullmatch(made):
+        raise ValueError(f"campaign id {campaign!r} cannot make an Idempotency-Key")
+    return made
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_\-:.]{1,255}")
+
+
 class DuplicateFilter:
     """Remembers the keys seen in this file in 8 bytes of hash each (16 with lines).
 

@@ -63,3 +63,7 @@ MAX_LISTED = 200_000
 SETTLE_WAIT_MAX_S = 300.0
 # At most this many reconcile rounds (each followed by a resend or a wait) end a run.
 SETTLE_ROUNDS = 6
+# A v3 job is settled by replaying its Idempotency-Key only this long before the
+# service's replay window (24 h from its first request) ends: our clock and the service's
+# may disagree, and a replay the service has forgotten would make a second video.
+REPLAY_MARGIN_S = 3600.0

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, EngineError, RateLimited
+from engine.api.port import ApiFeatures, ApiName
+from engine.errors import AbortRun, EngineError, RateLimited, RequestInProgress
 from engine.ledger import statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
@@ -26,7 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class VideoCreator(Protocol):
-    async def create_video(self, body: Any) -> str: ...
+    @property
+    def features(self) -> ApiFeatures: ...
+
+    async def create_video(self, body: str, *, idempotency_key: str | None = None) -> str: ...
+
+
+class Creators(Protocol):
+    """Each API's creator: a job goes to the API its ledger row records."""
+
+    def for_api(self, api: ApiName) -> VideoCreator: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,9 @@ class SubmitItem:
     body_json: str = ""
     #: Set when the ledger has no row for the job yet: marking it inserts one.
     new: NewJob | None = None
+    #: The API the job goes to, and the Idempotency-Key every attempt carries (v3).
+    api: ApiName = "v2"
+    idempotency_key: str | None = None
 
     @property
     def payload(self) -> str:
@@ -88,7 +101,7 @@ class Submitter:
 
     def __init__(
         self,
-        client: VideoCreator,
+        client: Creators,
         limiter: AsyncLimiter,
         writer: BatchWriter,
         control: RunControl,
@@ -132,7 +145,7 @@ class Submitter:
             if new is None:
                 work.append(
                     statements.mark_submitting(
-                        item.key, item.payload, item.sha256, callback, now, offset
+                        item.key, item.payload, item.sha256, callback, now, offset, item.api
                     )
                 )
             else:
@@ -147,6 +160,7 @@ class Submitter:
                         callback,
                         now,
                         offset,
+                        item.api,
                     )
                 )
         await self._writer.write_durably(*work)
@@ -162,7 +176,14 @@ class Submitter:
         if new is not None:
             self._writer.write(
                 statements.insert_job(
-                    item.key, new.line, "pending", new.source, item.sha256, None, new.fingerprint
+                    item.key,
+                    new.line,
+                    "pending",
+                    new.source,
+                    item.sha256,
+                    None,
+                    new.fingerprint,
+                    item.api,
                 )
             )
 
@@ -171,6 +192,7 @@ class Submitter:
         attempts = item.prior_attempts
         tries = 0
         in_request = False
+        api = self._client.for_api(item.api)
         try:
             started = self._control.work_clock()
             while True:
@@ -181,14 +203,27 @@ class Submitter:
                 self._note_send()
                 in_request = True
                 try:
-                    video_id = await self._client.create_video(item.payload)
+                    video_id = await api.create_video(
+                        item.payload, idempotency_key=item.idempotency_key
+                    )
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
                     # The request may have reached the service as late as its error (the
                     # end of a timeout): a reconcile grace counts from here.
+                    if isinstance(err, RequestInProgress):
+                        # The first request with this key is still being processed: not
+                        # this job's fault, so it spends no attempt.
+                        attempts -= 1
+                        tries -= 1
                     verdict = self._after_error(
-                        err, item.key, attempts, tries, started, self._clock()
+                        err,
+                        item.key,
+                        attempts,
+                        tries,
+                        started,
+                        self._clock(),
+                        api.features.idempotent_create,
                     )
                     if not isinstance(verdict, float):
                         return verdict
@@ -243,11 +278,18 @@ class Submitter:
         stats.last_send = now
 
     def _after_error(
-        self, err: EngineError, key: str, attempts: int, tries: int, started: float, ended: float
+        self,
+        err: EngineError,
+        key: str,
+        attempts: int,
+        tries: int,
+        started: float,
+        ended: float,
+        idempotent: bool = False,
     ) -> Status | float:
         """The job's final status after ``err`` (which came back at ``ended``), or the
-        seconds this worker waits to retry."""
-        step = next_step(err)
+        seconds this worker waits to retry; ``idempotent``: see ``next_step``."""
+        step = next_step(err, idempotent=idempotent)
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
             self._control.abort_run(err)

@@ -19,8 +19,10 @@ from engine.errors import (
     ConnectFailed,
     EngineError,
     RateLimited,
+    RequestInProgress,
     StatusError,
     TransportError,
+    UnreadableAnswer,
 )
 from engine.submitter.constants import (
     BACKOFF_BASE_S,
@@ -48,16 +50,25 @@ class Step(enum.Enum):
     ABORT = "abort"  # no request can succeed: stop the whole run
 
 
-def next_step(error: EngineError) -> Step:
-    """Classify ``error``: the decision that keeps one job from becoming two videos."""
+def next_step(error: EngineError, *, idempotent: bool = False) -> Step:
+    """Classify ``error``: the decision that keeps one job from becoming two videos.
+
+    ``idempotent``: the request carries an Idempotency-Key the service replays (v3), so
+    a resend can only get the first answer back: a request that may have arrived (a
+    timeout, a dropped connection) and 500/502/504 are retried with the same key.
+    """
     if isinstance(error, AbortRun):
         return Step.ABORT
+    if isinstance(error, RequestInProgress):
+        return Step.RETRY if idempotent else Step.UNCERTAIN
     if isinstance(error, StatusError):
         return Step.RETRY if error.status in RETRYABLE_STATUSES else Step.FAILED
     if isinstance(error, ConnectFailed):
         return Step.RETRY
+    if isinstance(error, UnreadableAnswer):
+        return Step.UNCERTAIN  # a resend would only replay the answer that names no video
     if isinstance(error, TransportError):
-        return Step.UNCERTAIN if error.maybe_sent else Step.RETRY
+        return Step.RETRY if idempotent or not error.maybe_sent else Step.UNCERTAIN
     return Step.FAILED
 
 

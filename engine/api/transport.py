@@ -1,11 +1,16 @@
-"""The HeyGen HTTP client: one shared keep-alive session, errors mapped to EngineError."""
+"""The one HTTP transport: a shared keep-alive session, errors mapped to EngineError.
+
+It knows nothing of any API's paths or shapes (engine.api.v2, v3 do): it sends an
+``HttpCall``, decodes the answer, keeps the service clock's lead from ``Date``, and
+keeps the API key out of every error.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -14,8 +19,8 @@ from typing import Any, Self
 import aiohttp
 import orjson
 
+from engine.api.port import HttpCall
 from engine.errors import (
-    BadRequest,
     ConnectFailed,
     ConnectionDropped,
     EngineError,
@@ -23,25 +28,13 @@ from engine.errors import (
     RequestNotMade,
     RequestTimeout,
     StatusError,
-    UnreadableAnswer,
-    WrongAddress,
     error_code_and_message,
     make_status_error,
-)
-from engine.request.responses import (
-    VideoListItem,
-    VideoStatus,
-    parse_video_id,
-    parse_video_list,
-    parse_video_status,
 )
 from engine.submitter.constants import CONNECT_TIMEOUT_S, TOTAL_TIMEOUT_S
 from engine.submitter.retry import parse_retry_after
 
-GENERATE_PATH = "/v2/video/generate"
 _UTF8 = frozenset({"utf-8", "utf8"})
-STATUS_PATH = "/v1/video_status.get"
-LIST_PATH = "/v1/video.list"
 KEY_MASK = "[key]"
 # What a key is made of: the key shows as a whole token, never inside a longer run of these.
 _TOKEN_CHAR = r"[A-Za-z0-9_\-]"
@@ -56,8 +49,9 @@ def key_pattern(key: str) -> str:
     return rf"(?<!{_TOKEN_CHAR}){re.escape(key)}(?!{_TOKEN_CHAR})"
 
 
-class HeyGenClient:
-    """Speaks the three endpoints the engine needs; never logs or returns the key."""
+class Transport:
+    """The one HTTP session to the service: sends ``HttpCall``s, maps failures to
+    EngineErrors, and never logs or returns the key."""
 
     def __init__(
         self,
@@ -121,15 +115,7 @@ class HeyGenClient:
         if self._session is not None:
             await self._session.close()
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        data: bytes | None = None,
-        params: Mapping[str, str] | None = None,
-        json_only: bool = False,
-    ) -> Any:
+    async def send(self, call: HttpCall) -> Any:
         """One request; the decoded body, or the EngineError that says what happened.
 
         Transport errors are split by one question: could the service have the
@@ -137,17 +123,18 @@ class HeyGenClient:
         say no. Anything later, including a pooled keep-alive connection the
         server had closed, may have delivered it, so it is ``maybe_sent``.
         aiohttp never resends a POST by itself (only idempotent methods).
-        ``json_only``: a success answered with text that is not JSON is ``WrongAddress``.
+        ``call.json_only``: a success answered with text that is not JSON is ``WrongAddress``.
         """
-        assert self._session is not None, "use HeyGenClient as an async context manager"
+        assert self._session is not None, "use Transport as an async context manager"
         try:
             async with self._session.request(
-                method,
-                self._base + path,
-                data=data,
-                params=params,
+                call.method,
+                self._base + call.path,
+                data=call.body,
+                params=call.params or None,
+                headers=dict(call.headers) or None,
                 # A redirected POST would come back as a GET (301/302) or be re-sent (307/308).
-                allow_redirects=method != "POST",
+                allow_redirects=call.method != "POST",
             ) as response:
                 self._note_date(response.headers.get("Date"))
                 raw = self._unkeyed(await response.read())
@@ -155,16 +142,16 @@ class HeyGenClient:
                 if response.status >= 300:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise make_status_error(response.status, body, retry_after)
-                if json_only and isinstance(body, str):
+                if call.json_only and isinstance(body, str):
                     _, page = error_code_and_message(body)
                     raise PageForAnswer(response.status, None, None, page)
                 return body
         except EngineError as err:
-            raise self._scrubbed(err) from err.__cause__
+            raise self.scrubbed(err) from err.__cause__
         except aiohttp.InvalidUrlClientError as err:
             if isinstance(err, aiohttp.RedirectClientError):
                 # A redirect's target is refused after the request went out.
-                raise self._scrubbed(
+                raise self.scrubbed(
                     ConnectionDropped(f"malformed answer from {self._base}: {_describe(err)}")
                 ) from err
             raise RequestNotMade(f"no request can be made to {self._base}: {err}") from err
@@ -175,11 +162,11 @@ class HeyGenClient:
         except TimeoutError as err:
             raise RequestTimeout(f"no answer from {self._base} in time") from err
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
-            raise self._scrubbed(
+            raise self.scrubbed(
                 ConnectionDropped(f"connection to {self._base} dropped: {_describe(err)}")
             ) from err
         except aiohttp.ClientError as err:
-            raise self._scrubbed(
+            raise self.scrubbed(
                 ConnectionDropped(f"malformed answer from {self._base}: {_describe(err)}")
             ) from err
 
@@ -191,7 +178,7 @@ class HeyGenClient:
             return raw
         return mask.sub(KEY_MASK.encode(), raw)
 
-    def _scrubbed(self, err: EngineError) -> EngineError:
+    def scrubbed(self, err: EngineError) -> EngineError:
         """The error with the API key masked out of its text: a second net.
 
         Messages are built from answers (already unkeyed) and aiohttp's errors, never
@@ -205,55 +192,6 @@ class HeyGenClient:
             err.message = mask.sub(KEY_MASK, err.message)
             err.body = None if mask.search(repr(err.body)) else err.body
         return err
-
-    async def create_video(self, body: Mapping[str, Any] | str) -> str:
-        """POST one request (a body, or one already serialised); the new video's id."""
-        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        payload = text.encode()
-        try:
-            answer = await self._call("POST", GENERATE_PATH, data=payload, json_only=True)
-        except BadRequest as err:
-            if _wrong_address(err):
-                raise WrongAddress(err.status, err.body, err.code, err.message) from err
-            raise
-        video_id = parse_video_id(answer)
-        if video_id is None:
-            raise self._scrubbed(
-                UnreadableAnswer(f"the service answered without a video_id: {str(answer)[:200]}")
-            )
-        return video_id
-
-    async def video_status(self, video_id: str) -> VideoStatus:
-        answer = await self._call("GET", STATUS_PATH, params={"video_id": video_id})
-        try:
-            return parse_video_status(answer)
-        except ValueError as err:
-            raise make_status_error(502, answer) from err
-
-    async def video_list(
-        self, token: str | None = None, limit: int = 100
-    ) -> tuple[list[VideoListItem], str | None]:
-        params = {"limit": str(limit)}
-        if token:
-            params["token"] = token
-        answer = await self._call("GET", LIST_PATH, params=params)
-        try:
-            return parse_video_list(answer)
-        except ValueError as err:
-            raise make_status_error(502, answer) from err
-
-
-def _wrong_address(err: BadRequest) -> bool:
-    """Whether the answer blames the address rather than the job.
-
-    A redirect or 405 always does. A 404 does when it is not in one of the service's
-    own error shapes (a web server's "404: Not Found"): the service answers 404 in
-    its shape for a job naming, say, an avatar that does not exist.
-    """
-    if 300 <= err.status < 400 or err.status == 405:
-        return True
-    shaped = isinstance(err.body, Mapping) and bool({"error", "code"} & err.body.keys())
-    return err.status == 404 and not shaped
 
 
 def _describe(err: aiohttp.ClientError) -> str:
@@ -278,6 +216,3 @@ def _decode(raw: bytes, charset: str | None) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return text
-
-
-__all__ = ["HeyGenClient", "StatusError"]

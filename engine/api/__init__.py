@@ -1,0 +1,1 @@
+"""The API seam: one transport, one pure dialect per HeyGen API (V2, v3)."""

@@ -1,0 +1,96 @@
+"""Settle ``uncertain`` jobs of an API with idempotent creates (v3) by replaying their key.
+
+Within the service's replay window (24 hours from a key's first request on v3) a
+create sent again with the job's Idempotency-Key can only get the first answer back
+(the one video, made then) or make the one video now: so a job first sent less than
+``replay_window_s - REPLAY_MARGIN_S`` ago is settled at once, with no grace period and
+no listing. An older one cannot be: the service has forgotten the key, and v3 videos
+carry no callback_id to prove whose they are; it stays ``uncertain``, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiolimiter import AsyncLimiter
+
+from engine.api.port import VideoApi
+from engine.errors import AbortRun, BadRequest, EngineError, one_line
+from engine.ledger import statements
+from engine.ledger.statements import Statement
+from engine.ledger.store import JobRecord, Ledger
+from engine.prepare.keys import idempotency_key
+from engine.submitter.constants import REPLAY_MARGIN_S
+
+if TYPE_CHECKING:
+    from engine.ledger.reconcile import ReconcileResult
+
+log = logging.getLogger(__name__)
+
+#: Separates a job's own error from the reason reconcile could not settle it.
+UNSETTLED = "; not settled: "
+# The job's own cause is cut short so that the reason, which says what to do, fits the
+# one short line an error may be.
+_CAUSE_CHARS = 80
+TOO_OLD = (
+    "first sent over {hours:.0f} h ago, so the service no longer replays its "
+    "Idempotency-Key, and its videos name no callback_id: whether it made a video cannot "
+    "be proven; look for it in HeyGen's dashboard"
+)
+
+
+async def settle_by_replay(
+    ledger: Ledger,
+    api: VideoApi,
+    limiter: AsyncLimiter,
+    jobs: list[JobRecord],
+    result: ReconcileResult,
+    clock: Callable[[], float],
+) -> list[Statement]:
+    """Replay each young job's key: the writes that settle ``jobs``.
+
+    Found (the service answers with a video): ``submitted``. Refused with a 4xx (the
+    first request made nothing, or the replay would be refused the same): ``failed``.
+    Any other failure (409 ``request_in_progress``, 5xx, no answer) leaves it
+    ``uncertain`` for the next reconcile. ``AbortRun`` escapes.
+    """
+    window = api.features.replay_window_s
+    campaign = ledger.campaign_id
+    writes: list[Statement] = []
+    for job in jobs:
+        first = job.first_attempted_at or job.attempted_at
+        if window is None or campaign is None or job.body is None or first is None:
+            result.still_uncertain += 1
+            writes.append(unsettled(job, "it was recorded without what a replay needs"))
+            continue
+        if clock() - first >= window - REPLAY_MARGIN_S:
+            result.still_uncertain += 1
+            writes.append(unsettled(job, TOO_OLD.format(hours=(window - REPLAY_MARGIN_S) / 3600)))
+            continue
+        try:
+            async with limiter:
+                video_id = await api.create_video(
+                    job.body, idempotency_key=idempotency_key(campaign, job.key)
+                )
+        except AbortRun:
+            raise
+        except BadRequest as err:
+            writes.append(statements.mark_outcome(job.key, "failed", job.attempts + 1, str(err)))
+            result.failed += 1
+            continue
+        except EngineError as err:
+            log.warning("reconcile: replaying job %s's key: %s", job.key, err)
+            result.still_uncertain += 1
+            writes.append(unsettled(job, f"replaying its Idempotency-Key failed ({err})"))
+            continue
+        writes.append(statements.reconciled_found(job.key, video_id))
+        result.found += 1
+    return writes
+
+
+def unsettled(job: JobRecord, reason: str) -> Statement:
+    """The job stays uncertain; its error keeps its own cause and says why it is not settled."""
+    cause = one_line((job.error or "uncertain").split(UNSETTLED, 1)[0], _CAUSE_CHARS)
+    return statements.mark_outcome(job.key, "uncertain", job.attempts, cause + UNSETTLED + reason)
