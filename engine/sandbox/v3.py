@@ -200,7 +200,7 @@ class _V3Handlers:
         video_id = request.match_info["video_id"]
         video = state.videos.get(video_id)
         if video is None:
-            return v3_error(404, "not_found", f"Video not found: {video_id}", "video_id")
+            return v3_error(404, "not_found", f"Video not found: {video_id}")
         origin = f"{request.scheme}://{request.host}"
         return web.json_response({"data": self._detail(video, origin)})
 
