@@ -3,8 +3,8 @@
 Each test makes one client call twice, for each API it applies to (V2 and v3): against
 a running sandbox, and against an aioresponses fixture holding the documented answer.
 Both must parse the same way with the engine's own readers, and the sandbox's JSON must
-have exactly the documented keys and value kinds. aioresponses patches every ClientSession inside its context, so the
-sandbox half always runs outside it.
+have exactly the documented keys and value kinds. aioresponses patches every
+ClientSession inside its context, so the sandbox half always runs outside it.
 """
 
 from __future__ import annotations
