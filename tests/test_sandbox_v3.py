@@ -3,13 +3,16 @@ fault flag applied to v3 creates, on a fake clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from engine.request.v3 import validate_v3_request
 from engine.sandbox import SandboxConfig, running_sandbox
@@ -17,6 +20,7 @@ from engine.sandbox.durations import estimate_v3_duration
 from engine.sandbox.idempotency import KEY_LIFETIME_S, IdempotencyKeys, Seen
 from engine.sandbox.v3 import CREATE_ROUTE
 from tests.test_sandbox import HEX32, FakeClock
+from tests.threaded_sandbox import Handler, drop_after, threaded_sandbox
 
 DETAIL_KEYS = {
     "id",
@@ -226,6 +230,35 @@ async def test_a_repeat_while_the_first_is_in_flight_answers_409_then_goes_throu
     assert answer["error"]["code"] == "request_in_progress"
     assert after == 200
     assert (seen["v3_in_progress"], seen["v3_created"]) == (1, 1)
+
+
+async def test_latency_holds_a_create_in_flight_and_a_repeat_meanwhile_gets_409(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entered, gate = asyncio.Event(), asyncio.Event()
+    delays: list[float] = []
+
+    async def held(seconds: float) -> None:
+        # The injected latency, held open by the test instead of a clock.
+        delays.append(seconds)
+        entered.set()
+        await gate.wait()
+
+    monkeypatch.setattr("engine.sandbox.v3.asyncio", SimpleNamespace(sleep=held))
+    async with serve(latency_ms=250) as (_, session):
+        first = asyncio.create_task(create(session, v3_body(), key="job-1"))
+        await entered.wait()
+        status, answer, _ = await create(session, v3_body(), key="job-1")
+        gate.set()
+        first_status, first_answer, _ = await first
+        _, replay, _ = await create(session, v3_body(), key="job-1")
+        seen = await counters(session)
+
+    assert delays == [0.25, 0.25]  # the first create and the replay; never the 409
+    assert (status, answer["error"]["code"]) == (409, "request_in_progress")
+    assert first_status == 200
+    assert replay == first_answer
+    assert (seen["v3_created"], seen["v3_in_progress"], seen["v3_replays"]) == (1, 1, 1)
 
 
 async def test_a_drop_after_create_remembers_the_key_and_the_resend_replays_the_video() -> None:
@@ -486,3 +519,23 @@ async def test_v1_endpoints_answer_for_v3_videos_too() -> None:
             session, "/v1/video_status.get", video_id=created["data"]["video_id"]
         )
     assert (status, v1["code"], v1["data"]["status"]) == (200, 100, "completed")
+
+
+async def test_the_threaded_sandbox_hook_sees_v3_creates_too() -> None:
+    seen_bodies: list[dict[str, Any]] = []
+
+    async def first_dropped_after(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.StreamResponse | None:
+        seen_bodies.append(body)
+        return await drop_after(request, handler) if len(seen_bodies) == 1 else None
+
+    with threaded_sandbox(first_dropped_after) as (url, state):
+        async with aiohttp.ClientSession(url) as session:
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await create(session, v3_body(), key="job-1")
+            status, answer, _ = await create(session, v3_body(), key="job-1")
+
+    assert [b["type"] for b in seen_bodies] == ["studio", "studio"]
+    assert (status, answer["data"]["video_id"]) == (200, next(iter(state.videos)))
+    assert state.counters_view()["v3_replays"] == 1
