@@ -185,7 +185,8 @@ class SandboxState:
         for video in videos:
             self._add(video)
         for key in keys:
-            self.keys.restore(key)
+            if key.video_id in self.videos:
+                self.keys.restore(key)
 
     # --- reading ------------------------------------------------------------------------
 
