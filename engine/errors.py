@@ -78,7 +78,7 @@ class RowError(InputError):
 
 
 class RequestInvalid(InputError):
-    """The rendered request breaks the V2 schema."""
+    """The rendered request breaks the V2 or v3 schema."""
 
     reason = Reason.SCHEMA
 

@@ -1,4 +1,4 @@
-"""The sandbox served from a thread of the test process, with a hook on ``generate``.
+"""The sandbox served from a thread of the test process, with a hook on creates.
 
 CLI runs in subprocesses reach it by its URL, and so share one account the way
 two campaigns on one API key do; the test reads what it created from its state and
@@ -23,8 +23,9 @@ from engine.sandbox import SandboxConfig, SandboxState, create_app
 from engine.sandbox.app import STATE
 from tests.test_crash_resume import cli_env
 
+CREATE_PATHS = ("/v2/video/generate", "/v3/videos")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: Sees each generate body (parsed) before the sandbox; may answer in its place.
+#: Sees each create body (parsed; V2 or v3) before the sandbox; may answer in its place.
 Hook = Callable[[dict[str, Any], web.Request, Handler], Awaitable[web.StreamResponse | None]]
 
 
@@ -53,7 +54,7 @@ def threaded_sandbox(
 
     @web.middleware
     async def intercept(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if hook is not None and request.path == "/v2/video/generate":
+        if hook is not None and request.method == "POST" and request.path in CREATE_PATHS:
             body = json.loads(await request.read())
             answer = await hook(body, request, handler)
             if answer is not None:

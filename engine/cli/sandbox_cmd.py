@@ -70,7 +70,7 @@ def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> floa
     help="Allow a --host that is not loopback (exposes the sandbox to the network).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed for every random decision.")
-@click.option("--latency-ms", default=0.0, type=_NON_NEGATIVE, help="Added to each generate.")
+@click.option("--latency-ms", default=0.0, type=_NON_NEGATIVE, help="Added to each create.")
 @click.option(
     "--latency-spread-ms",
     default=0.0,
@@ -143,8 +143,10 @@ def sandbox(
     """Serve a local emulator of HeyGen's video API, with optional fault injection.
 
     It answers POST /v2/video/generate, GET /v1/video_status.get and GET
-    /v1/video.list like the service, and GET /_sandbox/counters for tests.
-    Faults apply to generate requests only.
+    /v1/video.list like the service; the v3 ones too: POST /v3/videos (keeping
+    Idempotency-Key for 24 hours), GET /v3/videos/{id}, GET /v3/videos/statuses
+    and GET /v3/videos. GET /_sandbox/counters is for tests. Faults apply to
+    create requests (both APIs) only.
     """
     if not allow_remote and not _is_loopback(host):
         raise click.ClickException(

@@ -27,6 +27,8 @@ from pydantic_core import PydanticCustomError
 
 NOT_BLANK = r"\S"
 HEX_COLOUR = r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
+#: v3 studio scene backgrounds take exactly ``#RRGGBB``.
+HEX_COLOUR_6 = r"^#[0-9a-fA-F]{6}$"
 MAX_INPUT_TEXT = 4999  # the service wants "under 5,000 characters"
 
 NonBlank = Annotated[str, Field(pattern=NOT_BLANK)]

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from engine.errors import FieldError, RequestInvalid
-from engine.request.model import HEX_COLOUR, NOT_BLANK, VideoRequest
+from engine.request.model import HEX_COLOUR, HEX_COLOUR_6, MAX_INPUT_TEXT, NOT_BLANK, VideoRequest
 
 _V1_KEYS = frozenset({"character", "voice", "script"})
 _V1_HINT = "required (character and voice go inside video_inputs, one entry per scene)"
@@ -46,8 +46,12 @@ def request_json_schema() -> dict[str, Any]:
     return VideoRequest.model_json_schema()
 
 
-def field_errors(exc: ValidationError, root: type[BaseModel]) -> list[FieldError]:
-    """One plain-English ``FieldError`` per pydantic error of a ``root`` validation."""
+def field_errors(exc: ValidationError, root: Any) -> list[FieldError]:
+    """One plain-English ``FieldError`` per pydantic error of a ``root`` validation.
+
+    ``root`` is the model validated, or the annotation a ``TypeAdapter`` validated (a
+    discriminated union of models, as the v3 body is).
+    """
     return [_field_error(err, root) for err in exc.errors(include_url=False)]
 
 
@@ -72,7 +76,11 @@ def _variants(members: tuple[Any, ...]) -> dict[str, type[BaseModel]]:
     return {get_args(m.model_fields["type"].annotation)[0]: m for m in models}
 
 
-def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, FieldInfo | None, Any]:
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _locate(root: Any, loc: tuple[int | str, ...]) -> tuple[str, FieldInfo | None, Any]:
     """The user's path for ``loc``, the field it ends at, and that field's annotation.
 
     Pydantic puts a discriminated union's tag in ``loc`` (``voice.text.speed``); the user
@@ -95,7 +103,7 @@ def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, Fie
         model = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
         info = model.model_fields.get(part) if model is not None else None
         node = info.annotation if info is not None else None
-        path = f"{path}.{part}" if path else part
+        path = _join(path, part)
     return path, info, node
 
 
@@ -141,6 +149,8 @@ def _range_message(info: FieldInfo | None, got: str) -> str:
     low, high, strict = _bounds(info)
     if high is None:
         return f"must be {'more than' if strict else 'at least'} {low}, got {got}"
+    if strict:
+        return f"must be more than {low} and at most {high}, got {got}"
     return f"must be between {low} and {high}, got {got}"
 
 
@@ -165,10 +175,21 @@ _PLAIN = {
     "list_type": "must be a list",
     "multiple_of": "must be an even number",
 }
-_PATTERNS = {NOT_BLANK: "must not be blank", HEX_COLOUR: "must be a hex colour like #f6f6fc"}
+_PATTERNS = {
+    NOT_BLANK: "must not be blank",
+    HEX_COLOUR: "must be a hex colour like #f6f6fc",
+    HEX_COLOUR_6: "must be a 6-digit hex colour like #1a2b3c",
+}
 
 
-def _field_error(err: ErrorDetails, root: type[BaseModel]) -> FieldError:
+def _length_message(limit: int, length: int) -> str:
+    # V2's text limit is documented as "under 5,000"; others as "at most".
+    if limit == MAX_INPUT_TEXT:
+        return f"must be under {limit + 1:,} characters (got {length:,})"
+    return f"must be at most {limit:,} characters (got {length:,})"
+
+
+def _field_error(err: ErrorDetails, root: Any) -> FieldError:
     path, info, node = _locate(root, err["loc"])
     kind, value, ctx = err["type"], err["input"], err.get("ctx", {})
     got = _show(value)
@@ -179,8 +200,8 @@ def _field_error(err: ErrorDetails, root: type[BaseModel]) -> FieldError:
             return FieldError(path, f"must be an object, got {got}")
         tags = ", ".join(_variants(_members(node)))
         if kind == "union_tag_not_found":
-            return FieldError(f"{path}.type", f"required (one of {tags})")
-        return FieldError(f"{path}.type", f"must be one of {tags}, got {_show(ctx['tag'])}")
+            return FieldError(_join(path, "type"), f"required (one of {tags})")
+        return FieldError(_join(path, "type"), f"must be one of {tags}, got {_show(ctx['tag'])}")
     if kind in _PLAIN:
         return FieldError(path, f"{_PLAIN[kind]}, got {got}")
     if kind == "literal_error":
@@ -191,8 +212,7 @@ def _field_error(err: ErrorDetails, root: type[BaseModel]) -> FieldError:
         message = _PATTERNS[ctx["pattern"]]
         return FieldError(path, message if ctx["pattern"] == NOT_BLANK else f"{message}, got {got}")
     if kind == "string_too_long":
-        limit = ctx["max_length"] + 1
-        return FieldError(path, f"must be under {limit:,} characters (got {len(value):,})")
+        return FieldError(path, _length_message(ctx["max_length"], len(value)))
     if kind in ("too_short", "too_long"):
         low, high, _ = _bounds(info)
         return FieldError(path, f"must have {low} to {high} entries, got {ctx['actual_length']}")

@@ -1,9 +1,9 @@
-"""The sandbox's HTTP face: HeyGen's three endpoints plus test-only ``/_sandbox`` ones."""
+"""The sandbox's HTTP face: HeyGen's V2/v1 endpoints (v3 ones in ``v3.py``) plus test-only
+``/_sandbox`` ones."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -14,8 +14,9 @@ from aiohttp import web
 from engine.errors import RequestInvalid
 from engine.request import validate_request
 from engine.sandbox.config import SandboxConfig
-from engine.sandbox.faults import Outcome, format_retry_after
+from engine.sandbox.faults import Outcome, drop_connection, format_retry_after
 from engine.sandbox.state import InvalidToken, SandboxState, Video
+from engine.sandbox.v3 import add_v3_routes
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 
@@ -41,6 +42,7 @@ def create_app(
     app.router.add_post("/v2/video/generate", handlers.generate)
     app.router.add_get("/v1/video_status.get", handlers.video_status)
     app.router.add_get("/v1/video.list", handlers.video_list)
+    add_v3_routes(app.router, state)
     app.router.add_get("/_sandbox/counters", handlers.counters)
     app.router.add_post("/_sandbox/reset", handlers.reset)
     return app
@@ -60,25 +62,12 @@ def _v1_error(status: int, message: str) -> web.Response:
     return web.json_response({"code": V1_ERROR_CODE, "message": message}, status=status)
 
 
-def _drop(request: web.Request) -> web.Response:
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-    # aiohttp discards a response written to a closed transport, so the client sees a
-    # disconnect with no status line, never this 200.
-    return web.Response()
-
-
 class _Handlers:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 
     def _refuse_key(self, request: web.Request) -> web.Response | None:
-        expected = self.state.config.api_key
-        if expected is None:
-            return None
-        given = request.headers.get("X-Api-Key", "")
-        if hmac.compare_digest(given.encode(), expected.encode()):
+        if self.state.key_accepted(request.headers.get("X-Api-Key", "")):
             return None
         return _error(401, "unauthorized", "Invalid or missing API key (X-Api-Key)")
 
@@ -110,7 +99,7 @@ class _Handlers:
         if outcome is Outcome.SERVER_ERROR:
             return _error(decision.status, "internal_error", "Internal server error (injected)")
         if outcome is Outcome.DROP_BEFORE:
-            return _drop(request)
+            return drop_connection(request)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -125,7 +114,7 @@ class _Handlers:
             return _error(400, "insufficient_credit", "Insufficient credit to create the video")
         video = state.create_video(video_request)
         if outcome is Outcome.DROP_AFTER:
-            return _drop(request)
+            return drop_connection(request)
         return web.json_response({"error": None, "data": {"video_id": video.video_id}})
 
     async def video_status(self, request: web.Request) -> web.StreamResponse:
@@ -162,7 +151,7 @@ class _Handlers:
             "video_url": url("mp4"),
             "thumbnail_url": url("jpg"),
             "gif_url": url("gif"),
-            "caption_url": url("vtt", video.request.caption),
+            "caption_url": url("vtt", video.captioned),
             "duration": video.duration if done else None,
             "callback_id": video.callback_id,
             "created_at": int(video.created_at),

@@ -10,7 +10,8 @@ class SandboxConfig:
     """Behaviour of one sandbox; every probability is in [0, 1] and drawn from ``seed``.
 
     Faults (latency, 429, 5xx, drops, the server-side rate limit, the credit limit)
-    apply to ``POST /v2/video/generate`` only, so polling and reconciling stay reliable.
+    apply to creates (``POST /v2/video/generate`` and ``POST /v3/videos``) only, so polling
+    and reconciling stay reliable.
     """
 
     #: When set, every HeyGen path needs this exact ``X-Api-Key`` or answers 401.

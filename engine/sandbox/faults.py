@@ -11,6 +11,8 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from engine.sandbox.config import SandboxConfig
 
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
@@ -89,3 +91,13 @@ def format_retry_after(seconds: float) -> str:
     if float(seconds).is_integer():
         return str(int(seconds))
     return f"{max(seconds, 0.001):.3f}".rstrip("0").rstrip(".")
+
+
+def drop_connection(request: web.Request) -> web.Response:
+    """Close the connection with no answer: the drop faults, for either API."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    # aiohttp discards a response written to a closed transport, so the client sees a
+    # disconnect with no status line, never this 200.
+    return web.Response()

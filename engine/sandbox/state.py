@@ -7,27 +7,28 @@ move time by changing the clock instead of sleeping, and no background task runs
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import logging
 import os
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.request import request_to_body, validate_request
-from engine.request.model import SilenceVoiceSettings, TextVoiceSettings, VideoRequest
+from engine.request.model import VideoRequest
+from engine.request.v3 import V3VideoRequest, v3_request_to_body, validate_v3_request
 from engine.sandbox.config import SandboxConfig
+from engine.sandbox.durations import estimate_duration, estimate_v3_duration
 from engine.sandbox.faults import FaultDecider, SlidingWindowLimiter
+from engine.sandbox.idempotency import IdempotencyKeys, RememberedKey
 
 log = logging.getLogger(__name__)
 
-WORDS_PER_MINUTE = 150
-#: An audio scene's real length is unknown without fetching it; assume this much.
-AUDIO_SCENE_SECONDS = 10.0
 #: Share of the render time a video stays ``pending`` before it is ``processing``.
 PENDING_SHARE = 0.1
 
@@ -38,10 +39,24 @@ class Video:
     title: str | None
     callback_id: str | None
     created_at: float
-    request: VideoRequest
+    request: VideoRequest | V3VideoRequest
     test: bool
     duration: float
     fails: bool
+
+    @property
+    def api(self) -> str:
+        """``v2`` or ``v3``: which create endpoint made it."""
+        return "v2" if isinstance(self.request, VideoRequest) else "v3"
+
+    @property
+    def captioned(self) -> bool:
+        """V2 ``caption: true``; v3 a burnt-in ``caption.style`` (its SRT is always made)."""
+        request = self.request
+        if isinstance(request, VideoRequest):
+            return request.caption
+        caption = getattr(request, "caption", None)
+        return caption is not None and caption.style is not None
 
 
 @dataclass
@@ -51,8 +66,17 @@ class Counters:
     status_requests: int = 0
     list_requests: int = 0
     created_by_callback_id: dict[str, int] = field(default_factory=dict)
-    #: ``time.monotonic()`` of every generate request's arrival, faulted or not.
+    #: ``time.monotonic()`` of every create request's arrival (both APIs), faulted or not.
     request_times: list[float] = field(default_factory=list)
+    #: ``POST /v3/videos`` requests (also counted in ``requests``), and of those the ones
+    #: answered from a remembered ``Idempotency-Key`` or refused as still in flight.
+    v3_requests: int = 0
+    v3_replays: int = 0
+    v3_in_progress: int = 0
+    created_by_idempotency_key: dict[str, int] = field(default_factory=dict)
+    v3_status_requests: int = 0
+    v3_statuses_requests: int = 0
+    v3_list_requests: int = 0
 
 
 class InvalidToken(ValueError):
@@ -73,6 +97,7 @@ class SandboxState:
         self._order: list[Video] = []
         self.counters = Counters()
         self.credits_used = 0
+        self.keys = IdempotencyKeys(self.clock)
         self.faults = FaultDecider(c)
         self.limiter = (
             SlidingWindowLimiter(int(c.rate_limit), c.rate_limit_period_s)
@@ -85,33 +110,38 @@ class SandboxState:
 
     # --- creation ---------------------------------------------------------------------
 
-    def out_of_credit(self, request: VideoRequest) -> bool:
-        limit = self.config.credit_limit
-        return limit is not None and not request.test and self.credits_used >= limit
+    def key_accepted(self, given: str) -> bool:
+        """Whether ``given`` is the configured API key (any key when none is set)."""
+        expected = self.config.api_key
+        return expected is None or hmac.compare_digest(given.encode(), expected.encode())
 
-    def create_video(self, request: VideoRequest) -> Video:
-        """Store a validated request as a new video."""
+    def out_of_credit(self, request: VideoRequest | V3VideoRequest) -> bool:
+        limit = self.config.credit_limit
+        test = isinstance(request, VideoRequest) and bool(request.test)
+        return limit is not None and not test and self.credits_used >= limit
+
+    def create_video(self, request: VideoRequest | V3VideoRequest) -> Video:
+        """Store a validated request (either API) as a new video."""
         ratio = self.config.render_failure_ratio
-        video = Video(
+        video = _video(
             # Never seeded: a later sandbox on the same ledger (``run --sandbox`` again)
             # adopts this one's videos, and the service never hands out an id twice.
-            video_id=secrets.token_hex(16),
-            title=request.title,
-            callback_id=request.callback_id,
+            secrets.token_hex(16),
+            request,
             created_at=self.clock(),
-            request=request,
-            test=bool(request.test),
-            duration=estimate_duration(request),
             fails=bool(ratio) and self._rng.random() < ratio,
         )
-        self.videos[video.video_id] = video
-        self._order.append(video)
+        self._add(video)
         if not video.test:
             self.credits_used += 1
         if video.callback_id is not None:
             by_cb = self.counters.created_by_callback_id
             by_cb[video.callback_id] = by_cb.get(video.callback_id, 0) + 1
         return video
+
+    def _add(self, video: Video) -> None:
+        self.videos[video.video_id] = video
+        self._order.append(video)
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -122,13 +152,20 @@ class SandboxState:
                 "video_id": v.video_id,
                 "created_at": v.created_at,
                 "fails": v.fails,
-                "body": request_to_body(v.request),
+                "api": v.api,
+                "body": (
+                    request_to_body(v.request)
+                    if isinstance(v.request, VideoRequest)
+                    else v3_request_to_body(v.request)
+                ),
             }
             for v in self._order
         ]
+        # Saved too: a later sandbox must replay a key as the service would within 24 h.
+        keys = [vars(k) for k in self.keys.remembered()]
         tmp = path.with_name(path.name + ".tmp")
         try:
-            tmp.write_text(json.dumps({"videos": videos}), encoding="utf-8")
+            tmp.write_text(json.dumps({"videos": videos, "keys": keys}), encoding="utf-8")
             os.replace(tmp, path)
         except OSError as err:
             log.warning("sandbox: could not save its videos to %s (%s)", path, err)
@@ -138,25 +175,18 @@ class SandboxState:
         if not path.exists():
             return
         try:
-            saved_videos = json.loads(path.read_text(encoding="utf-8"))["videos"]
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            videos = [_saved_video(v) for v in saved["videos"]]
+            keys = [RememberedKey(**k) for k in saved.get("keys", [])]
         except (OSError, ValueError, KeyError, TypeError) as err:
             # Only an emulator's memory: a damaged file costs its old videos, never the run.
             log.warning("sandbox: ignoring %s (%s); starting with no videos", path, err)
             return
-        for saved in saved_videos:
-            request = validate_request(saved["body"])
-            video = Video(
-                video_id=saved["video_id"],
-                title=request.title,
-                callback_id=request.callback_id,
-                created_at=saved["created_at"],
-                request=request,
-                test=bool(request.test),
-                duration=estimate_duration(request),
-                fails=saved["fails"],
-            )
-            self.videos[video.video_id] = video
-            self._order.append(video)
+        for video in videos:
+            self._add(video)
+        for key in keys:
+            if key.video_id in self.videos:
+                self.keys.restore(key)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -167,13 +197,26 @@ class SandboxState:
             return "failed" if video.fails else "completed"
         return "pending" if elapsed < render * PENDING_SHARE else "processing"
 
-    def page(self, limit: int, token: str | None) -> tuple[list[Video], str | None]:
-        """Newest first. The token names a position in creation order, so videos
-        created between two page requests never shift or repeat items."""
-        start = len(self._order) - 1 if token is None else _decode_token(token, len(self._order))
-        stop = max(start - limit, -1)
-        items = [self._order[i] for i in range(start, stop, -1)]
-        return items, (_encode_token(stop) if stop >= 0 else None)
+    def page(
+        self, limit: int, token: str | None, title: str | None = None
+    ) -> tuple[list[Video], str | None]:
+        """Newest first, only videos whose title contains ``title`` when given. The token
+        names a position in creation order, so videos created between two page requests
+        never shift or repeat items; it is ``None`` when no (matching) video is left."""
+        order = self._order
+        at = len(order) - 1 if token is None else _decode_token(token, len(order))
+
+        def wanted(video: Video) -> bool:
+            return title is None or title in (video.title or "")
+
+        items: list[Video] = []
+        while at >= 0 and len(items) < limit:
+            if wanted(order[at]):
+                items.append(order[at])
+            at -= 1
+        while at >= 0 and not wanted(order[at]):
+            at -= 1
+        return items, (_encode_token(at) if at >= 0 else None)
 
     def counters_view(self) -> dict[str, Any]:
         c = self.counters
@@ -187,6 +230,14 @@ class SandboxState:
             "status_requests": c.status_requests,
             "list_requests": c.list_requests,
             "request_times": list(c.request_times),
+            "v3_requests": c.v3_requests,
+            "v3_created": sum(1 for v in self._order if v.api == "v3"),
+            "v3_replays": c.v3_replays,
+            "v3_in_progress": c.v3_in_progress,
+            "created_by_idempotency_key": dict(c.created_by_idempotency_key),
+            "v3_status_requests": c.v3_status_requests,
+            "v3_statuses_requests": c.v3_statuses_requests,
+            "v3_list_requests": c.v3_list_requests,
         }
 
 
@@ -205,15 +256,28 @@ def _decode_token(token: str, size: int) -> int:
     return position
 
 
-def estimate_duration(request: VideoRequest) -> float:
-    """Seconds of video: text at 150 words/min scaled by speed, plus silences and audio."""
-    seconds = 0.0
-    for scene in request.video_inputs:
-        voice = scene.voice
-        if isinstance(voice, TextVoiceSettings):
-            seconds += len(voice.input_text.split()) * 60 / WORDS_PER_MINUTE / voice.speed
-        elif isinstance(voice, SilenceVoiceSettings):
-            seconds += voice.duration
-        else:
-            seconds += AUDIO_SCENE_SECONDS
-    return round(seconds, 3)
+def _video(
+    video_id: str, request: VideoRequest | V3VideoRequest, *, created_at: float, fails: bool
+) -> Video:
+    if isinstance(request, VideoRequest):
+        test, duration = bool(request.test), estimate_duration(request)
+    else:
+        test, duration = False, estimate_v3_duration(request)
+    # ``cinematic_avatar`` documents no callback_id; one given passes through as an extra.
+    callback_id = getattr(request, "callback_id", None)
+    return Video(
+        video_id=video_id,
+        title=request.title,
+        callback_id=None if callback_id is None else str(callback_id),
+        created_at=created_at,
+        request=request,
+        test=test,
+        duration=duration,
+        fails=fails,
+    )
+
+
+def _saved_video(saved: Mapping[str, Any]) -> Video:
+    body = saved["body"]
+    request = validate_v3_request(body) if saved.get("api") == "v3" else validate_request(body)
+    return _video(saved["video_id"], request, created_at=saved["created_at"], fails=saved["fails"])
