@@ -18,6 +18,7 @@ from engine.ledger.store import KindGuard, Ledger, Videos
 from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
+from engine.prepare.keys import idempotency_key
 from engine.reader import in_chunks, open_rows
 from engine.run_report import RunReport
 from engine.submitter.control import RunControl
@@ -101,6 +102,7 @@ class Feeder:
         #: Test and real videos mixed on a keyed ledger: the run's refusal (exit 2).
         self.refused: ConfigError | None = None
         self._columns = ledger.source_columns()
+        self._campaign = ledger.campaign_id
         self._notices = Notices()
 
     def _add_columns(self, columns: Iterator[str] | list[str]) -> None:
@@ -163,6 +165,11 @@ class Feeder:
                 # template byte-for-byte equal in effect): skip the rendering next time.
                 self._writer.write(statements.set_fingerprint(t.key, t.fingerprint))
 
+    def _idempotency_key(self, key: str) -> str | None:
+        """Sent by the APIs that take one (v3); every attempt of the job carries it."""
+        campaign = self._campaign
+        return None if campaign is None else idempotency_key(campaign, key)
+
     async def _new(self, t: Triaged) -> None:
         """Record a job to send and queue it, unless --limit holds it back.
 
@@ -186,6 +193,8 @@ class Feeder:
             previous.attempts if previous else 0,
             job.body_json or "",
             None if previous else NewJob(t.line, job.source, t.fingerprint),
+            job.api,
+            self._idempotency_key(t.key),
         )
         if not self._budget.take():
             self._unsent(item)

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from engine.api.port import ApiRouter
+from engine.api.port import ApiRouter, api_name
 from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
+from engine.prepare.keys import idempotency_key
 from engine.submitter.constants import SETTLE_ROUNDS, SETTLE_WAIT_MAX_S
 from engine.submitter.control import RunControl, utc_clock
 from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
@@ -79,8 +80,17 @@ class Settler:
             if self.control.stopping:
                 return
             result = await self.reconcile()
+            campaign = self.ledger.campaign_id
             items = [
-                SubmitItem(j.key, json.loads(j.body), j.request_sha256 or "", j.attempts, j.body)
+                SubmitItem(
+                    j.key,
+                    json.loads(j.body),
+                    j.request_sha256 or "",
+                    j.attempts,
+                    j.body,
+                    api=api_name(j.api),
+                    idempotency_key=None if campaign is None else idempotency_key(campaign, j.key),
+                )
                 for j in self.ledger.resendable()
                 if j.body is not None and take()
             ]

@@ -7,10 +7,12 @@ an explicit choice must agree with it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Literal
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal
 
 from engine.api.port import ApiName
+from engine.request import request_to_body, validate_request
+from engine.request.v3 import v3_request_to_body, validate_v3_request
 
 ApiChoice = Literal["auto", "v2", "v3"]
 API_CHOICES: tuple[ApiChoice, ...] = ("auto", "v2", "v3")
@@ -52,3 +54,23 @@ def api_by_shape(fields: Collection[str], choice: ApiChoice) -> ApiName:
             f"{found} body (a {choice} body has a top-level `{SHAPE_FIELDS[choice]}`)",
         )
     return found
+
+
+def _v2_body(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return request_to_body(validate_request(raw))
+
+
+def _v3_body(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return v3_request_to_body(validate_v3_request(raw))
+
+
+_BODIES: dict[ApiName, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "v2": _v2_body,
+    "v3": _v3_body,
+}
+
+
+def validated_body(api: ApiName, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` checked against ``api``'s request model, as it is sent (unknown fields
+    kept); ``RequestInvalid`` naming each field at fault."""
+    return _BODIES[api](raw)

@@ -2,14 +2,13 @@
 ``Idempotency-Key``, ``GET /v3/videos/{id}``, ``GET /v3/videos/statuses`` (100 ids a
 call) and ``GET /v3/videos`` (``has_more``/``next_token``).
 
-Answers are read leniently, by field, as the V2 ones are: the service adds fields over
-time, and a new one must never make a good answer unreadable.
+Answers are read with engine.request.v3's models, which keep unknown fields: the service
+adds fields over time, and a new one must never make a good answer unreadable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,13 +22,20 @@ from engine.api.port import (
 )
 from engine.errors import StatusError
 from engine.request.responses import VideoListItem
+from engine.request.v3 import (
+    MAX_STATUS_IDS,
+    V3VideoDetail,
+    parse_v3_created,
+    parse_v3_list,
+    parse_v3_statuses,
+    parse_v3_video,
+)
 
 VIDEOS_PATH = "/v3/videos"
 STATUSES_PATH = "/v3/videos/statuses"
 #: HeyGen's documented replay window for an Idempotency-Key.
 REPLAY_WINDOW_S = 86_400.0
-#: Ids one ``GET /v3/videos/statuses`` call may name.
-BULK_STATUS_MAX = 100
+BULK_STATUS_MAX = MAX_STATUS_IDS
 #: The bulk status word for a video the service does not know.
 _NOT_FOUND = "not_found"
 
@@ -52,18 +58,16 @@ class V3Dialect:
 
     def created(self, answer: Answer) -> str | None:
         """``{"data": {"video_id": ..., "status": "waiting"}}``; None without an id."""
-        data = _data(answer.body)
-        video_id = data.get("video_id") if isinstance(data, Mapping) else None
-        return video_id if isinstance(video_id, str) and video_id else None
+        try:
+            return parse_v3_created(answer.body).video_id or None
+        except ValueError:
+            return None
 
     def status(self, video_id: str) -> HttpCall:
         return HttpCall("GET", f"{VIDEOS_PATH}/{quote(video_id, safe='')}")
 
     def parsed_status(self, answer: Answer) -> RenderStatus:
-        data = _data(answer.body)
-        if not isinstance(data, Mapping):
-            raise ValueError("video status answer holds no data object")
-        return _detail(data)
+        return _detail(parse_v3_video(answer.body))
 
     def statuses(self, video_ids: Sequence[str]) -> HttpCall | None:
         if not 0 < len(video_ids) <= BULK_STATUS_MAX:
@@ -72,24 +76,20 @@ class V3Dialect:
 
     def parsed_statuses(self, answer: Answer) -> dict[str, RenderStatus | None]:
         """video_id → its render, or None for ``not_found``."""
-        data = _data(answer.body)
-        if not isinstance(data, list):
-            raise ValueError("bulk status answer holds no list")
         found: dict[str, RenderStatus | None] = {}
-        for item in data:
-            if not isinstance(item, Mapping) or not isinstance(item.get("video_id"), str):
-                raise ValueError(f"malformed bulk status item: {str(item)[:100]}")
-            word = str(item.get("status"))
-            if word == _NOT_FOUND:
-                found[item["video_id"]] = None
+        for item in parse_v3_statuses(answer.body).data:
+            if item.video_id is None:
+                raise ValueError("a bulk status item names no video")
+            if item.status == _NOT_FOUND:
+                found[item.video_id] = None
                 continue
-            error = item.get("error")
-            code, message = _failure(error)
-            found[item["video_id"]] = RenderStatus(
-                video_id=item["video_id"],
-                state=render_state(word),
-                failure_code=code,
-                failure_message=message,
+            error = item.error or {}
+            code = error.get("code")
+            found[item.video_id] = RenderStatus(
+                video_id=item.video_id,
+                state=render_state(item.status),
+                failure_code=None if code is None else str(code),
+                failure_message=_text(error.get("message")),
             )
         return found
 
@@ -102,77 +102,37 @@ class V3Dialect:
         return HttpCall("GET", VIDEOS_PATH, params=tuple(params))
 
     def parsed_listing(self, answer: Answer) -> tuple[list[VideoListItem], str | None]:
-        body = answer.body
-        data = _data(body)
-        if not isinstance(data, list):
-            raise ValueError("video list answer holds no list")
-        items = []
-        for raw in data:
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"malformed video list item: {str(raw)[:100]}")
-            detail = _detail(raw)
-            items.append(
-                VideoListItem(
-                    video_id=detail.video_id,
-                    video_title=detail.title,
-                    created_at=detail.created_at,
-                    status=detail.state,
-                )
+        page = parse_v3_list(answer.body)
+        items = [
+            VideoListItem(
+                video_id=video.id,
+                video_title=video.title,
+                created_at=video.created_at,
+                status=video.status,
             )
-        more = isinstance(body, Mapping) and body.get("has_more") is True
-        token = body.get("next_token") if isinstance(body, Mapping) else None
-        return items, (str(token) if more and token else None)
+            for video in page.data
+        ]
+        return items, (page.next_token or None) if page.has_more else None
 
     def create_error(self, err: StatusError) -> StatusError:
         return err
 
 
-def _data(body: Any) -> Any:
-    if not isinstance(body, Mapping):
-        raise ValueError(f"answer is not a JSON object but {type(body).__name__}")
-    return body.get("data")
-
-
-def _detail(data: Mapping[str, Any]) -> RenderStatus:
-    """A ``VideoDetail`` (status answer or list item)."""
-    video_id = data.get("id", data.get("video_id"))
-    if not isinstance(video_id, str) or not video_id:
-        raise ValueError("video answer names no id")
-    code = data.get("failure_code")
+def _detail(video: V3VideoDetail) -> RenderStatus:
+    """A ``VideoDetail`` (status answer or list item) as the ledger keeps it."""
     return RenderStatus(
-        video_id=video_id,
-        state=render_state(str(data.get("status"))),
-        video_url=_text(data.get("video_url")),
-        thumbnail_url=_text(data.get("thumbnail_url")),
-        video_page_url=_text(data.get("video_page_url")),
-        subtitle_url=_text(data.get("subtitle_url")),
-        failure_code=None if code is None else str(code),
-        failure_message=_text(data.get("failure_message")),
-        created_at=_unix(data.get("created_at")),
-        title=_text(data.get("title")),
+        video_id=video.id,
+        state=render_state(video.status),
+        video_url=video.video_url,
+        thumbnail_url=video.thumbnail_url,
+        video_page_url=video.video_page_url,
+        subtitle_url=video.subtitle_url,
+        failure_code=video.failure_code,
+        failure_message=video.failure_message,
+        created_at=video.created_at,
+        title=video.title,
     )
-
-
-def _failure(error: Any) -> tuple[str | None, str | None]:
-    if isinstance(error, Mapping):
-        code = error.get("code")
-        return (None if code is None else str(code)), _text(error.get("message"))
-    return None, _text(error)
 
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _unix(value: Any) -> int | None:
-    """Unix seconds from a number or an ISO 8601 time; None when neither."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-        except ValueError:
-            return None
-    return None

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from engine.errors import AbortRun, ConfigError, WrongAddress, one_line
+from engine.errors import TRIAL_CAP_CODE, AbortRun, ConfigError, LegacyApi, WrongAddress, one_line
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -60,6 +60,19 @@ def abort_error(err: AbortRun) -> click.ClickException:
 
 
 def abort_message(err: AbortRun) -> str:
+    if isinstance(err, LegacyApi):
+        return (
+            f"HeyGen answered that its V2 endpoint is gone or legacy (HTTP {err.status}: "
+            f"{err.message}). HeyGen retired V2 on 2026-11-01: move the template to v3 (see "
+            "`heygen-batch schema --api v3` and jobs/demo-template-v3.json) and run with "
+            "--api v3. Nothing more was sent and no job failed."
+        )
+    if err.code == TRIAL_CAP_CODE:
+        return (
+            f"The trial key's daily video cap is reached ({err.code}: {err.message}). It is a "
+            "daily cap, not a rate: run again tomorrow, or use a paid key; unsent jobs stay "
+            "pending."
+        )
     if isinstance(err, WrongAddress) and err.status < 300:
         return (
             f"The address answered with a page, not HeyGen's API ({err.message}; HTTP "

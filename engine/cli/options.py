@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from engine.api.choose import API_CHOICES
 from engine.errors import ConfigError
 from engine.reader import JobsFormat, delimiter_from_option
 from engine.service import Service, resolve_service
@@ -33,7 +34,16 @@ def jobs_options(func: F) -> F:
             click.option(
                 "--template",
                 type=click.Path(path_type=Path, dir_okay=False),
-                help="JSON or YAML file shaped like a V2 body, with {{ column }} placeholders.",
+                help="JSON or YAML file shaped like a V2 or v3 body, with {{ column }} "
+                "placeholders.",
+            ),
+            click.option(
+                "--api",
+                type=click.Choice(API_CHOICES),
+                default="auto",
+                show_default=True,
+                help="HeyGen API the jobs go to: auto decides by the template's (or each "
+                "JSONL body's) shape: top-level video_inputs is V2, top-level type is v3.",
             ),
             click.option(
                 "--key-column",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from engine.api.choose import ApiChoice
 from engine.errors import ConfigError
 from engine.prepare import Preparer
 from engine.reader import JobsFormat, JobsSource, describe
@@ -14,15 +15,20 @@ from engine.template import load_template
 
 
 def make_preparer(
-    template: Path | None, key_column: str | None, fmt: JobsFormat, test_videos: bool = False
+    template: Path | None,
+    key_column: str | None,
+    fmt: JobsFormat,
+    test_videos: bool = False,
+    api: ApiChoice = "auto",
 ) -> Preparer:
+    """Raises ``ConfigError`` (exit 2) for a template that names no API or not ``api``."""
     if template is None and fmt is JobsFormat.CSV:
         raise ConfigError(
-            "A CSV jobs file needs --template FILE: a JSON or YAML V2 body with "
-            "{{ column }} placeholders (see jobs/demo-template.json)."
+            "A CSV jobs file needs --template FILE: a JSON or YAML V2 or v3 body with "
+            "{{ column }} placeholders (see jobs/demo-template.json, jobs/demo-template-v3.json)."
         )
     compiled = load_template(template) if template is not None else None
-    return Preparer(compiled, key_column, test_videos)
+    return Preparer(compiled, key_column, test_videos, api=api)
 
 
 def warn_missing_columns(preparer: Preparer, source: JobsSource) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from engine.api.choose import ApiChoice
 from engine.campaign import RunOptions, run_campaign
 from engine.cli.errors import (
     EXIT_CODES,
@@ -102,6 +103,7 @@ def reconcile_grace(sandbox: bool) -> float:
 def run(
     jobs: str,
     template: Path | None,
+    api: ApiChoice,
     key_column: str | None,
     delimiter: str | None,
     fmt: str | None,
@@ -120,8 +122,9 @@ def run(
 ) -> None:
     """Submit one video request per new row of JOBS (.csv or .jsonl, or - for stdin).
 
-    Every row is rendered through --template, validated against the V2 schema and
-    recorded in the ledger; rows already in the ledger are never sent again.
+    Every row is rendered through --template, validated against the schema of its
+    API (V2 or v3, see --api) and recorded in the ledger; rows already in the ledger
+    are never sent again.
     """
     parsed_rate = resolve_rate(rate)
     file_format = jobs_format(jobs, fmt)
@@ -129,7 +132,7 @@ def run(
     ledger_path = default_ledger(jobs, ledger)
     note_ledger(ledger_path)
     with user_errors():
-        preparer = make_preparer(template, key_column, file_format, test_videos)
+        preparer = make_preparer(template, key_column, file_format, test_videos, api)
         salt = _fingerprint_salt(template, key_column, test_videos)
         videos: Videos | None = None
         if key_column is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from engine.api.choose import ApiChoice
 from engine.cli.errors import UserError, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
@@ -70,6 +71,7 @@ def _problems(
 def validate(
     jobs: str,
     template: Path | None,
+    api: ApiChoice,
     key_column: str | None,
     delimiter: str | None,
     fmt: str | None,
@@ -87,7 +89,7 @@ def validate(
     counts = _Counts()
     seen = Repeats()
     with user_errors():
-        preparer = make_preparer(template, key_column, file_format)
+        preparer = make_preparer(template, key_column, file_format, api=api)
         with open_rows(jobs, file_format, given_delimiter) as source:
             warn_missing_columns(preparer, source)
             for row in source.rows:

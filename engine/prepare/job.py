@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.api.port import ApiName
 from engine.errors import FieldError, Reason
 from engine.prepare.keys import body_sha256, canonical_json, text_sha256
 
@@ -25,6 +26,8 @@ class PreparedJob:
     #: The callback_id the template or body set, before the campaign id is added; None
     #: when the engine makes it from the key.
     own_callback: str | None = None
+    #: The HeyGen API the body is for.
+    api: ApiName = "v2"
     _json: str | None = field(default=None, repr=False, compare=False)
     _sha256: str | None = field(default=None, repr=False, compare=False)
 

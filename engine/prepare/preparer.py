@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from engine.api.choose import ApiChoice, ShapeError, api_by_shape, validated_body
+from engine.api.client import dialect_for
+from engine.api.port import ApiName
 from engine.errors import ConfigError, FieldError, InputError, Reason
 from engine.prepare.job import PreparedJob
 from engine.prepare.keys import body_sha256, engine_callback_id
 from engine.reader.row import Row
-from engine.request import request_to_body, validate_request
 from engine.template import Template
 from engine.template.cells import body_control_errors, is_blank
 
@@ -19,7 +21,13 @@ _HASH_KEY_CHARS = 32
 
 
 class Preparer:
-    """Turns rows into jobs with one template (or none: whole V2 bodies in JSONL)."""
+    """Turns rows into jobs with one template (or none: whole V2 or v3 bodies in JSONL).
+
+    ``api`` (``--api``): ``auto`` sends each body to the API its shape names; ``v2`` or
+    ``v3`` must agree with it. A template that names no API, or not the one asked for,
+    or asks for test videos on an API that has none, raises ``ConfigError`` here, before
+    anything is read or sent; a JSONL body without a template makes its row invalid.
+    """
 
     def __init__(
         self,
@@ -27,17 +35,39 @@ class Preparer:
         key_column: str | None = None,
         test_videos: bool = False,
         campaign: str | None = None,
+        api: ApiChoice = "auto",
     ) -> None:
         self._template = template
         self._key_column = key_column
         self._test_videos = test_videos
         self._campaign = campaign
+        self._api = api
+        self._template_api: ApiName | None = None
+        if template is not None:
+            try:
+                self._template_api = api_by_shape(template.top_level, api)
+            except ShapeError as err:
+                raise ConfigError(
+                    f"{template.source}: {err}. A V2 "
+                    "template has a top-level video_inputs, a v3 one a top-level type (see "
+                    "`heygen-batch schema --api v3`); --api must match."
+                ) from None
+            if test_videos and not self._test_videos_on(self._template_api):
+                raise ConfigError(
+                    f"--test-videos: {template.source} is a v3 template, and HeyGen's v3 API "
+                    "has no test videos (no `test` field: every v3 video is real and costs "
+                    "credits). Drop --test-videos, or check the run first with --dry-run."
+                )
+
+    @staticmethod
+    def _test_videos_on(api: ApiName) -> bool:
+        return dialect_for(api).features.test_videos
 
     def for_campaign(self, campaign: str | None) -> Preparer:
         """The same preparer for one ledger: its bodies carry the ledger's campaign id in
         their callback_id. Without one (``validate``, a dry run on no ledger) the engine
         adds no callback_id: such bodies are never sent."""
-        return Preparer(self._template, self._key_column, self._test_videos, campaign)
+        return Preparer(self._template, self._key_column, self._test_videos, campaign, self._api)
 
     def repeated_key(self, key: str) -> str:
         """What to tell the user of a row whose job key an earlier row of the file had."""
@@ -87,15 +117,24 @@ class Preparer:
         try:
             if self._template is not None:
                 raw = self._template.render(row.values)
+                assert self._template_api is not None
+                api = self._template_api
             else:
                 raw = row.values
                 # A whole body has no cells: each of its strings is checked by field path.
                 if control := body_control_errors(raw):
                     return self._invalid(row, control)
-            body = request_to_body(validate_request(raw))
+                try:
+                    api = api_by_shape(raw.keys(), self._api)
+                except ShapeError as err:
+                    return self._invalid(row, [FieldError(err.field, f"not sent: {err}")])
+            body = validated_body(api, raw)
         except InputError as err:
             return self._invalid(row, err.errors)
         if self._test_videos:
+            if not self._test_videos_on(api):
+                message = "--test-videos: a v3 body cannot be a test video (v3 has no `test`)"
+                return self._invalid(row, [FieldError("type", message)])
             body["test"] = True
         if key is None:
             key = body_sha256(body)[:_HASH_KEY_CHARS]
@@ -109,7 +148,7 @@ class Preparer:
             body["callback_id"] = engine_callback_id(self._campaign, key if own is None else own)
         elif own is not None:
             body["callback_id"] = own
-        return PreparedJob(row.line, key, row.values, body, own_callback=own)
+        return PreparedJob(row.line, key, row.values, body, own_callback=own, api=api)
 
     def _invalid(self, row: Row, errors: Sequence[FieldError]) -> PreparedJob:
         key = self._column_key(row) or f"line-{row.line}"

@@ -21,7 +21,14 @@ from engine.ledger.writer import BatchWriter
 from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEAD_S
 from engine.submitter.control import RunControl
 from engine.submitter.rate import Rate
-from engine.submitter.retry import Step, next_step, out_of_budget, retry_delay
+from engine.submitter.retry import (
+    MAYBE_MADE,
+    Step,
+    may_have_made,
+    next_step,
+    out_of_budget,
+    retry_delay,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +200,15 @@ class Submitter:
         tries = 0
         in_request = False
         api = self._client.for_api(item.api)
+        idempotent = api.features.idempotent_create
+        #: When an earlier attempt may have made the video (retried with its key, which
+        #: only a replay may settle): a job stopped after it is uncertain, never pending.
+        made_by: float | None = None
         try:
             started = self._control.work_clock()
             while True:
                 if not await self._start_allowed():
-                    return self._finish(item.key, "pending", attempts, None)
+                    return self._unsent(item.key, attempts, made_by)
                 attempts += 1
                 tries += 1
                 self._note_send()
@@ -216,17 +227,14 @@ class Submitter:
                         # this job's fault, so it spends no attempt.
                         attempts -= 1
                         tries -= 1
+                    ended = self._clock()
                     verdict = self._after_error(
-                        err,
-                        item.key,
-                        attempts,
-                        tries,
-                        started,
-                        self._clock(),
-                        api.features.idempotent_create,
+                        err, item.key, attempts, tries, started, ended, idempotent, made_by
                     )
                     if not isinstance(verdict, float):
                         return verdict
+                    if idempotent and may_have_made(err):
+                        made_by = ended
                     await self._control.sleep(verdict)
                     continue
                 in_request = False
@@ -243,8 +251,15 @@ class Submitter:
                     item.key, "uncertain", attempts, "interrupted while in flight", self._clock()
                 )
             else:
-                self._finish(item.key, "pending", attempts, None)
+                self._unsent(item.key, attempts, made_by)
             raise
+
+    def _unsent(self, key: str, attempts: int, made_by: float | None) -> Status:
+        """A job the run stops before it settles: pending, unless an earlier attempt may
+        have made its video (then uncertain, for a replay of its key)."""
+        if made_by is None:
+            return self._finish(key, "pending", attempts, None)
+        return self._finish(key, "uncertain", attempts, MAYBE_MADE, made_by)
 
     async def _start_allowed(self) -> bool:
         """Wait out any pool-wide pause and take a place from the limiter; False on a stop.
@@ -286,10 +301,14 @@ class Submitter:
         started: float,
         ended: float,
         idempotent: bool = False,
+        made_by: float | None = None,
     ) -> Status | float:
         """The job's final status after ``err`` (which came back at ``ended``), or the
-        seconds this worker waits to retry; ``idempotent``: see ``next_step``."""
+        seconds this worker waits to retry; ``idempotent``: see ``next_step``;
+        ``made_by``: see ``send``."""
         step = next_step(err, idempotent=idempotent)
+        if idempotent and may_have_made(err):
+            made_by = ended
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
             self._control.abort_run(err)
@@ -304,15 +323,18 @@ class Submitter:
         asked = err.retry_after if isinstance(err, RateLimited) else None
         if asked is not None and not self._control.service_wait(asked, self._clock()):
             # Longer than --max-wait: the run stops, and the job waits for the next one.
-            return self._finish(key, "pending", attempts, None)
+            return self._unsent(key, attempts, made_by)
         delay = retry_delay(err, attempts)
         # A 429's pause is the service's, not the job's fault: it spends none of its time.
         own_delay = 0.0 if isinstance(err, RateLimited) else delay
         elapsed = self._control.work_clock() - started
         if out_of_budget(tries, self._max_attempts, elapsed, own_delay):
-            return self._finish(key, "failed", attempts, f"gave up after {tries} attempts: {err}")
+            gave_up = f"gave up after {tries} attempts: {err}"
+            if made_by is not None:
+                return self._finish(key, "uncertain", attempts, gave_up, made_by)
+            return self._finish(key, "failed", attempts, gave_up)
         if self._control.stopping:
-            return self._finish(key, "pending", attempts, None)
+            return self._unsent(key, attempts, made_by)
         log.debug("job %s attempt %d: %s; retrying in %.2fs", key, attempts, err, delay)
         if isinstance(err, RateLimited):
             # The service is over its limit for everyone: hold the whole pool back, and let

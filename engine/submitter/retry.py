@@ -20,6 +20,7 @@ from engine.errors import (
     EngineError,
     RateLimited,
     RequestInProgress,
+    ServerError,
     StatusError,
     TransportError,
     UnreadableAnswer,
@@ -70,6 +71,19 @@ def next_step(error: EngineError, *, idempotent: bool = False) -> Step:
     if isinstance(error, TransportError):
         return Step.RETRY if idempotent or not error.maybe_sent else Step.UNCERTAIN
     return Step.FAILED
+
+
+#: The error of a job stopped after an attempt that may have made its video.
+MAYBE_MADE = "an attempt may have made its video; to be settled by replaying its key"
+
+
+def may_have_made(error: EngineError) -> bool:
+    """Whether the request that met ``error`` may have made a video: no answer after it
+    was written, or a server fault. Retried with its Idempotency-Key, such a job is left
+    ``uncertain`` (never ``pending`` or ``failed``) when the run stops retrying it."""
+    if isinstance(error, TransportError):
+        return error.maybe_sent
+    return isinstance(error, ServerError)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

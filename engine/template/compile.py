@@ -263,6 +263,8 @@ class Template:
     #: The columns a row must have: those some placeholder names without a fallback.
     required: frozenset[str]
     _root: _Node
+    #: The body's top-level fields, which say the API it is for (engine.api.choose).
+    top_level: frozenset[str] = frozenset()
 
     def render(self, row: Mapping[str, Any]) -> dict[str, Any]:
         problems: list[FieldError] = []
@@ -289,7 +291,13 @@ def compile_template(data: Mapping[str, Any], source: str = "template") -> Templ
         raise ConfigError(
             f"{source}: holds a value JSON cannot carry ({err}); in YAML, quote dates and times."
         ) from err
-    return Template(source, frozenset(compiler.columns), frozenset(compiler.required), root)
+    return Template(
+        source,
+        frozenset(compiler.columns),
+        frozenset(compiler.required),
+        root,
+        frozenset(str(k) for k in data),
+    )
 
 
 def _blank_fallback_only(callback_id: str) -> bool:
