@@ -59,9 +59,7 @@ def test_the_issue_examples(key: str) -> None:
 
 
 def test_emails_and_long_ids_in_one_column_give_distinct_keys() -> None:
-    column = [f"user{i}@example.com" for i in range(500)] + [
-        f"{i:0300d}" for i in range(500)
-    ]
+    column = [f"user{i}@example.com" for i in range(500)] + [f"{i:0300d}" for i in range(500)]
     made = {idempotency_key(CAMPAIGN, k) for k in column}
     assert len(made) == len(column)
     assert all(HEYGEN_RULE.fullmatch(m) for m in made)

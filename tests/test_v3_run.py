@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine.ledger.store import Ledger
 from engine.prepare.keys import idempotency_key
+from engine.sandbox import SandboxConfig
 from tests.test_crash_resume import cli_env
 from tests.threaded_sandbox import Handler, drop, run_keyed, threaded_sandbox
 
@@ -277,3 +278,33 @@ def test_test_videos_on_a_v3_template_is_refused_with_exit_2(tmp_path: Path) -> 
         )
         assert done.returncode == 2, done.stderr
         assert "v3 API has no test videos" in done.stderr
+
+
+def test_poll_asks_about_v3_renders_a_hundred_at_a_time(tmp_path: Path) -> None:
+    """Rendering: one bulk call for the whole campaign. Done: each completed render's
+    own status gives its URLs and page, which the export shows."""
+    ledger = tmp_path / "l.db"
+    poll = [sys.executable, "-m", "engine", "poll", "--ledger", str(ledger), "--base-url"]
+    slow = SandboxConfig(render_seconds=3600)
+    with threaded_sandbox(config=slow) as (url, state):
+        assert run_keyed(DEMO_CSV, V3_TEMPLATE, ledger, url).returncode == 0
+        done = subprocess.run(
+            [*poll, url], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
+        )
+        bulk, single = state.counters.v3_statuses_requests, state.counters.v3_status_requests
+    assert done.returncode == 0, done.stderr
+    assert (bulk, single) == (1, 0)
+    with closing(Ledger(ledger)) as store:
+        assert {j.video_status for j in store.iter_jobs()} <= {"pending", "processing"}
+    with threaded_sandbox(config=SandboxConfig(render_seconds=0)) as (url, state):
+        assert run_keyed(DEMO_CSV, V3_TEMPLATE, tmp_path / "m.db", url).returncode == 0
+        poll[-2] = str(tmp_path / "m.db")
+        done = subprocess.run(
+            [*poll, url], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
+        )
+        bulk, single = state.counters.v3_statuses_requests, state.counters.v3_status_requests
+    assert done.returncode == 0, done.stderr
+    assert (bulk, single) == (1, ROWS)
+    rows = export(tmp_path / "m.db")
+    assert {r["video_status"] for r in rows} == {"completed"}
+    assert all(r["video_page_url"] and r["video_url"] for r in rows)
