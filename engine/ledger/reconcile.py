@@ -50,7 +50,7 @@ from engine.ledger.listing import (
     read_listing,
     window_start,
 )
-from engine.ledger.replay import settle_by_replay, unsettled
+from engine.ledger.replay import UNPROVABLE, settle_by_replay, unsettled
 from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
 from engine.request.responses import VideoListItem
@@ -84,10 +84,11 @@ async def reconcile(
     """Settle every ``uncertain`` job in ``ledger``; writes are committed before returning.
 
     Each job is settled through the API it records: by replaying its Idempotency-Key
-    where the API has one (``engine.ledger.replay``), else by listing. Only a refused
-    key (AbortRun) or a ledger that cannot be written escapes; any other failure to
-    list or check leaves the jobs concerned ``uncertain``, since absence is then not
-    proven.
+    where the API has one and the job is young enough (``engine.ledger.replay``), else
+    by listing where the API's videos name their callback_id; else it stays uncertain.
+    Only a refused key (AbortRun) or a ledger that cannot be written escapes; any other
+    failure to list or check leaves the jobs concerned ``uncertain``, since absence is
+    then not proven.
     """
     jobs = ledger.with_status("uncertain")
     result = ReconcileResult()
@@ -97,10 +98,17 @@ async def reconcile(
     writes: list[Statement] = []
     for name, group in by_api.items():
         api = client.for_api(api_name(name))
+        listed = group
         if api.features.idempotent_create:
-            writes += await settle_by_replay(ledger, api, limiter, group, result, clock)
+            replayed, listed = await settle_by_replay(ledger, api, limiter, group, result, clock)
+            writes += replayed
+        if not listed:
+            continue
+        if api.features.list_has_callback_id:
+            writes += await _by_listing(ledger, api, limiter, listed, result, grace_s, clock)
         else:
-            writes += await _by_listing(ledger, api, limiter, group, result, grace_s, clock)
+            result.still_uncertain += len(listed)
+            writes += [unsettled(job, UNPROVABLE) for job in listed]
     if writes:
         ledger.transaction(writes)
     if jobs:

@@ -4,8 +4,8 @@ Within the service's replay window (24 hours from a key's first request on v3) a
 create sent again with the job's Idempotency-Key can only get the first answer back
 (the one video, made then) or make the one video now: so a job first sent less than
 ``replay_window_s - REPLAY_MARGIN_S`` ago is settled at once, with no grace period and
-no listing. An older one cannot be: the service has forgotten the key, and v3 videos
-carry no callback_id to prove whose they are; it stays ``uncertain``, saying so.
+no listing. An older one is left to listing where the API's videos name their
+callback_id; v3's do not, so there it stays ``uncertain``, saying so (``UNPROVABLE``).
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ UNSETTLED = "; not settled: "
 # The job's own cause is cut short so that the reason, which says what to do, fits the
 # one short line an error may be.
 _CAUSE_CHARS = 80
-TOO_OLD = (
-    "first sent over {hours:.0f} h ago, so the service no longer replays its "
-    "Idempotency-Key, and its videos name no callback_id: whether it made a video cannot "
-    "be proven; look for it in HeyGen's dashboard"
+#: Why a job too old to replay, on an API whose videos name no callback_id, stays uncertain.
+UNPROVABLE = (
+    "first sent too long ago for the service to replay its Idempotency-Key, and its "
+    "videos name no callback_id: whether it made a video cannot be proven; look for it "
+    "in HeyGen's dashboard"
 )
 
 
@@ -48,8 +49,9 @@ async def settle_by_replay(
     jobs: list[JobRecord],
     result: ReconcileResult,
     clock: Callable[[], float],
-) -> list[Statement]:
-    """Replay each young job's key: the writes that settle ``jobs``.
+) -> tuple[list[Statement], list[JobRecord]]:
+    """Replay each young job's key: the writes that settle them, and the jobs too old
+    to replay (within ``REPLAY_MARGIN_S`` of the window's end, or of unknown age).
 
     Found (the service answers with a video): ``submitted``. Refused with a 4xx (the
     first request made nothing, or the replay would be refused the same): ``failed``.
@@ -59,15 +61,15 @@ async def settle_by_replay(
     window = api.features.replay_window_s
     campaign = ledger.campaign_id
     writes: list[Statement] = []
+    old: list[JobRecord] = []
     for job in jobs:
         first = job.first_attempted_at or job.attempted_at
-        if window is None or campaign is None or job.body is None or first is None:
-            result.still_uncertain += 1
-            writes.append(unsettled(job, "it was recorded without what a replay needs"))
+        if window is None or first is None or clock() - first >= window - REPLAY_MARGIN_S:
+            old.append(job)
             continue
-        if clock() - first >= window - REPLAY_MARGIN_S:
+        if campaign is None or job.body is None:
             result.still_uncertain += 1
-            writes.append(unsettled(job, TOO_OLD.format(hours=(window - REPLAY_MARGIN_S) / 3600)))
+            writes.append(unsettled(job, "it was recorded without the body a replay sends"))
             continue
         try:
             async with limiter:
@@ -87,7 +89,7 @@ async def settle_by_replay(
             continue
         writes.append(statements.reconciled_found(job.key, video_id))
         result.found += 1
-    return writes
+    return writes, old
 
 
 def unsettled(job: JobRecord, reason: str) -> Statement:
