@@ -67,3 +67,20 @@ def test_a_campaign_total_and_test_videos_cost_no_credits() -> None:
     assert estimate.minutes == pytest.approx((60 + 40 + 120) / 60)
     assert estimate.credits == 1.0 + 1.0 + 0.5
     assert estimate.audio_scenes_unknown == 1
+
+
+def test_a_v3_body_is_estimated_from_its_script_or_its_scenes() -> None:
+    words = " ".join(["word"] * 150)
+    assert video_seconds({"type": "avatar", "script": words}) == (60.0, 0)
+    slow = {"type": "avatar", "script": words, "voice_settings": {"speed": 0.5}}
+    assert video_seconds(slow) == (120.0, 0)
+    assert video_seconds({"type": "avatar", "audio_url": "https://a/b.mp3"}) == (0.0, 1)
+    studio = {
+        "type": "studio",
+        "scenes": [
+            {"type": "avatar_video", "input": {"type": "avatar", "script": words}},
+            {"type": "image", "source": {"type": "url", "url": "u"}, "duration": 5},
+            {"type": "video", "source": {"type": "url", "url": "v"}},
+        ],
+    }
+    assert video_seconds(studio) == (65.0, 1)

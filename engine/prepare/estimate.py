@@ -28,7 +28,10 @@ def spoken_words(text: str) -> float:
 
 
 def video_seconds(body: dict[str, Any]) -> tuple[float, int]:
-    """Estimated length of one video, and how many audio scenes it has of unknown length."""
+    """Estimated length of one video (V2 or v3 body), and how many scenes it has of
+    unknown length (audio, or a v3 video scene)."""
+    if "video_inputs" not in body:
+        return _v3_seconds(body)
     seconds = 0.0
     unknown_audio = 0
     for scene in body.get("video_inputs", []):
@@ -43,6 +46,38 @@ def video_seconds(body: dict[str, Any]) -> tuple[float, int]:
         elif kind == "audio":
             unknown_audio += 1
     return seconds, unknown_audio
+
+
+def _v3_seconds(body: dict[str, Any]) -> tuple[float, int]:
+    """A v3 body: its own script (``avatar``, ``image``), or each of its ``scenes``."""
+    scenes = body.get("scenes")
+    if not isinstance(scenes, list):
+        return _v3_speech(body)
+    seconds = 0.0
+    unknown = 0
+    for scene in scenes:
+        if not isinstance(scene, dict):
+            continue
+        spoken = scene.get("input") if scene.get("type") == "avatar_video" else scene
+        if isinstance(spoken, dict) and "duration" in spoken and "script" not in spoken:
+            seconds += float(spoken["duration"])  # a silent image scene
+        elif isinstance(spoken, dict) and scene.get("type") != "video":
+            more, audio = _v3_speech(spoken)
+            seconds += more
+            unknown += audio
+        else:
+            unknown += 1
+    return seconds, unknown
+
+
+def _v3_speech(part: dict[str, Any]) -> tuple[float, int]:
+    """What a v3 body or scene says: its ``script`` at its ``voice_settings.speed``."""
+    script = part.get("script")
+    if not isinstance(script, str):
+        return 0.0, 1 if ("audio_url" in part or "audio_asset_id" in part) else 0
+    settings = part.get("voice_settings")
+    speed = settings.get("speed", 1.0) if isinstance(settings, dict) else 1.0
+    return spoken_words(script) / WORDS_PER_MINUTE * 60.0 / float(speed or 1.0), 0
 
 
 def video_credits(seconds: float) -> float:
