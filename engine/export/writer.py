@@ -60,12 +60,12 @@ def _results(job: JobRecord) -> dict[str, Any]:
         "thumbnail_url": job.thumbnail_url,
         "attempts": job.attempts,
         "error": job.error,
-        # Every job goes to V2 so far, and the ledger keeps no page URL or file yet: the
-        # columns are there already so that a campaign tool's import never shifts.
+        # Every job goes to V2 so far, and the ledger keeps no page URL yet: the column
+        # is there already so that a campaign tool's import never shifts.
         "api": "v2",
         "callback_id": job.callback_id,
         "video_page_url": None,
-        "file_path": None,
+        "file_path": job.file_path,
     }
 
 

@@ -52,7 +52,13 @@ class PollResult:
         return self.rendering == 0 and self.errors == 0
 
 
-def _error_text(status: VideoStatus) -> str | None:
+def ledger_state(status: VideoStatus) -> str:
+    """The ledger's ``video_status`` for an answer: pending, processing, completed, failed."""
+    return "pending" if status.status == "waiting" else status.status
+
+
+def render_error(status: VideoStatus) -> str | None:
+    """A failed render's reason as the ledger's ``error`` keeps it; None when there is none."""
     error = status.error
     if error is None:
         return None
@@ -129,7 +135,7 @@ class _Round:
             log.warning("video %s of job %s was made for %r", video_id, key, owner)
             self._write(statements.not_its_video(key, video_id, owner))
             return
-        state = "pending" if status.status == "waiting" else status.status
+        state = ledger_state(status)
         if state == "completed":
             result.completed += 1
         elif state == "failed":
@@ -138,7 +144,7 @@ class _Round:
             result.rendering += 1
         self._write(
             statements.render_update(
-                key, state, status.video_url, status.thumbnail_url, _error_text(status)
+                key, state, status.video_url, status.thumbnail_url, render_error(status)
             )
         )
 

@@ -58,12 +58,15 @@ class JobRecord:
     source: dict[str, Any]
     #: The service clock's lead over ours when the job was marked; None if unknown then.
     service_offset: float | None = None
+    #: Where ``download`` saved the video, and its length in bytes.
+    file_path: str | None = None
+    file_bytes: int | None = None
 
 
 _COLUMNS = (
     "key, line, status, video_id, attempts, error, request_sha256, callback_id, body, "
     "attempted_at, sent_at, updated_at, video_status, video_url, thumbnail_url, source, "
-    "service_offset"
+    "service_offset, file_path, file_bytes"
 )
 
 
@@ -86,6 +89,8 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         thumbnail_url=row[14],
         source=json.loads(row[15]),
         service_offset=row[16],
+        file_path=row[17],
+        file_bytes=row[18],
     )
 
 
@@ -285,6 +290,14 @@ class Ledger:
         found = self._conn.execute(select + " LIMIT 2", (callback_id,)).fetchall()
         # Two jobs sent with one callback_id name neither.
         return _record(found[0]) if len(found) == 1 else None
+
+    def with_video_id(self, video_id: str) -> JobRecord | None:
+        """The submitted job holding ``video_id``, or None (another ledger's video)."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE video_id = ? AND status = 'submitted' LIMIT 1",
+            (video_id,),
+        ).fetchone()
+        return _record(row) if row else None
 
     def with_status(self, *statuses: Status) -> list[JobRecord]:
         marks = ",".join("?" * len(statuses))

@@ -63,3 +63,11 @@ MAX_LISTED = 200_000
 SETTLE_WAIT_MAX_S = 300.0
 # At most this many reconcile rounds (each followed by a resend or a wait) end a run.
 SETTLE_ROUNDS = 6
+
+# --- delivery (download, webhook serve) ---
+#: Bytes read from the storage host per write to the ``.part`` file.
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+#: A media file may take this long to arrive in full; its connection, CONNECT_TIMEOUT_S.
+DOWNLOAD_TIMEOUT_S = 30 * 60.0
+#: A webhook delivery is a few hundred bytes; anything far larger is refused with 413.
+WEBHOOK_MAX_BODY_BYTES = 64 * 1024
