@@ -205,9 +205,15 @@ class Downloader:
         self._progress.set_files(queue.qsize() * len(self._what))
         for _ in range(self._concurrency):
             queue.put_nowait(None)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self._concurrency):
-                group.create_task(self._work(queue))
+        stop: EngineError | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self._concurrency):
+                    group.create_task(self._work(queue))
+        except* (DiskError, AbortRun) as errors:
+            stop = errors.exceptions[0]  # type: ignore[assignment]
+        if stop is not None:
+            raise stop
         return self.result
 
     async def _work(self, queue: asyncio.Queue[tuple[JobRecord, str] | None]) -> None:
