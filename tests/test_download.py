@@ -74,13 +74,14 @@ def leftovers(folder: Path) -> list[str]:
 
 async def test_saves_every_completed_video_under_a_safe_name(tmp_path: Path) -> None:
     folder = tmp_path / "videos"
-    async with campaign(tmp_path, HOSTILE, rendering=2) as (ledger, client, sandbox, _):
+    async with campaign(tmp_path, HOSTILE, rendering=2) as (ledger, client, _sandbox, _):
         result = await download(ledger, client, folder, ("video", "thumbnail"))
         assert (result.saved, result.not_completed, result.errors) == (2 * len(HOSTILE), 2, 0)
         names = set()
         for key in HOSTILE:
             record = ledger.get(key)
-            assert record is not None and record.video_id is not None
+            assert record is not None
+            assert record.video_id is not None
             assert record.file_path is not None
             path = Path(record.file_path)
             assert path.parent == folder  # nothing escaped the folder
@@ -89,10 +90,12 @@ async def test_saves_every_completed_video_under_a_safe_name(tmp_path: Path) -> 
             assert path.with_suffix(".jpg").read_bytes() == fake_media(record.video_id, "jpg")
             names.add(path.name)
         assert len(names) == len(HOSTILE)
-        assert "c-001.mp4" in names and "_CON.mp4" in names
+        assert "c-001.mp4" in names
+        assert "_CON.mp4" in names
         assert leftovers(folder) == []
         late = ledger.get("late0")
-        assert late is not None and late.file_path is None
+        assert late is not None
+        assert late.file_path is None
 
 
 async def test_a_rerun_skips_whole_files_and_fetches_the_others_again(tmp_path: Path) -> None:
@@ -107,7 +110,8 @@ async def test_a_rerun_skips_whole_files_and_fetches_the_others_again(tmp_path: 
         assert sandbox.state.counters.status_requests == calls  # stored URLs still good
         for key in ("k1", "k2"):
             record = ledger.get(key)
-            assert record is not None and record.video_id is not None
+            assert record is not None
+            assert record.video_id is not None
             assert (folder / f"{key}.mp4").read_bytes() == fake_media(record.video_id, "mp4")
         assert leftovers(folder) == []
 
@@ -121,7 +125,8 @@ async def test_an_expired_url_is_refreshed_by_one_status_call(tmp_path: Path) ->
         assert (result.saved, result.errors) == (4, 0)
         assert sandbox.state.counters.status_requests == calls + 2  # one per job
         record = ledger.get("k1")
-        assert record is not None and record.video_url is not None
+        assert record is not None
+        assert record.video_url is not None
         assert f"expires={int(clock.now) + 60}" in record.video_url  # the fresh URL is kept
 
 
@@ -164,7 +169,8 @@ async def test_a_full_disk_stops_the_run_and_leaves_no_file(
         assert list(folder.iterdir()) == []  # no final name, no .part
         for key in ("k1", "k2", "k3"):
             record = ledger.get(key)
-            assert record is not None and record.file_path is None
+            assert record is not None
+            assert record.file_path is None
 
 
 async def test_a_folder_that_cannot_be_made_is_a_disk_error(tmp_path: Path) -> None:
@@ -211,4 +217,5 @@ async def test_a_download_cut_short_is_never_renamed(tmp_path: Path) -> None:
         assert (result.saved, result.errors) == (0, 1)
         assert list(folder.iterdir()) == []
         record = ledger.get("k1")
-        assert record is not None and record.file_path is None
+        assert record is not None
+        assert record.file_path is None

@@ -204,7 +204,7 @@ def serve(ledger: Path, base_url: str | None, sandbox: bool, host: str, port: in
 async def _serve(ledger: Ledger, service: Service, secret: str, host: str, port: int) -> None:
     from aiohttp import web
 
-    from engine.delivery.webhook import WEBHOOK_PATH, create_webhook_app
+    from engine.delivery.webhook import WEBHOOK_PATH, create_webhook_app, webhook_runner
     from engine.sandbox.runner import until_stopped
 
     # What each delivery did is the point of a long-running receiver: shown by default.
@@ -213,7 +213,7 @@ async def _serve(ledger: Ledger, service: Service, secret: str, host: str, port:
         service_address(service, ledger.path) as (api_url, key),
         HeyGenClient(api_url, key) as client,
     ):
-        runner = web.AppRunner(create_webhook_app(ledger, client, secret), access_log=None)
+        runner = webhook_runner(create_webhook_app(ledger, client, secret))
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()

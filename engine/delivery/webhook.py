@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhook"
 EVENTS = ("avatar_video.success", "avatar_video.fail")
 _FINAL = ("completed", "failed")
+_LINGER_S = 0.5
+
+
+def webhook_runner(app: web.Application) -> web.AppRunner:
+    """The runner to serve the receiver with. A refused oversized body is read on for at
+    most ``_LINGER_S`` (aiohttp's default is 10 s) so the client sees the 413 without
+    the connection being held open for long."""
+    return web.AppRunner(app, access_log=None, lingering_time=_LINGER_S)
 
 
 def create_webhook_app(ledger: Ledger, status: StatusReader, secret: str) -> web.Application:
@@ -50,7 +58,14 @@ class _Receiver:
         return web.Response(status=200)
 
     async def deliver(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()  # over client_max_size: 413, raised by aiohttp
+        size = request.content_length
+        if size is not None and size > WEBHOOK_MAX_BODY_BYTES:
+            # Refused before a byte is read, and the connection closed so the rest of
+            # the body is never drained.
+            refused = web.json_response({"error": "body too large"}, status=413)
+            refused.force_close()
+            return refused
+        raw = await request.read()  # a chunked body over client_max_size: 413 from aiohttp
         if not verified(self._secret, raw, request.headers):
             log.warning("webhook: refused a delivery with a missing or wrong signature")
             return web.json_response({"error": "bad or missing signature"}, status=401)
