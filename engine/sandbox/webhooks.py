@@ -49,6 +49,7 @@ class WebhookSender:
     _waiting: dict[str, Video] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
+    _watcher: asyncio.Task[None] | None = None
 
     def created(self, video: Video) -> None:
         self._waiting[video.video_id] = video
@@ -103,6 +104,11 @@ class WebhookSender:
         else:
             self.failed += 1
 
+    async def settled(self) -> None:
+        """Wait until the deliveries started so far have ended (counted)."""
+        deliveries = [t for t in self._tasks if t is not self._watcher]
+        await asyncio.gather(*deliveries, return_exceptions=True)
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(SCAN_INTERVAL_S)
@@ -112,8 +118,8 @@ class WebhookSender:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT_S)
         )
-        watcher = asyncio.create_task(self._watch())
-        self._tasks.add(watcher)
+        self._watcher = asyncio.create_task(self._watch())
+        self._tasks.add(self._watcher)
 
     async def stop(self, app: web.Application) -> None:
         for task in list(self._tasks):
