@@ -222,3 +222,16 @@ async def test_a_download_cut_short_is_never_renamed(tmp_path: Path) -> None:
         record = ledger.get("k1")
         assert record is not None
         assert record.file_path is None
+
+
+def test_the_progress_bar_counts_bytes_and_files() -> None:
+    from engine.delivery.progress import DownloadBar
+
+    bar = DownloadBar()
+    bar.set_files(2)
+    bar.add_bytes_total(100)
+    bar.add_bytes_total(50)
+    bar.advance_bytes(120)
+    bar.file_done()
+    [task] = bar._bar.tasks
+    assert (task.total, task.completed, task.fields["files"]) == (150, 120, "1/2 files")

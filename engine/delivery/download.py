@@ -42,6 +42,8 @@ _EXTENSIONS: dict[Kind, tuple[str, ...]] = {
     "thumbnail": (".jpg",),
 }
 PART_SUFFIX = ".part"
+# Completed jobs read from the ledger per page.
+_PAGE = 500
 
 
 class DiskError(ConfigError):
@@ -190,35 +192,38 @@ class Downloader:
             raise _disk_error(self._folder, err) from err
         if not os.access(self._folder, os.W_OK | os.X_OK):
             raise _disk_error(self._folder, PermissionError(13, "Permission denied"))
-        jobs = list(self._ledger.iter_jobs())
         # Every key of the ledger, not only the completed ones: a name then stays the
         # same when other jobs complete later.
-        stems = assign_stems(job.key for job in jobs)
-        queue: asyncio.Queue[tuple[JobRecord, str] | None] = asyncio.Queue()
-        for job in jobs:
-            if job.status != "submitted" or job.video_id is None:
-                continue
-            if job.video_status != "completed":
-                self.result.not_completed += 1
-                continue
-            queue.put_nowait((job, stems[job.key]))
-        self._progress.set_files(queue.qsize() * len(self._what))
-        for _ in range(self._concurrency):
-            queue.put_nowait(None)
+        stems = assign_stems(self._ledger.keys())
+        completed, self.result.not_completed = self._ledger.render_counts()
+        self._progress.set_files(completed * len(self._what))
+        queue: asyncio.Queue[JobRecord | None] = asyncio.Queue(self._concurrency * 2)
         stop: EngineError | None = None
         try:
             async with asyncio.TaskGroup() as group:
+                group.create_task(self._feed(queue))
                 for _ in range(self._concurrency):
-                    group.create_task(self._work(queue))
+                    group.create_task(self._work(queue, stems))
         except* (DiskError, AbortRun) as errors:
             stop = errors.exceptions[0]  # type: ignore[assignment]
         if stop is not None:
             raise stop
         return self.result
 
-    async def _work(self, queue: asyncio.Queue[tuple[JobRecord, str] | None]) -> None:
-        while (item := queue.get_nowait()) is not None:
-            await _Job(self, *item).run()
+    async def _feed(self, queue: asyncio.Queue[JobRecord | None]) -> None:
+        after = ""
+        while page := self._ledger.completed_after(after, _PAGE):
+            for job in page:
+                await queue.put(job)
+            after = page[-1].key
+        # Not in a finally: after a failure the task group cancels the workers, and a
+        # cancelled feeder waiting on a full queue would wait forever.
+        for _ in range(self._concurrency):
+            await queue.put(None)
+
+    async def _work(self, queue: asyncio.Queue[JobRecord | None], stems: dict[str, str]) -> None:
+        while (job := await queue.get()) is not None:
+            await _Job(self, job, stems[job.key]).run()
 
     async def refresh(self, job: JobRecord) -> VideoStatus:
         assert job.video_id is not None

@@ -291,6 +291,29 @@ class Ledger:
         # Two jobs sent with one callback_id name neither.
         return _record(found[0]) if len(found) == 1 else None
 
+    def keys(self) -> Iterator[str]:
+        for (key,) in self._conn.execute("SELECT key FROM jobs"):
+            yield key
+
+    def completed_after(self, after: str, limit: int) -> list[JobRecord]:
+        """Submitted jobs whose render is completed, in key order after ``after``: a page
+        at a time, so downloading a million videos never holds them all."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE key > ? AND status = 'submitted' "
+            "AND video_id IS NOT NULL AND video_status = 'completed' ORDER BY key LIMIT ?",
+            (after, limit),
+        )
+        return [_record(r) for r in rows]
+
+    def render_counts(self) -> tuple[int, int]:
+        """(completed, not completed) among submitted jobs that have a video."""
+        completed, rest = self._conn.execute(
+            "SELECT count(*) FILTER (WHERE video_status = 'completed'), "
+            "count(*) FILTER (WHERE coalesce(video_status, '') != 'completed') "
+            "FROM jobs WHERE status = 'submitted' AND video_id IS NOT NULL"
+        ).fetchone()
+        return int(completed), int(rest)
+
     def with_video_id(self, video_id: str) -> JobRecord | None:
         """The submitted job holding ``video_id``, or None (another ledger's video)."""
         row = self._conn.execute(

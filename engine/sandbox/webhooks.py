@@ -69,6 +69,9 @@ class WebhookSender:
         if not targets or not self._waiting:
             return
         for video_id, video in list(self._waiting.items()):
+            if self.state.videos.get(video_id) is not video:  # forgotten by a reset
+                del self._waiting[video_id]
+                continue
             status = self.state.render_status(video)
             if status not in ("completed", "failed"):
                 continue
