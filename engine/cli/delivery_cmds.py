@@ -14,7 +14,7 @@ import aiohttp
 import click
 from yarl import URL
 
-from engine.cli.errors import EXIT_CODES, UserError, note_ledger, user_errors
+from engine.cli.errors import EXIT_CODES, SummaryCommand, UserError, note_ledger, user_errors
 from engine.cli.options import (
     ledger_option,
     rate_option,
@@ -90,6 +90,8 @@ def _bar() -> contextlib.AbstractContextManager[Progress]:
 
 
 @click.command(
+    # For its exit 130 on Ctrl-C: a download cut there leaves only .part files, removed.
+    cls=SummaryCommand,
     epilog=EXIT_CODES
     + " Example: heygen-batch download --ledger runs/demo.db --to runs/videos --sandbox",
 )
