@@ -14,6 +14,7 @@ from aiohttp import web
 from aiolimiter import AsyncLimiter
 
 from engine.delivery.download import DiskError, Downloader, DownloadResult, Kind, PartFile
+from engine.errors import KeyRefused
 from engine.ledger.poll import poll_once
 from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
@@ -235,3 +236,19 @@ def test_the_progress_bar_counts_bytes_and_files() -> None:
     bar.file_done()
     [task] = bar._bar.tasks
     assert (task.total, task.completed, task.fields["files"]) == (150, 120, "1/2 files")
+
+
+class RefusedKey:
+    async def video_status(self, video_id: str) -> Any:
+        raise KeyRefused(401, None, "unauthorized", "Invalid API key")
+
+
+async def test_a_refused_key_stops_the_download(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    async with campaign(tmp_path, ["k1", "k2"], lifetime_s=60) as (ledger, _, _, clock):
+        clock.now += 120  # stored URLs expired: a status call is needed, and refused
+        async with aiohttp.ClientSession() as media:
+            downloader = Downloader(ledger, RefusedKey(), media, limiter(), folder)
+            with pytest.raises(KeyRefused):
+                await downloader.run()
+    assert leftovers(folder) == []
