@@ -14,7 +14,7 @@ from aiohttp import web
 from aiolimiter import AsyncLimiter
 
 from engine.delivery.download import DiskError, Downloader, DownloadResult, Kind, PartFile
-from engine.errors import KeyRefused
+from engine.errors import KeyRefused, RequestTimeout
 from engine.ledger.poll import poll_once
 from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
@@ -251,4 +251,27 @@ async def test_a_refused_key_stops_the_download(tmp_path: Path) -> None:
             downloader = Downloader(ledger, RefusedKey(), media, limiter(), folder)
             with pytest.raises(KeyRefused):
                 await downloader.run()
+    assert leftovers(folder) == []
+
+
+class Unreachable:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def video_status(self, video_id: str) -> Any:
+        self.calls += 1
+        raise RequestTimeout("no answer in time")
+
+
+async def test_a_failed_refresh_is_not_asked_again_for_the_same_job(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    status = Unreachable()
+    async with campaign(tmp_path, ["k1"], lifetime_s=60) as (ledger, _, _, clock):
+        clock.now += 120
+        async with aiohttp.ClientSession() as media:
+            downloader = Downloader(
+                ledger, status, media, limiter(), folder, ("video", "thumbnail")
+            )
+            result = await downloader.run()
+    assert (result.saved, result.errors, status.calls) == (0, 2, 1)
     assert leftovers(folder) == []

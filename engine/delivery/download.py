@@ -281,6 +281,18 @@ class _Job:
         self._job = job
         self._stem = stem
         self._fresh: VideoStatus | None = None
+        self._refresh_failed: _Failed | None = None
+
+    async def _refresh(self) -> None:
+        # One status call per job at most, even when it fails: the other files of the
+        # job wait for the next run rather than ask again.
+        if self._refresh_failed is not None:
+            raise self._refresh_failed
+        try:
+            self._fresh = await self._owner.refresh(self._job)
+        except _Failed as err:
+            self._refresh_failed = err
+            raise
 
     def _url(self, kind: Kind) -> str | None:
         source = self._fresh or self._job
@@ -317,7 +329,7 @@ class _Job:
     async def _save(self, kind: Kind) -> None:
         owner, result = self._owner, self._owner.result
         if self._url(kind) is None and self._fresh is None:
-            self._fresh = await owner.refresh(self._job)
+            await self._refresh()
         for last_try in (self._fresh is not None, True):
             url = self._url(kind)
             if url is None:
@@ -330,7 +342,7 @@ class _Job:
             except _Stale as err:
                 if last_try:
                     raise _Failed(f"{err} even after a fresh URL") from err
-                self._fresh = await owner.refresh(self._job)
+                await self._refresh()
         result.saved += 1
         result.bytes += size
         owner._progress.file_done()
