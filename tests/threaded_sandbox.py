@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,10 +48,12 @@ async def drop_after(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @contextmanager
 def threaded_sandbox(
-    hook: Hook | None = None, config: SandboxConfig | None = None
+    hook: Hook | None = None,
+    config: SandboxConfig | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Iterator[tuple[str, SandboxState]]:
     """Yield (base URL, state) of a sandbox served until the block ends."""
-    app = create_app(config)
+    app = create_app(config, clock=clock)
 
     @web.middleware
     async def intercept(request: web.Request, handler: Handler) -> web.StreamResponse:

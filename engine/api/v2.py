@@ -70,6 +70,7 @@ class V2Dialect:
             state=render_state(status.status),
             video_url=status.video_url,
             thumbnail_url=status.thumbnail_url,
+            subtitle_url=status.caption_url,
             callback_id=status.callback_id,
             failure_code=None if error is None or error.code is None else str(error.code),
             failure_message=None if error is None else _failure_text(error.message, error.detail),

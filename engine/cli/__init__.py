@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from engine.cli.delivery_cmds import download, webhook
 from engine.cli.export_cmd import export
 from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
@@ -29,7 +30,7 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (run, validate, poll, reconcile_command, export, schema, sandbox):
+for command in (run, validate, poll, reconcile_command, download, export, webhook, schema, sandbox):
     cli.add_command(command)
 
 

@@ -123,6 +123,23 @@ def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> floa
     type=click.IntRange(min=0),
     help="After this many non-test videos, answer insufficient_credit.",
 )
+@click.option(
+    "--media-url-lifetime",
+    default=7 * 24 * 3600.0,
+    show_default=True,
+    type=_NON_NEGATIVE,
+    help="Seconds a media URL from a status answer works before it answers 403.",
+)
+@click.option(
+    "--webhook-url",
+    metavar="URL",
+    help="POST a signed avatar_video.success/.fail delivery here when a render ends.",
+)
+@click.option(
+    "--webhook-secret",
+    metavar="S",
+    help="The secret --webhook-url deliveries are signed with (HMAC-SHA256, header `signature`).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -139,20 +156,27 @@ def sandbox(
     render_seconds: float,
     render_failure_ratio: float,
     credit_limit: int | None,
+    media_url_lifetime: float,
+    webhook_url: str | None,
+    webhook_secret: str | None,
 ) -> None:
     """Serve a local emulator of HeyGen's video API, with optional fault injection.
 
     It answers POST /v2/video/generate, GET /v1/video_status.get and GET
     /v1/video.list like the service; the v3 ones too: POST /v3/videos (keeping
     Idempotency-Key for 24 hours), GET /v3/videos/{id}, GET /v3/videos/statuses
-    and GET /v3/videos. GET /_sandbox/counters is for tests. Faults apply to
-    create requests (both APIs) only.
+    and GET /v3/videos. It serves fake media at the URLs it hands out, registers
+    webhook endpoints (POST /v3/webhooks/endpoints) and delivers signed webhooks
+    to them. GET /_sandbox/counters is for tests. Faults apply to create requests
+    (both APIs) only.
     """
     if not allow_remote and not _is_loopback(host):
         raise click.ClickException(
             f"refusing to bind {host}: it is not a loopback address. "
             "Use --host 127.0.0.1, or add --allow-remote to expose the sandbox."
         )
+    if webhook_url and not webhook_secret:
+        raise click.UsageError("--webhook-url needs --webhook-secret to sign its deliveries.")
     from engine.sandbox.config import SandboxConfig
     from engine.sandbox.runner import serve_forever
 
@@ -171,6 +195,9 @@ def sandbox(
         render_seconds=render_seconds,
         render_failure_ratio=render_failure_ratio,
         credit_limit=credit_limit,
+        media_url_lifetime_s=media_url_lifetime,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
     )
     try:
         asyncio.run(serve_forever(config, host, port, _announce))

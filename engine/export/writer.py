@@ -63,7 +63,7 @@ def _results(job: JobRecord) -> dict[str, Any]:
         "api": job.api,
         "callback_id": job.callback_id,
         "video_page_url": job.video_page_url,
-        "file_path": None,
+        "file_path": job.file_path,
     }
 
 

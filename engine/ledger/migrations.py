@@ -95,6 +95,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN failure_message TEXT;
         """,
     ),
+    (
+        "downloaded files",
+        # Where `download` saved the job's video and its length in bytes: a re-run skips
+        # a file still there at that length, and fetches again one that was cut or moved.
+        """
+        ALTER TABLE jobs ADD COLUMN file_path TEXT;
+        ALTER TABLE jobs ADD COLUMN file_bytes INTEGER;
+        """,
+    ),
 ]
 
 

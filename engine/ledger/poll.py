@@ -50,7 +50,8 @@ class PollResult:
         return self.rendering == 0 and self.errors == 0
 
 
-def _error_text(status: RenderStatus) -> str | None:
+def render_error(status: RenderStatus) -> str | None:
+    """A failed render's reason as the ledger's ``error`` keeps it; None when there is none."""
     parts = [p for p in (status.failure_code, status.failure_message) if p]
     return "render failed: " + ": ".join(parts) if parts else None
 
@@ -175,7 +176,7 @@ class _Round:
                 state,
                 status.video_url,
                 status.thumbnail_url,
-                _error_text(status),
+                render_error(status),
                 statements.RenderExtras(
                     status.video_page_url,
                     status.subtitle_url,

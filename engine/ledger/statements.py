@@ -344,3 +344,23 @@ def render_update(
             key,
         ),
     )
+
+
+def confirmed_render(
+    key: str, video_status: str, video_url: str | None, thumbnail_url: str | None, error: str | None
+) -> Statement:
+    """``render_update`` that never moves a final render (completed, failed) back: a
+    webhook delivered late or twice must not undo what a later answer settled."""
+    sql, params = render_update(key, video_status, video_url, thumbnail_url, error)
+    return (
+        sql + " AND coalesce(video_status, '') NOT IN ('completed', 'failed')",
+        params,
+    )
+
+
+def record_file(key: str, path: str, size: int) -> Statement:
+    """Where ``download`` saved the job's video, and its length in bytes."""
+    return (
+        "UPDATE jobs SET file_path = ?, file_bytes = ?, updated_at = ? WHERE key = ?",
+        (path, size, now_iso(), key),
+    )

@@ -63,12 +63,15 @@ class JobRecord:
     #: When the job was first marked to be sent (its latest: ``attempted_at``).
     first_attempted_at: float | None = None
     video_page_url: str | None = None
+    #: Where ``download`` saved the video, and its length in bytes.
+    file_path: str | None = None
+    file_bytes: int | None = None
 
 
 _COLUMNS = (
     "key, line, status, video_id, attempts, error, request_sha256, callback_id, body, "
     "attempted_at, sent_at, updated_at, video_status, video_url, thumbnail_url, source, "
-    "service_offset, api, first_attempted_at, video_page_url"
+    "service_offset, api, first_attempted_at, video_page_url, file_path, file_bytes"
 )
 
 
@@ -94,6 +97,8 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         api=row[17],
         first_attempted_at=row[18],
         video_page_url=row[19],
+        file_path=row[20],
+        file_bytes=row[21],
     )
 
 
@@ -293,6 +298,37 @@ class Ledger:
         found = self._conn.execute(select + " LIMIT 2", (callback_id,)).fetchall()
         # Two jobs sent with one callback_id name neither.
         return _record(found[0]) if len(found) == 1 else None
+
+    def keys(self) -> Iterator[str]:
+        for (key,) in self._conn.execute("SELECT key FROM jobs"):
+            yield key
+
+    def completed_after(self, after: str, limit: int) -> list[JobRecord]:
+        """Submitted jobs whose render is completed, in key order after ``after``: a page
+        at a time, so downloading a million videos never holds them all."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE key > ? AND status = 'submitted' "
+            "AND video_id IS NOT NULL AND video_status = 'completed' ORDER BY key LIMIT ?",
+            (after, limit),
+        )
+        return [_record(r) for r in rows]
+
+    def render_counts(self) -> tuple[int, int]:
+        """(completed, not completed) among submitted jobs that have a video."""
+        completed, rest = self._conn.execute(
+            "SELECT count(*) FILTER (WHERE video_status = 'completed'), "
+            "count(*) FILTER (WHERE coalesce(video_status, '') != 'completed') "
+            "FROM jobs WHERE status = 'submitted' AND video_id IS NOT NULL"
+        ).fetchone()
+        return int(completed), int(rest)
+
+    def with_video_id(self, video_id: str) -> JobRecord | None:
+        """The submitted job holding ``video_id``, or None (another ledger's video)."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE video_id = ? AND status = 'submitted' LIMIT 1",
+            (video_id,),
+        ).fetchone()
+        return _record(row) if row else None
 
     def with_status(self, *statuses: Status) -> list[JobRecord]:
         marks = ",".join("?" * len(statuses))

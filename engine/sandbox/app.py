@@ -15,13 +15,14 @@ from engine.errors import RequestInvalid
 from engine.request import validate_request
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.faults import Outcome, drop_connection, format_retry_after
+from engine.sandbox.media import add_media_routes, media_url
 from engine.sandbox.state import InvalidToken, SandboxState, Video
 from engine.sandbox.v3 import add_v3_routes
+from engine.sandbox.webhooks import add_webhooks
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 
 LIST_LIMIT_MAX = 100
-URL_LIFETIME_S = 7 * 24 * 3600
 #: The older error shape's generic code, used by the v1 endpoints.
 V1_ERROR_CODE = 400599
 RENDER_ERROR = {
@@ -45,6 +46,8 @@ def create_app(
     add_v3_routes(app.router, state)
     app.router.add_get("/_sandbox/counters", handlers.counters)
     app.router.add_post("/_sandbox/reset", handlers.reset)
+    add_media_routes(app, state)
+    add_webhooks(app, state)
     return app
 
 
@@ -138,12 +141,12 @@ class _Handlers:
         status = state.render_status(video)
         done = status == "completed"
         # Real URLs are signed and expire; a fresh expiry on every call mirrors that.
-        expires = int(state.clock()) + URL_LIFETIME_S
+        expires = int(state.clock() + state.config.media_url_lifetime_s)
 
         def url(ext: str, wanted: bool = True) -> str | None:
             if not (done and wanted):
                 return None
-            return f"{origin}/videos/{video.video_id}.{ext}?expires={expires}"
+            return media_url(origin, video.video_id, ext, expires)
 
         return {
             "id": video.video_id,

@@ -37,6 +37,12 @@ class SandboxConfig:
     render_seconds: float = 2.0
     #: After this many non-test videos, answers 400 ``insufficient_credit``.
     credit_limit: int | None = None
+    #: Media URLs in a status answer stop working (403, as the service's signed URLs
+    #: do) this many seconds after that answer.
+    media_url_lifetime_s: float = 7 * 24 * 3600
+    #: When a render ends, a delivery signed with ``webhook_secret`` is POSTed here.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -62,6 +68,10 @@ class SandboxConfig:
             raise ValueError("rate_limit_period_s must be positive")
         if self.credit_limit is not None and self.credit_limit < 0:
             raise ValueError("credit_limit must not be negative")
+        if self.media_url_lifetime_s < 0:
+            raise ValueError("media_url_lifetime_s must not be negative")
+        if self.webhook_url is not None and not self.webhook_secret:
+            raise ValueError("webhook_url needs webhook_secret to sign its deliveries")
 
     @property
     def injects_faults(self) -> bool:

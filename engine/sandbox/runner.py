@@ -17,6 +17,7 @@ from yarl import URL
 from engine.sandbox.app import STATE, create_app
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.state import SandboxState
+from engine.sandbox.webhooks import WEBHOOKS
 
 #: In-flight handlers (e.g. ones sleeping for injected latency) get this long at exit.
 SHUTDOWN_TIMEOUT_S = 1.0
@@ -57,6 +58,7 @@ async def running_sandbox(
         await web.TCPSite(runner, host, port).start()
         bound_host, bound_port = runner.addresses[0][:2]
         base_url = str(URL.build(scheme="http", host=bound_host, port=bound_port))
+        app[WEBHOOKS].origin = base_url
         yield RunningSandbox(base_url=base_url, state=state)
     finally:
         await runner.cleanup()
@@ -75,6 +77,14 @@ async def serve_forever(
     ``on_ready`` gets the base URL once the port is bound, which with port 0 is the
     only way to learn it.
     """
+    async with running_sandbox(config, host, port) as sandbox:
+        if on_ready is not None:
+            on_ready(sandbox.base_url)
+        await until_stopped()
+
+
+async def until_stopped() -> None:
+    """Return on SIGINT or SIGTERM (or when cancelled): a server's clean way out."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -83,10 +93,7 @@ async def serve_forever(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_sandbox(config, host, port) as sandbox:
-            if on_ready is not None:
-                on_ready(sandbox.base_url)
-            await stop.wait()
+        await stop.wait()
     finally:
         for sig in signals:
             with contextlib.suppress(NotImplementedError):

@@ -89,6 +89,8 @@ class SandboxState:
     def __init__(self, config: SandboxConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        #: Called with each new video (the webhook sender watches its render).
+        self.on_create: list[Callable[[Video], None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -137,6 +139,8 @@ class SandboxState:
         if video.callback_id is not None:
             by_cb = self.counters.created_by_callback_id
             by_cb[video.callback_id] = by_cb.get(video.callback_id, 0) + 1
+        for listener in self.on_create:
+            listener(video)
         return video
 
     def _add(self, video: Video) -> None:

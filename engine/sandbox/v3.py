@@ -20,12 +20,12 @@ from engine.errors import RequestInvalid
 from engine.request.v3 import MAX_LIST_LIMIT, MAX_STATUS_IDS, validate_v3_request
 from engine.sandbox.faults import Decision, Outcome, drop_connection, format_retry_after
 from engine.sandbox.idempotency import Claim, Seen, valid_key
+from engine.sandbox.media import media_url
 from engine.sandbox.state import InvalidToken, SandboxState, Video
 
 CREATE_ROUTE = "POST /v3/videos"
 #: ``GET /v3/videos`` without ``limit`` (heygen-cli's documented default).
 LIST_LIMIT_DEFAULT = 10
-URL_LIFETIME_S = 7 * 24 * 3600
 FAILURE = ("render_failed", "Simulated failure (sandbox render_failure_ratio)")
 #: Detail and list words onto the bulk endpoint's: it says ``queued`` for ``pending``.
 BULK_WORD = {"pending": "queued"}
@@ -166,12 +166,12 @@ class _V3Handlers:
         status = state.render_status(video)
         done = status == "completed"
         # Real URLs are presigned and expire; a fresh expiry on every call mirrors that.
-        expires = int(state.clock()) + URL_LIFETIME_S
+        expires = int(state.clock() + state.config.media_url_lifetime_s)
 
         def url(ext: str, wanted: bool = True) -> str | None:
             if not (done and wanted):
                 return None
-            return f"{origin}/videos/{video.video_id}.{ext}?expires={expires}"
+            return media_url(origin, video.video_id, ext, expires)
 
         ended = status in ("completed", "failed")
         return {

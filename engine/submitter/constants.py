@@ -67,3 +67,11 @@ SETTLE_ROUNDS = 6
 # service's replay window (24 h from its first request) ends: our clock and the service's
 # may disagree, and a replay the service has forgotten would make a second video.
 REPLAY_MARGIN_S = 3600.0
+
+# --- delivery (download, webhook serve) ---
+#: Bytes read from the storage host per write to the ``.part`` file.
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+#: A media file may take this long to arrive in full; its connection, CONNECT_TIMEOUT_S.
+DOWNLOAD_TIMEOUT_S = 30 * 60.0
+#: A webhook delivery is a few hundred bytes; anything far larger is refused with 413.
+WEBHOOK_MAX_BODY_BYTES = 64 * 1024

@@ -1,0 +1,1 @@
+"""Delivery: completed videos saved to disk, and render outcomes learnt from webhooks."""
