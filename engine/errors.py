@@ -181,7 +181,10 @@ class PageForAnswer(WrongAddress):
     maybe_sent = True
 
 
-OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", "trial_video_limit_exceeded"})
+#: A trial key's daily cap on videos, answered with HTTP 429: not a "not yet" to wait out
+#: within the run (HEYGEN-V3.md, limits), so it stops the run like an empty account.
+TRIAL_LIMIT_CODE = "trial_video_limit_exceeded"
+OUT_OF_CREDIT_CODES = frozenset({"insufficient_credit", TRIAL_LIMIT_CODE})
 
 
 def error_code_and_message(body: Any) -> tuple[str | None, str]:

@@ -58,6 +58,10 @@ class ProgressLine:
         )
         if self._total is not None and rate > 0:
             line += f"  ETA {_duration(max(self._total - s.done, 0) / rate)}"
+        now = self._clock()
+        if s.service_wait_until is not None and s.service_wait_until > now:
+            left = _duration(s.service_wait_until - now)
+            line += f"  waiting {left} for the service (429, {s.refusals} so far)"
         if s.settling_until is not None:
             left = _duration(max(s.settling_until - self._clock(), 0.0))
             line += f"  waiting {left} for {s.settling} uncertain to settle"

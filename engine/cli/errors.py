@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from engine.errors import AbortRun, ConfigError, WrongAddress, one_line
+from engine.errors import TRIAL_LIMIT_CODE, AbortRun, ConfigError, WrongAddress, one_line
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -75,6 +75,11 @@ def abort_message(err: AbortRun) -> str:
         return (
             f"The service refused the API key (HTTP {err.status}). Check HEYGEN_API_KEY "
             "and run again; nothing more was sent."
+        )
+    if err.code == TRIAL_LIMIT_CODE:
+        return (
+            f"The trial key reached its daily cap on videos ({err.code}: {err.message}). "
+            "Run again tomorrow, or use a paid key; unsent jobs stay pending."
         )
     return (
         f"The account is out of credit ({err.code or err.status}: {err.message}). "

@@ -123,6 +123,20 @@ def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> floa
     type=click.IntRange(min=0),
     help="After this many non-test videos, answer insufficient_credit.",
 )
+@click.option(
+    "--render-slots",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Renders in progress at once; a create beyond it gets 429 rate_limit_exceeded "
+    "with Retry-After until the oldest render ends.",
+)
+@click.option(
+    "--sustained-429-s",
+    default=0.0,
+    type=_NON_NEGATIVE,
+    metavar="T",
+    help="Refuse every create with 429 (and --retry-after) for the first T seconds.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -139,12 +153,15 @@ def sandbox(
     render_seconds: float,
     render_failure_ratio: float,
     credit_limit: int | None,
+    render_slots: int | None,
+    sustained_429_s: float,
 ) -> None:
     """Serve a local emulator of HeyGen's video API, with optional fault injection.
 
     It answers POST /v2/video/generate, GET /v1/video_status.get and GET
     /v1/video.list like the service, and GET /_sandbox/counters for tests.
-    Faults apply to generate requests only.
+    Faults apply to creates only; GET /_sandbox/counters also counts slot refusals
+    and the most renders seen at once.
     """
     if not allow_remote and not _is_loopback(host):
         raise click.ClickException(
@@ -169,6 +186,8 @@ def sandbox(
         render_seconds=render_seconds,
         render_failure_ratio=render_failure_ratio,
         credit_limit=credit_limit,
+        render_slots=render_slots,
+        sustained_429_s=sustained_429_s,
     )
     try:
         asyncio.run(serve_forever(config, host, port, _announce))

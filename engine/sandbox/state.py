@@ -21,7 +21,7 @@ from typing import Any
 from engine.request import request_to_body, validate_request
 from engine.request.model import SilenceVoiceSettings, TextVoiceSettings, VideoRequest
 from engine.sandbox.config import SandboxConfig
-from engine.sandbox.faults import FaultDecider, SlidingWindowLimiter
+from engine.sandbox.faults import FaultDecider, RenderSlots, SlidingWindowLimiter
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,17 @@ class Counters:
     created_by_callback_id: dict[str, int] = field(default_factory=dict)
     #: ``time.monotonic()`` of every generate request's arrival, faulted or not.
     request_times: list[float] = field(default_factory=list)
+    #: Creates refused because every render slot was busy, or by the sustained 429.
+    slot_refusals: int = 0
+    sustained_refusals: int = 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a create is refused with 429 now, and the ``Retry-After`` to send (or None)."""
+
+    message: str
+    retry_after_s: float | None
 
 
 class InvalidToken(ValueError):
@@ -73,6 +84,8 @@ class SandboxState:
         self._order: list[Video] = []
         self.counters = Counters()
         self.credits_used = 0
+        self.started_at = self.clock()
+        self.slots = RenderSlots(c.render_slots)
         self.faults = FaultDecider(c)
         self.limiter = (
             SlidingWindowLimiter(int(c.rate_limit), c.rate_limit_period_s)
@@ -88,6 +101,21 @@ class SandboxState:
     def out_of_credit(self, request: VideoRequest) -> bool:
         limit = self.config.credit_limit
         return limit is not None and not request.test and self.credits_used >= limit
+
+    def refuse_create(self) -> Refusal | None:
+        """Whether a create arriving now must be refused with 429 (the sustained storm,
+        or every render slot busy). Every create handler asks this just before it
+        creates, with no wait in between, so the cap holds under concurrency."""
+        c = self.config
+        now = self.clock()
+        if now - self.started_at < c.sustained_429_s:
+            self.counters.sustained_refusals += 1
+            return Refusal("Too many requests (sustained)", c.retry_after_s)
+        wait = self.slots.wait(now)
+        if wait is None:
+            return None
+        self.counters.slot_refusals += 1
+        return Refusal(f"Rate limit exceeded: {c.render_slots} videos are already rendering", wait)
 
     def create_video(self, request: VideoRequest) -> Video:
         """Store a validated request as a new video."""
@@ -106,6 +134,7 @@ class SandboxState:
         )
         self.videos[video.video_id] = video
         self._order.append(video)
+        self.slots.start(video.created_at, video.created_at + self.config.render_seconds)
         if not video.test:
             self.credits_used += 1
         if video.callback_id is not None:
@@ -157,6 +186,8 @@ class SandboxState:
             )
             self.videos[video.video_id] = video
             self._order.append(video)
+            # Renders still under way hold their slots in this sandbox too.
+            self.slots.start(self.clock(), video.created_at + self.config.render_seconds)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -187,6 +218,9 @@ class SandboxState:
             "status_requests": c.status_requests,
             "list_requests": c.list_requests,
             "request_times": list(c.request_times),
+            "slot_refusals": c.slot_refusals,
+            "sustained_refusals": c.sustained_refusals,
+            "max_rendering": self.slots.most,
         }
 
 

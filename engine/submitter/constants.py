@@ -19,7 +19,11 @@ RETRY_AFTER_MAX_S = 30 * 86400.0
 CONNECT_TIMEOUT_S = 10.0
 TOTAL_TIMEOUT_S = 60.0
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Statuses that say nothing was created: always retried.
+RETRYABLE_STATUSES = frozenset({429, 503})
+# A gateway's fault may hide a created video: retried only where create is idempotent
+# (v3's Idempotency-Key); otherwise the job is uncertain and reconciled (CONTRACT 5).
+GATEWAY_STATUSES = frozenset({500, 502, 504})
 
 # Every window is stretched by this fraction of its length, so the service, which
 # sees arrivals with network jitter, never counts N+1 in its own window.

@@ -68,6 +68,10 @@ class PoolStats:
     #: (``time.monotonic``); see engine.settling.
     settling: int = 0
     settling_until: float | None = None
+    #: 429s met ("not yet": they fail no job), and until when (``time.monotonic``) the
+    #: pool is paused for the service's Retry-After.
+    refusals: int = 0
+    service_wait_until: float | None = None
 
     @property
     def done(self) -> int:
@@ -96,8 +100,12 @@ class Submitter:
         stats: PoolStats,
         clock: Callable[[], float] = time.time,
         service_offset: Callable[[], float | None] = lambda: None,
+        *,
+        idempotent_create: bool = False,
     ) -> None:
         self._client = client
+        #: The API's create replays its first answer when sent again (see ``next_step``).
+        self._idempotent_create = idempotent_create
         self._service_offset = service_offset
         self._limiter = limiter
         self._writer = writer
@@ -170,6 +178,7 @@ class Submitter:
         """Send a job already marked ``submitting`` until it settles or the run stops."""
         attempts = item.prior_attempts
         tries = 0
+        refusals = 0
         in_request = False
         try:
             started = self._control.work_clock()
@@ -185,11 +194,18 @@ class Submitter:
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
-                    # The request may have reached the service as late as its error (the
-                    # end of a timeout): a reconcile grace counts from here.
-                    verdict = self._after_error(
-                        err, item.key, attempts, tries, started, self._clock()
-                    )
+                    if isinstance(err, RateLimited):
+                        # "Not yet" (CONTRACT 5): it spends none of the job's attempts.
+                        attempts -= 1
+                        tries -= 1
+                        refusals += 1
+                        verdict = self._not_yet(err, item.key, attempts, refusals)
+                    else:
+                        # The request may have reached the service as late as its error
+                        # (the end of a timeout): a reconcile grace counts from here.
+                        verdict = self._after_error(
+                            err, item.key, attempts, tries, started, self._clock()
+                        )
                     if not isinstance(verdict, float):
                         return verdict
                     await self._control.sleep(verdict)
@@ -247,7 +263,7 @@ class Submitter:
     ) -> Status | float:
         """The job's final status after ``err`` (which came back at ``ended``), or the
         seconds this worker waits to retry."""
-        step = next_step(err)
+        step = next_step(err, idempotent_create=self._idempotent_create)
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
             self._control.abort_run(err)
@@ -259,25 +275,34 @@ class Submitter:
             return self._finish(key, "uncertain", attempts, str(err), ended)
         if step is Step.FAILED:
             return self._finish(key, "failed", attempts, str(err))
-        asked = err.retry_after if isinstance(err, RateLimited) else None
-        if asked is not None and not self._control.service_wait(asked, self._clock()):
-            # Longer than --max-wait: the run stops, and the job waits for the next one.
-            return self._finish(key, "pending", attempts, None)
         delay = retry_delay(err, attempts)
-        # A 429's pause is the service's, not the job's fault: it spends none of its time.
-        own_delay = 0.0 if isinstance(err, RateLimited) else delay
         elapsed = self._control.work_clock() - started
-        if out_of_budget(tries, self._max_attempts, elapsed, own_delay):
+        if out_of_budget(tries, self._max_attempts, elapsed, delay):
             return self._finish(key, "failed", attempts, f"gave up after {tries} attempts: {err}")
         if self._control.stopping:
             return self._finish(key, "pending", attempts, None)
         log.debug("job %s attempt %d: %s; retrying in %.2fs", key, attempts, err, delay)
-        if isinstance(err, RateLimited):
-            # The service is over its limit for everyone: hold the whole pool back, and let
-            # the limiter release the workers one by one when the pause ends.
-            self._control.pause_for(delay)
-            return 0.0
         return float(delay)
+
+    def _not_yet(self, err: RateLimited, key: str, attempts: int, refusals: int) -> Status | float:
+        """A 429: the service is at its limit (requests, or renders in progress) for
+        everyone. The whole pool pauses for its Retry-After (else a backoff on this job's
+        ``refusals``), and the limiter lets the workers out one by one when it ends. The
+        job never fails by it; a stop meanwhile (or a wait beyond --max-wait, which stops
+        the run) leaves it ``pending``. Returns the status, or 0.0 to try again."""
+        asked = err.retry_after
+        if asked is not None and not self._control.service_wait(asked, self._clock()):
+            return self._finish(key, "pending", attempts, None)
+        if self._control.stopping:
+            return self._finish(key, "pending", attempts, None)
+        delay = retry_delay(err, refusals)
+        stats = self._stats
+        stats.refusals += 1
+        until = time.monotonic() + delay
+        stats.service_wait_until = max(stats.service_wait_until or 0.0, until)
+        log.debug("job %s: %s; the pool waits %.2fs", key, err, delay)
+        self._control.pause_for(delay)
+        return 0.0
 
     def _finish(
         self,

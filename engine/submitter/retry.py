@@ -25,6 +25,7 @@ from engine.errors import (
 from engine.submitter.constants import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
+    GATEWAY_STATUSES,
     MAX_TOTAL_RETRY_S,
     RETRY_AFTER_MAX_S,
     RETRYABLE_STATUSES,
@@ -48,16 +49,25 @@ class Step(enum.Enum):
     ABORT = "abort"  # no request can succeed: stop the whole run
 
 
-def next_step(error: EngineError) -> Step:
-    """Classify ``error``: the decision that keeps one job from becoming two videos."""
+def next_step(error: EngineError, *, idempotent_create: bool = False) -> Step:
+    """Classify ``error``: the decision that keeps one job from becoming two videos.
+
+    ``idempotent_create``: whether the API's create replays its first answer when sent
+    again (v3's ``Idempotency-Key``). Only then may a request that could have reached
+    the service (a timeout, a drop after writing, a 500/502/504) be sent again; without
+    it (V2) the job is ``uncertain``, for reconcile.
+    """
     if isinstance(error, AbortRun):
         return Step.ABORT
+    maybe_created = Step.RETRY if idempotent_create else Step.UNCERTAIN
     if isinstance(error, StatusError):
-        return Step.RETRY if error.status in RETRYABLE_STATUSES else Step.FAILED
+        if error.status in RETRYABLE_STATUSES:
+            return Step.RETRY
+        return maybe_created if error.status in GATEWAY_STATUSES else Step.FAILED
     if isinstance(error, ConnectFailed):
         return Step.RETRY
     if isinstance(error, TransportError):
-        return Step.UNCERTAIN if error.maybe_sent else Step.RETRY
+        return maybe_created if error.maybe_sent else Step.RETRY
     return Step.FAILED
 
 
