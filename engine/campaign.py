@@ -36,8 +36,12 @@ from engine.submitter.pool import (
     run_workers,
 )
 from engine.submitter.rate import Rate, make_limiter
+from engine.submitter.slots import OneByOne, RenderTracker
 
 log = logging.getLogger(__name__)
+
+# A run --until-done names this many failed renders (key and reason) in its reason.
+FAILED_RENDERS_SHOWN = 3
 
 
 @dataclass
@@ -60,6 +64,10 @@ class RunOptions:
     videos: Videos | None = None
     #: The CSV delimiter --delimiter gave; None detects it from the header.
     delimiter: str | None = None
+    #: --max-rendering: at most this many of the ledger's videos rendering at once.
+    max_rendering: int | None = None
+    #: --until-done: after the last submission, poll until every render has ended.
+    until_done: bool = False
     #: Seams for tests: the clock stamping attempts, and how the end-of-run wait sleeps.
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] | None = None
@@ -80,6 +88,12 @@ async def _run_pool(
     cancellation cover the reconciles and the waits too."""
     ledger = settler.ledger
     await settler.reconcile()
+    tracker: RenderTracker | None = None
+    if opts.max_rendering is not None or opts.until_done:
+        tracker = RenderTracker(OneByOne(client, limiter), writer, stats, opts.max_rendering)
+        # After a kill, what still renders is what the ledger and the service say.
+        await writer.flush()
+        tracker.adopt(_unfinished_renders(ledger))
     submitter = Submitter(
         client,
         limiter,
@@ -89,6 +103,7 @@ async def _run_pool(
         stats,
         opts.clock,
         client.service_clock_offset,
+        slots=tracker,
     )
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = Budget(opts.limit)
@@ -103,18 +118,36 @@ async def _run_pool(
         for _ in range(opts.concurrency):
             await queue.put(None)
 
+    poller = None if tracker is None else asyncio.create_task(tracker.run(control))
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(feed_then_close())
-            group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(feed_then_close())
+                group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
+        finally:
+            # Cancelled (a stop whose grace ran out): jobs still queued were never marked.
+            while not queue.empty():
+                if (left := queue.get_nowait()) is not None:
+                    submitter.record_unsent(left)
+        await settler.settle(submitter, budget.take, opts.concurrency, depth)
+        if tracker is not None and opts.until_done:
+            await writer.flush()
+            await tracker.drain(control, _unfinished_renders(ledger))
     finally:
-        # Cancelled (a stop whose grace ran out): jobs still queued were never marked.
-        while not queue.empty():
-            if (left := queue.get_nowait()) is not None:
-                submitter.record_unsent(left)
-    await settler.settle(submitter, budget.take, opts.concurrency, depth)
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
     if feeder.refused is not None:
         raise feeder.refused
+
+
+def _unfinished_renders(ledger: Ledger) -> list[tuple[str, str, str | None]]:
+    """(key, video_id, callback_id) of every submitted job whose render has not ended."""
+    found: list[tuple[str, str, str | None]] = []
+    while page := ledger.renders_to_check(found[-1][0] if found else "", 1000):
+        found.extend(page)
+    return found
 
 
 async def run_campaign(opts: RunOptions) -> RunReport:
@@ -192,6 +225,9 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report.interrupted = control.interrupted
     report.wait = control.too_long
     report.counts = ledger.counts()
+    if opts.until_done:
+        report.renders = ledger.render_counts()
+        report.failed_renders = ledger.failed_renders(FAILED_RENDERS_SHOWN)
     ledger.close()
     if refused is not None:
         raise refused

@@ -80,6 +80,19 @@ def reconcile_grace(sandbox: bool) -> float:
     type=click.IntRange(1, 100),
     help="Attempts per job on 429, 5xx or network faults.",
 )
+@click.option(
+    "--max-rendering",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Keep at most N of this ledger's videos rendering at once (HeyGen: 10 on "
+    "pay-as-you-go keys); a job is sent when a slot frees, learned by status calls.",
+)
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="After the last submission keep polling (and submitting as slots free) until "
+    "every video is completed or failed; a failed render makes the exit code 1.",
+)
 @max_wait_option
 @click.option(
     "--limit",
@@ -111,6 +124,8 @@ def run(
     rate: str,
     concurrency: int,
     max_attempts: int,
+    max_rendering: int | None,
+    until_done: bool,
     max_wait: float,
     limit: int | None,
     test_videos: bool,
@@ -163,6 +178,8 @@ def run(
             concurrency=concurrency,
             max_attempts=max_attempts,
             max_wait_s=max_wait,
+            max_rendering=max_rendering,
+            until_done=until_done,
             limit=limit,
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
@@ -212,6 +229,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             "reconciled_absent": report.reconciled_absent,
         },
         "counts": report.counts,
+        "renders": report.renders,
         "aborted": abort_message(report.abort) if report.abort else None,
         "interrupted": report.interrupted,
         "exit_code": report.exit_code,
@@ -241,5 +259,11 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         f"{report.reconciled_absent} to resend. {report.elapsed_s:.1f}s."
     )
     click.echo("Ledger " + report.ledger + ": " + ", ".join(f"{n} {s}" for s, n in c.items() if n))
+    if report.renders is not None:
+        r = report.renders
+        click.echo(
+            f"Renders: {r['completed']} completed, {r['failed']} failed, "
+            f"{r['rendering']} not finished."
+        )
     if report.held_by_limit:
         click.echo(f"{report.held_by_limit} jobs wait for the next run (--limit).")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 from aiolimiter import AsyncLimiter
 
@@ -58,6 +58,29 @@ def _error_text(status: VideoStatus) -> str | None:
         return None
     parts = [str(p) for p in (error.code, error.message, error.detail) if p]
     return "render failed: " + (": ".join(parts) or "no reason given")
+
+
+RenderOutcome = Literal["completed", "failed", "rendering", "not_theirs"]
+
+
+def render_outcome(
+    key: str, video_id: str, callback_id: str | None, status: VideoStatus
+) -> tuple[RenderOutcome, Statement]:
+    """What a status answer about job ``key``'s video means, and the ledger write that
+    records it: the render's state, URLs and a failed render's reason; or, when the
+    status names another callback_id, the job back to ``uncertain``."""
+    owner = status.callback_id
+    if owner is not None and callback_id is not None and owner != callback_id:
+        # The status's callback_id proves whose video it is, above what the answer said.
+        log.warning("video %s of job %s was made for %r", video_id, key, owner)
+        return "not_theirs", statements.not_its_video(key, video_id, owner)
+    state = "pending" if status.status == "waiting" else status.status
+    update = statements.render_update(
+        key, state, status.video_url, status.thumbnail_url, _error_text(status)
+    )
+    if state in ("completed", "failed"):
+        return state, update
+    return "rendering", update
 
 
 class _Round:
@@ -122,25 +145,16 @@ class _Round:
                 log.debug("video %s of job %s: %s; will ask again", video_id, key, err)
                 return
         result.checked += 1
-        owner = status.callback_id
-        if owner is not None and callback_id is not None and owner != callback_id:
-            # The status's callback_id proves whose video it is, above what the answer said.
+        outcome, statement = render_outcome(key, video_id, callback_id, status)
+        if outcome == "not_theirs":
             result.not_theirs += 1
-            log.warning("video %s of job %s was made for %r", video_id, key, owner)
-            self._write(statements.not_its_video(key, video_id, owner))
-            return
-        state = "pending" if status.status == "waiting" else status.status
-        if state == "completed":
+        elif outcome == "completed":
             result.completed += 1
-        elif state == "failed":
+        elif outcome == "failed":
             result.failed += 1
         else:
             result.rendering += 1
-        self._write(
-            statements.render_update(
-                key, state, status.video_url, status.thumbnail_url, _error_text(status)
-            )
-        )
+        self._write(statement)
 
     def _write(self, statement: Statement) -> None:
         self._writes.append(statement)

@@ -315,6 +315,26 @@ class Ledger:
             counts[status] = n
         return counts
 
+    def render_counts(self) -> dict[str, int]:
+        """Submitted jobs by render state: ``completed``, ``failed``, and ``rendering``
+        for the rest (not yet known to have ended)."""
+        counts = {"completed": 0, "failed": 0, "rendering": 0}
+        for state, n in self._conn.execute(
+            "SELECT video_status, count(*) FROM jobs WHERE status = 'submitted' "
+            "GROUP BY video_status"
+        ):
+            counts[state if state in ("completed", "failed") else "rendering"] += n
+        return counts
+
+    def failed_renders(self, limit: int) -> list[tuple[str, str | None]]:
+        """(key, error) of up to ``limit`` jobs whose render failed, in line order."""
+        rows = self._conn.execute(
+            "SELECT key, error FROM jobs WHERE status = 'submitted' AND video_status = 'failed' "
+            "ORDER BY line, key LIMIT ?",
+            (limit,),
+        )
+        return [(key, error) for key, error in rows]
+
     def known_video_ids(self, video_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(video_ids), _LOOKUP_CHUNK):

@@ -67,3 +67,15 @@ MAX_LISTED = 200_000
 SETTLE_WAIT_MAX_S = 300.0
 # At most this many reconcile rounds (each followed by a resend or a wait) end a run.
 SETTLE_ROUNDS = 6
+
+# --- Render slots (engine/submitter/slots.py): --max-rendering and --until-done ------------
+
+# A video's first status check comes this long after its create, until a render has been
+# seen to its end; then when the quickest of the last SLOT_SAMPLES renders would end.
+SLOT_FIRST_CHECK_S = 1.0
+SLOT_SAMPLES = 20
+# A render not yet done is checked again after this share of the quickest render time,
+# within these bounds: a freed slot is seen soon after, at a few calls per render.
+SLOT_RECHECK_SHARE = 0.05
+SLOT_RECHECK_MIN_S = 0.02
+SLOT_RECHECK_MAX_S = 30.0

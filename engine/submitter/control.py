@@ -151,7 +151,7 @@ class RunControl:
         while (delay := self._resume_at - loop.time()) > 0 and not self.stopping:
             await self.sleep(delay)
 
-    async def unless_stopped(self, wait: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    async def unless_stopped(self, wait: Callable[[], Coroutine[Any, Any, object]]) -> bool:
         """Await ``wait()`` unless the run stops first (then it is cancelled); True if done."""
         if self.stopping:
             return False

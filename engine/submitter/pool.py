@@ -29,6 +29,17 @@ class VideoCreator(Protocol):
     async def create_video(self, body: Any) -> str: ...
 
 
+class SlotGate(Protocol):
+    """Render slots (engine.submitter.slots.RenderTracker): a job takes one before it is
+    sent and keeps it for its video's render, or gives it back when none was made."""
+
+    async def acquire(self, control: RunControl) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def started(self, key: str, video_id: str, callback_id: str | None) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """What the ledger records of a job it does not hold yet, written with its mark."""
@@ -72,6 +83,15 @@ class PoolStats:
     #: pool is paused for the service's Retry-After.
     refusals: int = 0
     service_wait_until: float | None = None
+    #: Render slots (engine/submitter/slots.py), when the run tracks renders: videos
+    #: rendering, renders ended this run, workers waiting for a slot, the quickest
+    #: render seen (seconds), and --max-rendering.
+    rendering: int = 0
+    rendered: int = 0
+    render_failed: int = 0
+    waiting_slot: int = 0
+    render_estimate_s: float | None = None
+    slots: int | None = None
 
     @property
     def done(self) -> int:
@@ -102,8 +122,10 @@ class Submitter:
         service_offset: Callable[[], float | None] = lambda: None,
         *,
         idempotent_create: bool = False,
+        slots: SlotGate | None = None,
     ) -> None:
         self._client = client
+        self._slots = slots
         #: The API's create replays its first answer when sent again (see ``next_step``).
         self._idempotent_create = idempotent_create
         self._service_offset = service_offset
@@ -175,7 +197,22 @@ class Submitter:
             )
 
     async def send(self, item: SubmitItem) -> Status:
-        """Send a job already marked ``submitting`` until it settles or the run stops."""
+        """Send a job already marked ``submitting`` until it settles or the run stops;
+        with render slots, once one is free (a stop meanwhile leaves it ``pending``)."""
+        slots = self._slots
+        if slots is None:
+            return await self._send(item)
+        if not await slots.acquire(self._control):
+            return self._finish(item.key, "pending", item.prior_attempts, None)
+        status: Status | None = None
+        try:
+            status = await self._send(item)
+            return status
+        finally:
+            if status != "submitted":
+                slots.release()
+
+    async def _send(self, item: SubmitItem) -> Status:
         attempts = item.prior_attempts
         tries = 0
         refusals = 0
@@ -214,6 +251,10 @@ class Submitter:
                 self._stats.in_flight -= 1
                 self._writer.write(statements.mark_submitted(item.key, video_id, attempts))
                 self._stats.record("submitted")
+                if self._slots is not None:
+                    callback_id = item.body.get("callback_id")
+                    callback = callback_id if isinstance(callback_id, str) else None
+                    self._slots.started(item.key, video_id, callback)
                 return "submitted"
         except asyncio.CancelledError:
             # Cancelled mid-request the service may have the job; otherwise it never left
