@@ -93,8 +93,9 @@ class OneByOne:
 class _Render:
     key: str
     callback_id: str | None
-    #: ``clock()`` when the create was answered (or, for one found in the ledger, first seen).
-    started: float
+    #: ``clock()`` when the create was answered; None for one found in the ledger, whose
+    #: start is unknown (so its render time tells nothing).
+    started: float | None
     due: float
     interval: float
 
@@ -137,7 +138,7 @@ class RenderTracker:
         now = self._clock()
         for key, video_id, callback_id in renders:
             if video_id not in self._renders:
-                self._renders[video_id] = _Render(key, callback_id, now, now, SLOT_FIRST_CHECK_S)
+                self._renders[video_id] = _Render(key, callback_id, None, now, SLOT_FIRST_CHECK_S)
         self._show()
         self._poke.set()
 
@@ -228,7 +229,8 @@ class RenderTracker:
             freed = True
             if outcome == "completed":
                 self._stats.rendered += 1
-                self._samples.append(now - render.started)
+                if render.started is not None:
+                    self._samples.append(now - render.started)
             elif outcome == "failed":
                 self._stats.render_failed += 1
         if freed:
