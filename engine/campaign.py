@@ -29,7 +29,6 @@ from engine.submitter.client import HeyGenClient
 from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
-    PoolStats,
     SubmitItem,
     Submitter,
     marking_depth,
@@ -37,6 +36,7 @@ from engine.submitter.pool import (
 )
 from engine.submitter.rate import Rate, make_limiter
 from engine.submitter.slots import OneByOne, RenderTracker
+from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
 

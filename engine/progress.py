@@ -10,8 +10,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
-from engine.submitter.pool import PoolStats
 from engine.submitter.slots import slots_eta
+from engine.submitter.stats import PoolStats
 
 if TYPE_CHECKING:
     # rich is imported only when a line is shown: a cron run never pays for it.

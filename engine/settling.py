@@ -29,7 +29,8 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.constants import SETTLE_ROUNDS, SETTLE_WAIT_MAX_S
 from engine.submitter.control import RunControl, utc_clock
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
+from engine.submitter.pool import SubmitItem, Submitter, run_workers
+from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from engine.cli.errors import abort_message
 from engine.errors import OutOfCredit, make_status_error
 from engine.progress import ProgressLine
 from engine.sandbox import SandboxConfig, running_sandbox
-from engine.submitter.pool import PoolStats
+from engine.submitter.stats import PoolStats
 from tests.processes import counters, environment, standalone_sandbox
 from tests.test_signals import ledger_statuses, run_args
 from tests.test_submission_sandbox import audit, campaign, report_path, statuses, write_jobs

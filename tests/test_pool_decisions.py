@@ -25,13 +25,13 @@ from engine.submitter.client import GENERATE_PATH, HeyGenClient
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
     NewJob,
-    PoolStats,
     SubmitItem,
     Submitter,
     marking_depth,
     run_workers,
 )
 from engine.submitter.rate import Rate, make_limiter
+from engine.submitter.stats import PoolStats
 from tests.conftest import FixedAioresponses, MockedResponse
 
 BASE = "http://heygen.test"

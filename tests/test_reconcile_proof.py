@@ -25,7 +25,8 @@ from engine.ledger.writer import BatchWriter
 from engine.request.responses import VideoListItem, VideoStatus
 from engine.submitter.client import HeyGenClient
 from engine.submitter.control import RunControl, utc_clock
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter
+from engine.submitter.pool import SubmitItem, Submitter
+from engine.submitter.stats import PoolStats
 from tests.fake_service import FakeService, Paging, serving
 from tests.test_crash_resume import cli_env, write_contacts
 from tests.test_reconcile import T0, campaign_options, job, limiter

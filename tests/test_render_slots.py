@@ -30,9 +30,9 @@ from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
 from engine.service import Service
 from engine.submitter import slots as slots_module
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats
 from engine.submitter.rate import Rate
 from engine.submitter.slots import RenderTracker
+from engine.submitter.stats import PoolStats
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env
 from tests.test_signals import run_args

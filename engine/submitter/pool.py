@@ -21,6 +21,7 @@ from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEA
 from engine.submitter.control import RunControl
 from engine.submitter.rate import Rate
 from engine.submitter.retry import Step, next_step, out_of_budget, retry_delay
+from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
 
@@ -63,48 +64,6 @@ class SubmitItem:
     @property
     def payload(self) -> str:
         return self.body_json or json.dumps(self.body, ensure_ascii=False)
-
-
-@dataclass(slots=True)
-class PoolStats:
-    """Live counts for the progress display and the summary."""
-
-    in_flight: int = 0
-    submitted: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    first_send: float | None = None
-    last_send: float | None = None
-    #: Uncertain jobs whose reconcile grace the run is waiting out, and until when
-    #: (``time.monotonic``); see engine.settling.
-    settling: int = 0
-    settling_until: float | None = None
-    #: 429s met ("not yet": they fail no job), and until when (``time.monotonic``) the
-    #: pool is paused for the service's Retry-After.
-    refusals: int = 0
-    service_wait_until: float | None = None
-    #: Render slots (engine/submitter/slots.py), when the run tracks renders: videos
-    #: rendering, renders ended this run, workers waiting for a slot, the quickest
-    #: render seen (seconds), and --max-rendering.
-    rendering: int = 0
-    rendered: int = 0
-    render_failed: int = 0
-    waiting_slot: int = 0
-    render_estimate_s: float | None = None
-    slots: int | None = None
-
-    @property
-    def done(self) -> int:
-        """Jobs this run settled one way or another (not those handed back as pending)."""
-        return self.submitted + self.failed + self.uncertain
-
-    def record(self, status: Status) -> None:
-        if status == "submitted":
-            self.submitted += 1
-        elif status == "failed":
-            self.failed += 1
-        elif status == "uncertain":
-            self.uncertain += 1
 
 
 class Submitter:

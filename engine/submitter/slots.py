@@ -43,7 +43,7 @@ from engine.submitter.constants import (
     SLOT_SAMPLES,
 )
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats
+from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
 
