@@ -68,6 +68,8 @@ class RunOptions:
     max_rendering: int | None = None
     #: --until-done: after the last submission, poll until every render has ended.
     until_done: bool = False
+    #: --retry-failed: jobs the service refused are sent once more.
+    retry_failed: bool = False
     #: Seams for tests: the clock stamping attempts, and how the end-of-run wait sleeps.
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] | None = None
@@ -178,9 +180,11 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         loop.add_signal_handler(sig, interrupt)
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
-        await writer.write_durably(
-            statements.in_flight_to_uncertain(opts.clock()), statements.clear_invalid()
-        )
+        start = [statements.in_flight_to_uncertain(opts.clock()), statements.clear_invalid()]
+        if opts.retry_failed and (failed := ledger.counts()["failed"]):
+            log.warning("%d failed jobs are sent once more (--retry-failed)", failed)
+            start.append(statements.failed_to_pending())
+        await writer.write_durably(*start)
         limiter = make_limiter(opts.rate)
         async with (
             service_address(opts.service, opts.ledger_path) as (base_url, key),

@@ -16,8 +16,10 @@ import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from engine.campaign import RunOptions, run_campaign
 from engine.ledger.store import Ledger
@@ -37,6 +39,7 @@ from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env
 from tests.test_signals import run_args
 from tests.test_submission_sandbox import audit, statuses, write_jobs
+from tests.threaded_sandbox import Handler, threaded_sandbox
 
 pytestmark = pytest.mark.usefixtures("no_backoff")
 
@@ -217,3 +220,49 @@ def test_the_progress_line_shows_the_renders_and_an_eta_from_their_time() -> Non
     assert "rendering 10  completed 20  render failed 1  waiting 4" in text
     # 20 jobs still to send and 10 rendering: three rounds of ten slots, a minute each.
     assert "ETA 3:00" in text
+
+
+# --- --retry-failed -----------------------------------------------------------------------------
+
+
+def test_retry_failed_sends_the_refused_jobs_once_more_rendered_from_their_rows(
+    tmp_path: Path,
+) -> None:
+    refused: list[str] = []
+
+    async def refuse_job_1_once(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.Response | None:
+        if body["callback_id"].endswith(":job-0001") and not refused:
+            refused.append(body["callback_id"])
+            payload = {"error": {"code": "invalid_parameter", "message": "avatar busy"}}
+            return web.json_response(payload, status=400)
+        return None
+
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+    ledger = tmp_path / "jobs.ledger.db"
+    with threaded_sandbox(refuse_job_1_once) as (url, state):
+        runs = [
+            subprocess.run(
+                [*run_args(jobs, url, "--rate", "100/s", "--json"), *extra],
+                capture_output=True,
+                text=True,
+                env=cli_env(),
+                timeout=60,
+                check=False,
+            )  # fmt: skip
+            for extra in ((), (), ("--retry-failed",))
+        ]
+        made = dict(state.counters.created_by_callback_id)
+    first, plain, retried = (json.loads(r.stdout) for r in runs)
+    assert [r.returncode for r in runs] == [1, 1, 0], runs[2].stderr
+    assert first["counts"]["failed"] == 1
+    assert plain["this_run"]["submitted"] == 0  # a failed job is never resent unasked
+    assert retried["this_run"]["submitted"] == 1
+    assert retried["counts"] == {**retried["counts"], "submitted": 3, "failed": 0}
+    assert "1 failed jobs are sent once more" in runs[2].stderr
+    assert sorted(made.values()) == [1, 1, 1]
+    with closing(Ledger(ledger)) as opened:
+        job = opened.get("job-0001")
+    assert job is not None
+    assert (job.status, job.error) == ("submitted", None)

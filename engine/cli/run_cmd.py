@@ -93,6 +93,12 @@ def reconcile_grace(sandbox: bool) -> float:
     help="After the last submission keep polling (and submitting as slots free) until "
     "every video is completed or failed; a failed render makes the exit code 1.",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Send once more the jobs the service refused (failed: no video was made), "
+    "rendered afresh from their rows.",
+)
 @max_wait_option
 @click.option(
     "--limit",
@@ -126,6 +132,7 @@ def run(
     max_attempts: int,
     max_rendering: int | None,
     until_done: bool,
+    retry_failed: bool,
     max_wait: float,
     limit: int | None,
     test_videos: bool,
@@ -180,6 +187,7 @@ def run(
             max_wait_s=max_wait,
             max_rendering=max_rendering,
             until_done=until_done,
+            retry_failed=retry_failed,
             limit=limit,
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
@@ -250,7 +258,8 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     if report.not_resent:
         click.echo(
             f"{report.not_resent} jobs were failed or uncertain from an earlier run: failed "
-            "ones are not sent again (see their error with `heygen-batch export`); uncertain "
+            "ones are not sent again (see their error with `heygen-batch export`; "
+            "`--retry-failed` sends them once more); uncertain "
             "ones are sent again only once reconcile proves the service never made them."
         )
     click.echo(
