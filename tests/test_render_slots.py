@@ -263,3 +263,13 @@ def test_retry_failed_sends_the_refused_jobs_once_more_rendered_from_their_rows(
         job = opened.get("job-0001")
     assert job is not None
     assert (job.status, job.error) == ("submitted", None)
+
+
+async def test_no_render_ending_within_max_wait_stops_the_run_for_later() -> None:
+    slots = tracker(Scripted(), PoolStats(), cap=1)
+    control = RunControl(max_wait_s=0.01)
+    slots.adopt([("a", "vid-a", None)])  # never ends: the source says "processing"
+    assert await asyncio.wait_for(slots.acquire(control), 5) is False
+    assert control.stopping
+    assert control.too_long is not None
+    assert "No render ended for 0 s, the --max-wait" in control.too_long.message

@@ -24,9 +24,17 @@ class LongWait:
     #: When the service will take requests again: a wall-clock timestamp.
     until: float
     max_wait_s: float
+    #: Not a Retry-After but a full render queue: no render slot freed for ``seconds``.
+    slots: bool = False
 
     @property
     def message(self) -> str:
+        if self.slots:
+            return (
+                f"No render ended for {self.seconds:.0f} s, the --max-wait: the run stopped, "
+                "and the jobs not sent stay pending. Run again later (`heygen-batch poll "
+                "--until-done` follows the renders under way)."
+            )
         return (
             f"The service asked to wait {self.seconds:.0f} s (Retry-After), longer than "
             f"--max-wait ({self.max_wait_s:.0f} s): the run stopped, and the jobs not sent "
@@ -103,6 +111,12 @@ class RunControl:
                 utc_clock(until),
             )
         return True
+
+    def slots_stalled(self, now: float) -> None:
+        """No render slot freed within --max-wait (a full render queue): the run stops."""
+        if self.too_long is None:
+            self.too_long = LongWait(self.max_wait_s, now, self.max_wait_s, slots=True)
+        self._stopped.set()
 
     def pause_for(self, seconds: float) -> None:
         now = asyncio.get_running_loop().time()

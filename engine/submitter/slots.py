@@ -111,8 +111,10 @@ class RenderTracker:
         stats: PoolStats,
         cap: int | None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._source = source
+        self._wall = wall
         self._writer = writer
         self._stats = stats
         self._cap = cap
@@ -143,21 +145,35 @@ class RenderTracker:
         self._poke.set()
 
     async def acquire(self, control: RunControl) -> bool:
-        """Take a slot, waiting until one is free; False when the run stops first."""
+        """Take a slot, waiting until one is free; False when the run stops first, or
+        when no render ends within --max-wait (which stops the run, exit 75)."""
         cap = self._cap
         while cap is not None and len(self._renders) + self._reserved >= cap:
             self._waiting += 1
             self._show()
             self._poke.set()
-            self._freed.clear()
             try:
-                if not await control.unless_stopped(self._freed.wait):
+                if not await self._until_freed(control):
                     return False
             finally:
                 self._waiting -= 1
                 self._show()
         self._reserved += 1
         return True
+
+    async def _until_freed(self, control: RunControl) -> bool:
+        """Wait for a render to end (or a slot to be given back); False on a stop, and on
+        a wait beyond --max-wait, which stops the run."""
+        self._freed.clear()
+
+        async def wait() -> None:
+            await asyncio.wait_for(self._freed.wait(), control.max_wait_s)
+
+        try:
+            return await control.unless_stopped(wait)
+        except TimeoutError:
+            control.slots_stalled(self._wall())
+            return False
 
     def release(self) -> None:
         """A slot taken by ``acquire`` whose job made no video."""
@@ -258,9 +274,8 @@ class RenderTracker:
         self._draining = True
         self._poke.set()
         try:
-            while self._renders and not control.stopping:
-                self._freed.clear()
-                await control.unless_stopped(self._freed.wait)
+            while self._renders and await self._until_freed(control):
+                pass
         finally:
             self._draining = False
 
