@@ -34,6 +34,9 @@ class SlotGate(Protocol):
     """Render slots (engine.submitter.slots.RenderTracker): a job takes one before it is
     sent and keeps it for its video's render, or gives it back when none was made."""
 
+    @property
+    def free(self) -> bool: ...
+
     async def acquire(self, control: RunControl) -> bool: ...
 
     def release(self) -> None: ...
@@ -96,7 +99,11 @@ class Submitter:
         self._clock = clock
 
     async def submit(self, item: SubmitItem) -> Status:
-        """Mark one job ``submitting`` on disk, then send it."""
+        """Take a render slot (when the run has them), mark one job ``submitting`` on
+        disk, then send it."""
+        if not await self.hold_slot():
+            self.record_unsent(item)
+            return "pending"
         try:
             await self.mark([item])
         except asyncio.CancelledError:
@@ -140,8 +147,26 @@ class Submitter:
                 )
         await self._writer.write_durably(*work)
 
+    async def hold_slot(self) -> bool:
+        """Wait for a render slot for the next job to mark (when the run has slots);
+        False when the run stops first. Taken before the mark, so a kill never leaves
+        jobs marked ``submitting`` that were only waiting for a slot."""
+        return self._slots is None or await self._slots.acquire(self._control)
+
+    @property
+    def slot_free(self) -> bool:
+        """Whether ``hold_slot`` would return at once."""
+        return self._slots is None or self._slots.free
+
+    def drop_slot(self) -> None:
+        """Give back a slot held for a job that will not be sent."""
+        if self._slots is not None:
+            self._slots.release()
+
     def release(self, item: SubmitItem) -> None:
-        """A marked job that will not be sent after all goes back to ``pending``."""
+        """A marked job that will not be sent after all goes back to ``pending``, and
+        its render slot with it."""
+        self.drop_slot()
         self._finish(item.key, "pending", item.prior_attempts, None)
 
     def record_unsent(self, item: SubmitItem) -> None:
@@ -156,13 +181,11 @@ class Submitter:
             )
 
     async def send(self, item: SubmitItem) -> Status:
-        """Send a job already marked ``submitting`` until it settles or the run stops;
-        with render slots, once one is free (a stop meanwhile leaves it ``pending``)."""
+        """Send a job already marked ``submitting`` (holding a render slot, when the run
+        has them) until it settles or the run stops."""
         slots = self._slots
         if slots is None:
             return await self._send(item)
-        if not await slots.acquire(self._control):
-            return self._finish(item.key, "pending", item.prior_attempts, None)
         status: Status | None = None
         try:
             status = await self._send(item)
@@ -358,15 +381,25 @@ async def run_workers(
             group: list[SubmitItem] = []
             want = depth - ready.qsize()
             while len(group) < want and ends < concurrency:
-                if group and queue.empty():
+                # With render slots full, the jobs that have one are marked and sent now.
+                if group and (queue.empty() or not submitter.slot_free):
                     break
                 item = await queue.get()
                 if item is None:
                     ends += 1
-                else:
+                    continue
+                try:
+                    held = await submitter.hold_slot()
+                except asyncio.CancelledError:
+                    submitter.record_unsent(item)
+                    raise
+                if held:
                     group.append(item)
+                else:
+                    submitter.record_unsent(item)
             if control.stopping:
                 for item in group:
+                    submitter.drop_slot()
                     submitter.record_unsent(item)
                 continue
             if not group:

@@ -5,8 +5,8 @@ HeyGen's real limit is renders in progress, not requests (HEYGEN-V3.md, limits):
 create beyond it is refused with 429. The ``RenderTracker`` holds a slot for every
 video this ledger has rendering, from the ledger at the start (a killed run's videos
 are counted by what the ledger and the service say, never from memory) and from each
-create of this run. A worker takes a slot before it sends and gives it back unless a
-video was made.
+create of this run. The pool takes a slot before it marks a job ``submitting`` and
+gives it back unless a video was made.
 
 Completions are learned by status calls (``StatusSource``, one call per video on V2,
 bulk where the API has them). They are made only while a worker waits for a slot, or
@@ -134,6 +134,11 @@ class RenderTracker:
     def rendering(self) -> int:
         return len(self._renders)
 
+    @property
+    def free(self) -> bool:
+        """Whether ``acquire`` would return at once."""
+        return self._cap is None or len(self._renders) + self._reserved < self._cap
+
     def adopt(self, renders: Iterable[tuple[str, str, str | None]]) -> None:
         """Count videos the ledger holds as still rendering ((key, video_id, callback_id)),
         due for a check at once: after a kill nothing else says whether they finished."""
@@ -176,7 +181,7 @@ class RenderTracker:
             return False
 
     def release(self) -> None:
-        """A slot taken by ``acquire`` whose job made no video."""
+        """A slot taken by ``acquire`` whose job made no video (or was never sent)."""
         self._reserved -= 1
         self._freed.set()
 
