@@ -66,7 +66,7 @@ class ProgressLine:
             eta = slots_eta(s, unsent)
             if eta is not None:
                 line += f"  ETA {_duration(eta)}"
-        elif self._total is not None and rate > 0:
+        if s.slots is None and self._total is not None and rate > 0:
             line += f"  ETA {_duration(unsent / rate)}"
         now = self._clock()
         if s.service_wait_until is not None and s.service_wait_until > now:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -273,3 +274,29 @@ async def test_no_render_ending_within_max_wait_stops_the_run_for_later() -> Non
     assert control.stopping
     assert control.too_long is not None
     assert "No render ended for 0 s, the --max-wait" in control.too_long.message
+
+
+def test_sigterm_while_jobs_wait_for_a_slot_leaves_them_pending(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 5)
+    with standalone_sandbox("--render-seconds", "600") as base_url:
+        run = subprocess.Popen(
+            run_args(jobs, base_url, "--rate", "100/s", "--max-rendering", "2"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while counters(base_url)["created"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            run.send_signal(signal.SIGTERM)
+            _, err = run.communicate(timeout=60)  # guards against a hang, not timing
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        seen = counters(base_url)
+    assert run.returncode == 130, err
+    assert seen["created"] == 2
+    with closing(Ledger(tmp_path / "jobs.ledger.db")) as opened:
+        counts = opened.counts()
+    # The three waiting for a slot were never marked: pending, nothing to reconcile.
+    assert (counts["submitted"], counts["pending"], counts["uncertain"]) == (2, 3, 0)
