@@ -26,7 +26,12 @@ from engine.run_report import RunReport
 from engine.service import Service, service_address
 from engine.settling import Settler
 from engine.submitter.client import HeyGenClient
-from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
+from engine.submitter.constants import (
+    DEFAULT_GRACE_S,
+    DEFAULT_MAX_WAIT_S,
+    RENDER_HORIZON_S,
+    SHUTDOWN_GRACE_S,
+)
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
     SubmitItem,
@@ -95,7 +100,7 @@ async def _run_pool(
         tracker = RenderTracker(OneByOne(client, limiter), writer, stats, opts.max_rendering)
         # After a kill, what still renders is what the ledger and the service say.
         await writer.flush()
-        tracker.adopt(_unfinished_renders(ledger))
+        tracker.adopt(_unfinished_renders(ledger, opts.clock() - RENDER_HORIZON_S))
     submitter = Submitter(
         client,
         limiter,
@@ -144,10 +149,11 @@ async def _run_pool(
         raise feeder.refused
 
 
-def _unfinished_renders(ledger: Ledger) -> list[tuple[str, str, str | None]]:
-    """(key, video_id, callback_id) of every submitted job whose render has not ended."""
+def _unfinished_renders(ledger: Ledger, since: float = 0.0) -> list[tuple[str, str, str | None]]:
+    """(key, video_id, callback_id) of every submitted job, sent at or after ``since``,
+    whose render has not ended as far as the ledger knows."""
     found: list[tuple[str, str, str | None]] = []
-    while page := ledger.renders_to_check(found[-1][0] if found else "", 1000):
+    while page := ledger.renders_to_check(found[-1][0] if found else "", 1000, since):
         found.extend(page)
     return found
 

@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from engine.campaign import RunOptions, run_campaign
+from engine.ledger import statements
 from engine.ledger.store import Ledger
 from engine.prepare import Preparer
 from engine.progress import ProgressLine
@@ -300,3 +301,19 @@ def test_sigterm_while_jobs_wait_for_a_slot_leaves_them_pending(tmp_path: Path) 
         counts = opened.counts()
     # The three waiting for a slot were never marked: pending, nothing to reconcile.
     assert (counts["submitted"], counts["pending"], counts["uncertain"]) == (2, 3, 0)
+
+
+def test_only_videos_sent_lately_are_counted_as_rendering_at_the_start(tmp_path: Path) -> None:
+    """A ledger of old jobs never polled costs no status call before the first new send."""
+    now = time.time()
+    with closing(Ledger(tmp_path / "l.db")) as ledger:
+        work = []
+        for key, sent_at in (("old", now - 2 * 86400), ("new", now - 60)):
+            work += [
+                statements.insert_job(key, 1, "pending", {}, f"sha-{key}", None),
+                statements.mark_submitting(key, "{}", f"sha-{key}", None, sent_at),
+                statements.mark_submitted(key, f"vid-{key}", 1),
+            ]
+        ledger.transaction(work)
+        assert [r[0] for r in ledger.renders_to_check("", 10)] == ["new", "old"]
+        assert [r[0] for r in ledger.renders_to_check("", 10, now - 86400)] == ["new"]

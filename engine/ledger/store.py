@@ -348,16 +348,18 @@ class Ledger:
             )
         return found
 
-    def renders_to_check(self, after: str, limit: int) -> list[tuple[str, str, str | None]]:
+    def renders_to_check(
+        self, after: str, limit: int, since: float = 0.0
+    ) -> list[tuple[str, str, str | None]]:
         """(key, video_id, callback_id) of submitted jobs whose render is not final, in key
         order after ``after``: a page at a time, so polling a million jobs never holds
-        them all."""
+        them all. ``since``: only jobs last sent at or after this time (``time.time``)."""
         rows = self._conn.execute(
             "SELECT key, video_id, callback_id FROM jobs WHERE key > ? AND status = 'submitted' "
             "AND video_id IS NOT NULL "
             "AND (video_status IS NULL OR video_status NOT IN ('completed', 'failed')) "
-            "ORDER BY key LIMIT ?",
-            (after, limit),
+            "AND coalesce(attempted_at, 0) >= ? ORDER BY key LIMIT ?",
+            (after, since, limit),
         )
         return [(key, video_id, callback_id) for key, video_id, callback_id in rows]
 

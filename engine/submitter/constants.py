@@ -79,3 +79,6 @@ SLOT_SAMPLES = 20
 SLOT_RECHECK_SHARE = 0.05
 SLOT_RECHECK_MIN_S = 0.02
 SLOT_RECHECK_MAX_S = 30.0
+# A video sent longer ago than this is not counted as holding a slot at the start of a run
+# (renders take minutes): a ledger of old, never polled jobs costs no status calls there.
+RENDER_HORIZON_S = 24 * 3600.0
