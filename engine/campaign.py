@@ -26,18 +26,27 @@ from engine.reader import JobsFormat
 from engine.run_report import RunReport
 from engine.service import Service, service_address
 from engine.settling import Settler
-from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S
+from engine.submitter.constants import (
+    DEFAULT_GRACE_S,
+    DEFAULT_MAX_WAIT_S,
+    RENDER_HORIZON_S,
+    SHUTDOWN_GRACE_S,
+)
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
-    PoolStats,
     SubmitItem,
     Submitter,
     marking_depth,
     run_workers,
 )
 from engine.submitter.rate import Rate, make_limiter
+from engine.submitter.slots import ApiStatuses, RenderTracker
+from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
+
+# A run --until-done names this many failed renders (key and reason) in its reason.
+FAILED_RENDERS_SHOWN = 3
 
 
 @dataclass
@@ -60,6 +69,12 @@ class RunOptions:
     videos: Videos | None = None
     #: The CSV delimiter --delimiter gave; None detects it from the header.
     delimiter: str | None = None
+    #: --max-rendering: at most this many of the ledger's videos rendering at once.
+    max_rendering: int | None = None
+    #: --until-done: after the last submission, poll until every render has ended.
+    until_done: bool = False
+    #: --retry-failed: jobs the service refused are sent once more.
+    retry_failed: bool = False
     #: Seams for tests: the clock stamping attempts, and how the end-of-run wait sleeps.
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] | None = None
@@ -80,6 +95,12 @@ async def _run_pool(
     cancellation cover the reconciles and the waits too."""
     ledger = settler.ledger
     await settler.reconcile()
+    tracker: RenderTracker | None = None
+    if opts.max_rendering is not None or opts.until_done:
+        tracker = RenderTracker(ApiStatuses(client, limiter), writer, stats, opts.max_rendering)
+        # After a kill, what still renders is what the ledger and the service say.
+        await writer.flush()
+        tracker.adopt(_unfinished_renders(ledger, opts.clock() - RENDER_HORIZON_S))
     submitter = Submitter(
         client,
         limiter,
@@ -89,6 +110,7 @@ async def _run_pool(
         stats,
         opts.clock,
         client.service_clock_offset,
+        slots=tracker,
     )
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = Budget(opts.limit)
@@ -103,18 +125,39 @@ async def _run_pool(
         for _ in range(opts.concurrency):
             await queue.put(None)
 
+    poller = None if tracker is None else asyncio.create_task(tracker.run(control))
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(feed_then_close())
-            group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(feed_then_close())
+                group.create_task(run_workers(queue, submitter, opts.concurrency, control, depth))
+        finally:
+            # Cancelled (a stop whose grace ran out): jobs still queued were never marked.
+            while not queue.empty():
+                if (left := queue.get_nowait()) is not None:
+                    submitter.record_unsent(left)
+        await settler.settle(submitter, budget.take, opts.concurrency, depth)
+        if tracker is not None and opts.until_done:
+            await writer.flush()
+            await tracker.drain(control, _unfinished_renders(ledger))
     finally:
-        # Cancelled (a stop whose grace ran out): jobs still queued were never marked.
-        while not queue.empty():
-            if (left := queue.get_nowait()) is not None:
-                submitter.record_unsent(left)
-    await settler.settle(submitter, budget.take, opts.concurrency, depth)
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
     if feeder.refused is not None:
         raise feeder.refused
+
+
+def _unfinished_renders(
+    ledger: Ledger, since: float = 0.0
+) -> list[tuple[str, str, str | None, str]]:
+    """(key, video_id, callback_id, api) of every submitted job, sent at or after
+    ``since``, whose render has not ended as far as the ledger knows."""
+    found: list[tuple[str, str, str | None, str]] = []
+    while page := ledger.renders_to_check(found[-1][0] if found else "", 1000, since):
+        found.extend(page)
+    return found
 
 
 async def run_campaign(opts: RunOptions) -> RunReport:
@@ -145,9 +188,11 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         loop.add_signal_handler(sig, interrupt)
     try:
         # A previous run killed mid-request left jobs that may exist at the service.
-        await writer.write_durably(
-            statements.in_flight_to_uncertain(opts.clock()), statements.clear_invalid()
-        )
+        start = [statements.in_flight_to_uncertain(opts.clock()), statements.clear_invalid()]
+        if opts.retry_failed and (failed := ledger.counts()["failed"]):
+            log.warning("%d failed jobs are sent once more (--retry-failed)", failed)
+            start.append(statements.failed_to_pending())
+        await writer.write_durably(*start)
         limiter = make_limiter(opts.rate)
         async with (
             service_address(opts.service, opts.ledger_path) as (base_url, key),
@@ -192,6 +237,9 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report.interrupted = control.interrupted
     report.wait = control.too_long
     report.counts = ledger.counts()
+    if opts.until_done:
+        report.renders = ledger.render_counts()
+        report.failed_renders = ledger.failed_renders(FAILED_RENDERS_SHOWN)
     ledger.close()
     if refused is not None:
         raise refused

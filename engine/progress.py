@@ -10,7 +10,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
-from engine.submitter.pool import PoolStats
+from engine.submitter.slots import slots_eta
+from engine.submitter.stats import PoolStats
 
 if TYPE_CHECKING:
     # rich is imported only when a line is shown: a cron run never pays for it.
@@ -56,8 +57,21 @@ class ProgressLine:
             f"done {done}  submitted {s.submitted}  failed {s.failed}  "
             f"uncertain {s.uncertain}  in flight {s.in_flight}  {rate:.1f}/s"
         )
-        if self._total is not None and rate > 0:
-            line += f"  ETA {_duration(max(self._total - s.done, 0) / rate)}"
+        unsent = max(self._total - s.done, 0) if self._total is not None else 0
+        if s.slots is not None or s.rendering or s.rendered or s.render_failed:
+            line += (
+                f"  rendering {s.rendering}  completed {s.rendered}  "
+                f"render failed {s.render_failed}  waiting {s.waiting_slot}"
+            )
+            eta = slots_eta(s, unsent)
+            if eta is not None:
+                line += f"  ETA {_duration(eta)}"
+        if s.slots is None and self._total is not None and rate > 0:
+            line += f"  ETA {_duration(unsent / rate)}"
+        now = self._clock()
+        if s.service_wait_until is not None and s.service_wait_until > now:
+            pause = _duration(s.service_wait_until - now)
+            line += f"  waiting {pause} for the service (429, {s.refusals} so far)"
         if s.settling_until is not None:
             left = _duration(max(s.settling_until - self._clock(), 0.0))
             line += f"  waiting {left} for {s.settling} uncertain to settle"

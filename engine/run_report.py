@@ -25,6 +25,10 @@ class RunReport(RowCounts):
     #: The service asked for a wait beyond --max-wait, which stopped the run.
     wait: LongWait | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: --until-done: submitted jobs by render state (completed, failed, rendering), and
+    #: (key, error) of the first failed renders.
+    renders: dict[str, int] | None = None
+    failed_renders: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -36,11 +40,17 @@ class RunReport(RowCounts):
             return 3
         if self.wait is not None:
             return 75
-        return 1 if self._unsettled else 0
+        return 1 if self._unsettled or self._unrendered else 0
 
     @property
     def _unsettled(self) -> int:
         return sum(self.counts.get(s, 0) for s in ("invalid", "failed", "uncertain"))
+
+    @property
+    def _unrendered(self) -> int:
+        """With --until-done, videos whose render failed or did not end."""
+        renders = self.renders or {}
+        return renders.get("failed", 0) + renders.get("rendering", 0)
 
     @property
     def reason(self) -> str | None:
@@ -55,5 +65,15 @@ class RunReport(RowCounts):
                 f"{c.get('invalid', 0)} jobs invalid, {c.get('failed', 0)} failed, "
                 f"{c.get('uncertain', 0)} uncertain: `heygen-batch export` shows each one's "
                 "error; `heygen-batch reconcile` settles uncertain ones."
+            )
+        if self.abort is None and self._unrendered:
+            renders = self.renders or {}
+            named = "; ".join(
+                f"{key}: {error or 'no reason given'}" for key, error in self.failed_renders
+            )
+            return (
+                f"{renders.get('failed', 0)} renders failed, {renders.get('rendering', 0)} "
+                "not finished" + (f" ({named})" if named else "") + ": failed renders are "
+                "not sent again; `heygen-batch export` shows each one's error."
             )
         return None

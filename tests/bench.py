@@ -5,7 +5,7 @@ Prints one ``name: value`` line per figure on stdout (progress goes to stderr), 
 so a figure compares clients, never a shared event loop. Benchmarks, not tests:
 nothing here is collected by pytest and no figure fails the build.
 
-``python -m tests.bench [--quick] [--only throughput,rate,validate,resume,chaos]``
+``python -m tests.bench [--quick] [--only throughput,rate,validate,resume,chaos,slots]``
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ class Sizes:
     rate_rows: int = 1_000
     big_rows: int = 1_000_000
     chaos_rows: int = 3_000
+    slot_rows: int = 200
 
     def quick(self) -> Sizes:
-        return Sizes(2_000, 300, 100_000, 600)
+        return Sizes(2_000, 300, 100_000, 600, 50)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,12 @@ GOALS = (
     Goal("chaos_duplicates", lambda v: v == 0),
     Goal("chaos_lost_rows", lambda v: v == 0),
     Goal("chaos_uncertain", lambda v: v == 0),
+    Goal("slot_utilisation", lambda v: v >= 0.95),
+    Goal("slot_429s_per_job", lambda v: v < 1),
 )
+
+SLOTS = 10
+RENDER_S = 1.0
 
 
 def progress(message: str) -> None:
@@ -258,6 +264,37 @@ def bench_chaos(work: Path, rows: int) -> Figures:
     }
 
 
+def bench_slots(work: Path, rows: int) -> Figures:
+    """Issue 14: a campaign held to the service's render slots keeps them full.
+
+    Ideal time: rows / slots x render time. Real time: from the first create's arrival to
+    the end of the last render (the last create's arrival plus the render time), both
+    on the sandbox's clock.
+    """
+    jobs = write_contacts(work / "slots.csv", rows)
+    flags = ("--render-slots", str(SLOTS), "--render-seconds", str(RENDER_S))
+    with sandbox(*flags) as sbx:
+        progress(f"slots: {rows} rows, {SLOTS} render slots of {RENDER_S:g} s, --until-done")
+        ledger = fresh_ledger(work / "slots.ledger.db")
+        args = run_args(jobs, ledger, sbx.base_url, "100/s", 16)
+        run = measure([*args, "--max-rendering", str(SLOTS), "--until-done"])
+        _checked(run.returncode, "heygen-batch run --until-done")
+        counters = sbx.counters()
+    if run.json()["renders"]["completed"] != rows or counters["created"] != rows:
+        raise RuntimeError(f"slots run did not render every row once: {run.stdout}")
+    times: list[float] = counters["request_times"]
+    real = max(times) + RENDER_S - min(times)
+    refused = counters["slot_refusals"] + counters["violations"]
+    return {
+        "slot_rows": rows,
+        "slot_utilisation": round(rows / SLOTS * RENDER_S / real, 3),
+        "slot_429s": refused,
+        "slot_429s_per_job": round(refused / rows, 3),
+        "slot_max_rendering": counters["max_rendering"],
+        "slot_status_calls": counters["status_requests"],
+    }
+
+
 def missed(figures: Figures) -> list[str]:
     return [
         goal.figure
@@ -269,7 +306,7 @@ def missed(figures: Figures) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
-    parser.add_argument("--only", default="throughput,rate,validate,resume,chaos")
+    parser.add_argument("--only", default="throughput,rate,validate,resume,chaos,slots")
     args = parser.parse_args(argv)
     sizes = Sizes().quick() if args.quick else Sizes()
     only = set(args.only.split(","))
@@ -292,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
                 runs.append(lambda: bench_resume(work, big, sizes.big_rows))
         if "chaos" in only:
             runs.append(lambda: bench_chaos(work, sizes.chaos_rows))
+        if "slots" in only:
+            runs.append(lambda: bench_slots(work, sizes.slot_rows))
         for run in runs:
             result = run()
             emit(result)

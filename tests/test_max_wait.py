@@ -188,7 +188,7 @@ async def test_a_long_retry_after_never_fails_the_job_by_its_time_budget(tmp_pat
     500 s is past the 300 s budget. Real waits (no ``no_backoff``); the decision sleeps none."""
     async with pool(tmp_path) as p:
         limited = RateLimited(429, None, "rate_limit_exceeded", "slow down", retry_after=500.0)
-        verdict = p.submitter._after_error(limited, "job-0", 1, 1, p.control.work_clock(), 0.0)
+        verdict = p.submitter._not_yet(limited, "job-0", 0, 1, None)
         assert verdict == 0.0  # retry after the pool's pause
         assert p.control.paused
         assert not p.control.stopping

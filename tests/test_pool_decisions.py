@@ -26,13 +26,13 @@ from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
 from engine.submitter.pool import (
     NewJob,
-    PoolStats,
     SubmitItem,
     Submitter,
     marking_depth,
     run_workers,
 )
 from engine.submitter.rate import Rate, make_limiter
+from engine.submitter.stats import PoolStats
 from tests.conftest import FixedAioresponses, MockedResponse
 
 BASE = "http://heygen.test"
@@ -134,15 +134,38 @@ async def test_success_is_submitted_with_its_video_id(
     assert sent(http) == 1
 
 
-@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-async def test_transient_statuses_are_retried_until_success(
-    tmp_path: Path, http: FixedAioresponses, status: int
-) -> None:
-    reply(http, status, status, 200)
+async def test_a_503_is_retried_until_success(tmp_path: Path, http: FixedAioresponses) -> None:
+    reply(http, 503, 503, 200)
     async with pool(tmp_path) as p:
         assert await p.submitter.submit(item(0)) == "submitted"
     assert p.job("job-0").attempts == 3
     assert sent(http) == 3
+
+
+async def test_429s_never_spend_the_jobs_attempts(tmp_path: Path, http: FixedAioresponses) -> None:
+    """CONTRACT 5: a 429 is "not yet". Ten of them with --max-attempts 2 still end
+    ``submitted``; the ledger counts only the attempt that was answered."""
+    reply(http, *[429] * 10, 503, 200)
+    async with pool(tmp_path, max_attempts=2) as p:
+        assert await p.submitter.submit(item(0)) == "submitted"
+    assert p.job("job-0").attempts == 2
+    assert p.stats.refusals == 10
+    assert sent(http) == 12
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_gateway_fault_leaves_the_job_uncertain_and_sent_once(
+    tmp_path: Path, http: FixedAioresponses, status: int
+) -> None:
+    """V2 (CONTRACT 5): the gateway may have passed the request on, so no blind resend."""
+    reply(http, status, 200)
+    async with pool(tmp_path) as p:
+        assert await p.submitter.submit(item(0)) == "uncertain"
+    job = p.job("job-0")
+    assert (job.status, job.attempts) == ("uncertain", 1)
+    assert job.error is not None
+    assert job.error.startswith(f"HTTP {status}")
+    assert sent(http) == 1
 
 
 async def test_a_refused_connection_is_retried(tmp_path: Path, http: FixedAioresponses) -> None:

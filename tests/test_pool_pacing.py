@@ -19,8 +19,9 @@ from engine.ledger import statements
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter, run_workers
+from engine.submitter.pool import SubmitItem, Submitter, run_workers
 from engine.submitter.rate import Rate, bucket_shape, make_limiter
+from engine.submitter.stats import PoolStats
 from tests.one_api import OneApi
 from tests.test_rate_limiter import max_in_window, run_virtual
 

@@ -43,9 +43,18 @@ def status(code: int, body: object = None) -> EngineError:
     return make_status_error(code, body)
 
 
-@pytest.mark.parametrize("code", [429, 500, 502, 503, 504])
-def test_load_and_server_faults_are_retried(code: int) -> None:
+@pytest.mark.parametrize("code", [429, 503])
+def test_load_and_unavailable_are_retried(code: int) -> None:
     assert next_step(status(code)) is Step.RETRY
+    assert next_step(status(code), idempotent=True) is Step.RETRY
+
+
+@pytest.mark.parametrize("code", [500, 502, 504])
+def test_a_gateway_fault_is_uncertain_unless_create_is_idempotent(code: int) -> None:
+    """V2 (CONTRACT 5): a 500/502/504 on generate may hide a created video; only an API
+    whose create replays its first answer (v3's Idempotency-Key) sends it again."""
+    assert next_step(status(code)) is Step.UNCERTAIN
+    assert next_step(status(code), idempotent=True) is Step.RETRY
 
 
 @pytest.mark.parametrize("code", [400, 404, 405, 409, 413, 422, 501, 505])
@@ -89,6 +98,10 @@ def test_a_connection_never_made_is_retried() -> None:
 def test_a_request_that_may_have_arrived_is_uncertain_never_retried(error: EngineError) -> None:
     assert next_step(error) is Step.UNCERTAIN
     assert next_step(error) is not Step.RETRY
+    # Where a resend can only replay the first answer, it is safe to send again; but an
+    # answer that names no video would only come back the same.
+    expected = Step.UNCERTAIN if isinstance(error, UnreadableAnswer) else Step.RETRY
+    assert next_step(error, idempotent=True) is expected
 
 
 # --- Retry-After ---------------------------------------------------------------------------

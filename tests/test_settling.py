@@ -19,7 +19,7 @@ from engine.ledger.store import Ledger
 from engine.progress import ProgressLine
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.constants import SETTLE_WAIT_MAX_S
-from engine.submitter.pool import PoolStats
+from engine.submitter.stats import PoolStats
 from tests.fake_service import FakeService, Paging, serving
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env, ledger_rows, run_args, write_contacts

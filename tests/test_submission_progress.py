@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from engine.progress import ProgressDisplay, ProgressLine
-from engine.submitter.pool import PoolStats
+from engine.submitter.stats import PoolStats
 
 
 class Clock:

@@ -143,9 +143,12 @@ async def test_5xx_bursts_are_retried_and_give_up_cleanly(tmp_path: Path) -> Non
         report = await campaign(sandbox, tmp_path, 60, max_attempts=2)
         jobs = audit(sandbox, report_path(report))
     counts = statuses(jobs)
-    # With two attempts and half the answers 5xx, some jobs must give up.
+    # With two attempts and half the answers 5xx, some jobs must give up (503s). A V2
+    # 500/502/504 may hide a video, so its job is uncertain, reconciled and resent once
+    # proven absent; a resend meeting another one may leave it uncertain at the end.
     assert counts.get("failed", 0) > 0
-    assert counts["submitted"] + counts["failed"] == 60
+    assert set(counts) <= {"submitted", "failed", "uncertain"}, counts
+    assert sum(counts.values()) == 60
     assert all(
         (job.error or "").startswith("gave up after 2 attempts")
         for job in jobs.values()

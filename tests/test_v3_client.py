@@ -124,8 +124,8 @@ async def test_a_detail_that_cannot_be_read_is_a_502_to_ask_again(
 @pytest.mark.parametrize(
     ("error", "v2", "v3"),
     [
-        (ServerError(500, None, None, "boom"), Step.RETRY, Step.RETRY),
-        (ServerError(502, None, None, "bad gateway"), Step.RETRY, Step.RETRY),
+        (ServerError(500, None, None, "boom"), Step.UNCERTAIN, Step.RETRY),
+        (ServerError(502, None, None, "bad gateway"), Step.UNCERTAIN, Step.RETRY),
         (RequestTimeout("no answer"), Step.UNCERTAIN, Step.RETRY),
         (ConnectionDropped("dropped"), Step.UNCERTAIN, Step.RETRY),
         (RequestInProgress(409, None, "request_in_progress", "wait"), Step.UNCERTAIN, Step.RETRY),

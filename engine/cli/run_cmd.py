@@ -81,6 +81,25 @@ def reconcile_grace(sandbox: bool) -> float:
     type=click.IntRange(1, 100),
     help="Attempts per job on 429, 5xx or network faults.",
 )
+@click.option(
+    "--max-rendering",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Keep at most N of this ledger's videos rendering at once (HeyGen: 10 on "
+    "pay-as-you-go keys); a job is sent when a slot frees, learned by status calls.",
+)
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="After the last submission keep polling (and submitting as slots free) until "
+    "every video is completed or failed; a failed render makes the exit code 1.",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Send once more the jobs the service refused (failed: no video was made), "
+    "rendered afresh from their rows.",
+)
 @max_wait_option
 @click.option(
     "--limit",
@@ -113,6 +132,9 @@ def run(
     rate: str,
     concurrency: int,
     max_attempts: int,
+    max_rendering: int | None,
+    until_done: bool,
+    retry_failed: bool,
     max_wait: float,
     limit: int | None,
     test_videos: bool,
@@ -166,6 +188,9 @@ def run(
             concurrency=concurrency,
             max_attempts=max_attempts,
             max_wait_s=max_wait,
+            max_rendering=max_rendering,
+            until_done=until_done,
+            retry_failed=retry_failed,
             limit=limit,
             progress=not no_progress and not as_json,
             grace_s=reconcile_grace(service.is_sandbox),
@@ -215,6 +240,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             "reconciled_absent": report.reconciled_absent,
         },
         "counts": report.counts,
+        "renders": report.renders,
         "aborted": abort_message(report.abort) if report.abort else None,
         "interrupted": report.interrupted,
         "exit_code": report.exit_code,
@@ -235,7 +261,8 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     if report.not_resent:
         click.echo(
             f"{report.not_resent} jobs were failed or uncertain from an earlier run: failed "
-            "ones are not sent again (see their error with `heygen-batch export`); uncertain "
+            "ones are not sent again (see their error with `heygen-batch export`; "
+            "`--retry-failed` sends them once more); uncertain "
             "ones are sent again only once reconcile proves the service never made them."
         )
     click.echo(
@@ -244,5 +271,11 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         f"{report.reconciled_absent} to resend. {report.elapsed_s:.1f}s."
     )
     click.echo("Ledger " + report.ledger + ": " + ", ".join(f"{n} {s}" for s, n in c.items() if n))
+    if report.renders is not None:
+        r = report.renders
+        click.echo(
+            f"Renders: {r['completed']} completed, {r['failed']} failed, "
+            f"{r['rendering']} not finished."
+        )
     if report.held_by_limit:
         click.echo(f"{report.held_by_limit} jobs wait for the next run (--limit).")

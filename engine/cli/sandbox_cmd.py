@@ -140,6 +140,20 @@ def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> floa
     metavar="S",
     help="The secret --webhook-url deliveries are signed with (HMAC-SHA256, header `signature`).",
 )
+@click.option(
+    "--render-slots",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Renders in progress at once; a create beyond it gets 429 rate_limit_exceeded "
+    "with Retry-After until the oldest render ends.",
+)
+@click.option(
+    "--sustained-429-s",
+    default=0.0,
+    type=_NON_NEGATIVE,
+    metavar="T",
+    help="Refuse every create with 429 (and --retry-after) for the first T seconds.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -159,6 +173,8 @@ def sandbox(
     media_url_lifetime: float,
     webhook_url: str | None,
     webhook_secret: str | None,
+    render_slots: int | None,
+    sustained_429_s: float,
 ) -> None:
     """Serve a local emulator of HeyGen's video API, with optional fault injection.
 
@@ -167,8 +183,8 @@ def sandbox(
     Idempotency-Key for 24 hours), GET /v3/videos/{id}, GET /v3/videos/statuses
     and GET /v3/videos. It serves fake media at the URLs it hands out, registers
     webhook endpoints (POST /v3/webhooks/endpoints) and delivers signed webhooks
-    to them. GET /_sandbox/counters is for tests. Faults apply to create requests
-    (both APIs) only.
+    to them. GET /_sandbox/counters is for tests (it also counts slot refusals and the
+    most renders seen at once). Faults apply to create requests (both APIs) only.
     """
     if not allow_remote and not _is_loopback(host):
         raise click.ClickException(
@@ -198,6 +214,8 @@ def sandbox(
         media_url_lifetime_s=media_url_lifetime,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
+        render_slots=render_slots,
+        sustained_429_s=sustained_429_s,
     )
     try:
         asyncio.run(serve_forever(config, host, port, _announce))

@@ -195,7 +195,7 @@ class Downloader:
         # Every key of the ledger, not only the completed ones: a name then stays the
         # same when other jobs complete later.
         stems = assign_stems(self._ledger.keys())
-        completed, self.result.not_completed = self._ledger.render_counts()
+        completed, self.result.not_completed = self._ledger.completed_counts()
         self._progress.set_files(completed * len(self._what))
         queue: asyncio.Queue[JobRecord | None] = asyncio.Queue(self._concurrency * 2)
         stop: EngineError | None = None

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from aiolimiter import AsyncLimiter
 
@@ -54,6 +55,36 @@ def render_error(status: RenderStatus) -> str | None:
     """A failed render's reason as the ledger's ``error`` keeps it; None when there is none."""
     parts = [p for p in (status.failure_code, status.failure_message) if p]
     return "render failed: " + ": ".join(parts) if parts else None
+
+
+RenderOutcome = Literal["completed", "failed", "rendering", "not_theirs"]
+
+
+def render_outcome(
+    key: str, video_id: str, callback_id: str | None, status: RenderStatus
+) -> tuple[RenderOutcome, Statement]:
+    """What a status answer about job ``key``'s video means, and the ledger write that
+    records it: the render's state, URLs and a failed render's reason; or, when the
+    status names another callback_id, the job back to ``uncertain``."""
+    owner = status.callback_id
+    if owner is not None and callback_id is not None and owner != callback_id:
+        # The status's callback_id proves whose video it is, above what the answer said.
+        log.warning("video %s of job %s was made for %r", video_id, key, owner)
+        return "not_theirs", statements.not_its_video(key, video_id, owner)
+    state = status.state
+    update = statements.render_update(
+        key,
+        state,
+        status.video_url,
+        status.thumbnail_url,
+        render_error(status),
+        statements.RenderExtras(
+            status.video_page_url, status.subtitle_url, status.failure_code, status.failure_message
+        ),
+    )
+    if state in ("completed", "failed"):
+        return state, update
+    return "rendering", update
 
 
 class _Round:
@@ -133,8 +164,7 @@ class _Round:
             elif status.state == "completed":
                 await self._check(*job)
             else:
-                self.result.checked += 1
-                self._record(job[0], status)
+                self._tally(job[0], job[1], job[2], status)
 
     async def _check(self, key: str, video_id: str, callback_id: str | None, api: str) -> None:
         result = self.result
@@ -151,40 +181,23 @@ class _Round:
                 result.errors += 1
                 log.debug("video %s of job %s: %s; will ask again", video_id, key, err)
                 return
-        result.checked += 1
-        owner = status.callback_id
-        if owner is not None and callback_id is not None and owner != callback_id:
-            # The status's callback_id proves whose video it is, above what the answer said.
-            result.not_theirs += 1
-            log.warning("video %s of job %s was made for %r", video_id, key, owner)
-            self._write(statements.not_its_video(key, video_id, owner))
-            return
-        self._record(key, status)
+        self._tally(key, video_id, callback_id, status)
 
-    def _record(self, key: str, status: RenderStatus) -> None:
+    def _tally(
+        self, key: str, video_id: str, callback_id: str | None, status: RenderStatus
+    ) -> None:
         result = self.result
-        state = status.state
-        if state == "completed":
+        result.checked += 1
+        outcome, statement = render_outcome(key, video_id, callback_id, status)
+        if outcome == "not_theirs":
+            result.not_theirs += 1
+        elif outcome == "completed":
             result.completed += 1
-        elif state == "failed":
+        elif outcome == "failed":
             result.failed += 1
         else:
             result.rendering += 1
-        self._write(
-            statements.render_update(
-                key,
-                state,
-                status.video_url,
-                status.thumbnail_url,
-                render_error(status),
-                statements.RenderExtras(
-                    status.video_page_url,
-                    status.subtitle_url,
-                    status.failure_code,
-                    status.failure_message,
-                ),
-            )
-        )
+        self._write(statement)
 
     def _write(self, statement: Statement) -> None:
         self._writes.append(statement)

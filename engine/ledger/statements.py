@@ -299,6 +299,16 @@ def in_flight_to_uncertain(now: float) -> Statement:
     )
 
 
+def failed_to_pending() -> Statement:
+    """``--retry-failed``: a ``failed`` job was refused by the service (or gave up before
+    any video was made), so sending it once more cannot make a second video. As
+    ``pending`` it is rendered afresh from its row, like any job not sent yet."""
+    return (
+        "UPDATE jobs SET status = 'pending', error = NULL, updated_at = ? WHERE status = 'failed'",
+        (now_iso(),),
+    )
+
+
 def clear_invalid() -> Statement:
     """Invalid rows are re-judged on every run, so a fixed row is not stuck as invalid."""
     return ("DELETE FROM jobs WHERE status = 'invalid'", ())

@@ -16,7 +16,7 @@ from engine.request import validate_request
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.faults import Outcome, drop_connection, format_retry_after
 from engine.sandbox.media import add_media_routes, media_url
-from engine.sandbox.state import InvalidToken, SandboxState, Video
+from engine.sandbox.state import InvalidToken, Refusal, SandboxState, Video
 from engine.sandbox.v3 import add_v3_routes
 from engine.sandbox.webhooks import add_webhooks
 
@@ -59,6 +59,13 @@ def _error(
         status=status,
         headers=headers,
     )
+
+
+def _refused(refusal: Refusal) -> web.Response:
+    """The 429 a create meets while the service is at its limit (see ``refuse_create``)."""
+    wait = refusal.retry_after_s
+    headers = {} if wait is None else {"Retry-After": format_retry_after(wait)}
+    return _error(429, "rate_limit_exceeded", refusal.message, headers)
 
 
 def _v1_error(status: int, message: str) -> web.Response:
@@ -115,6 +122,8 @@ class _Handlers:
             return _error(400, "invalid_parameter", str(exc))
         if state.out_of_credit(video_request):
             return _error(400, "insufficient_credit", "Insufficient credit to create the video")
+        if (refusal := state.refuse_create()) is not None:
+            return _refused(refusal)
         video = state.create_video(video_request)
         if outcome is Outcome.DROP_AFTER:
             return drop_connection(request)

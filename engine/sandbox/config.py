@@ -9,9 +9,9 @@ from dataclasses import dataclass
 class SandboxConfig:
     """Behaviour of one sandbox; every probability is in [0, 1] and drawn from ``seed``.
 
-    Faults (latency, 429, 5xx, drops, the server-side rate limit, the credit limit)
-    apply to creates (``POST /v2/video/generate`` and ``POST /v3/videos``) only, so polling
-    and reconciling stay reliable.
+    Faults (latency, 429, 5xx, drops, the server-side rate limit, the credit limit,
+    render slots, a sustained 429) apply to creates (``POST /v2/video/generate`` and
+    ``POST /v3/videos``) only, so polling and reconciling stay reliable.
     """
 
     #: When set, every HeyGen path needs this exact ``X-Api-Key`` or answers 401.
@@ -43,6 +43,13 @@ class SandboxConfig:
     #: When a render ends, a delivery signed with ``webhook_secret`` is POSTed here.
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    #: Renders in progress at once (HeyGen: 10 on a pay-as-you-go key); a create beyond
+    #: it answers 429 ``rate_limit_exceeded`` with ``Retry-After`` until the oldest render
+    #: ends. ``None``: no cap.
+    render_slots: int | None = None
+    #: Every create is refused with 429 (``Retry-After``: ``retry_after_s``) for this
+    #: many seconds from the sandbox's start (or reset): a storm to ride out.
+    sustained_429_s: float = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -72,6 +79,10 @@ class SandboxConfig:
             raise ValueError("media_url_lifetime_s must not be negative")
         if self.webhook_url is not None and not self.webhook_secret:
             raise ValueError("webhook_url needs webhook_secret to sign its deliveries")
+        if self.render_slots is not None and self.render_slots < 1:
+            raise ValueError("render_slots must be at least 1")
+        if self.sustained_429_s < 0:
+            raise ValueError("sustained_429_s must not be negative")
 
     @property
     def injects_faults(self) -> bool:

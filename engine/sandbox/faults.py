@@ -7,6 +7,7 @@ the same config and the same sequence of requests give the same faults.
 from __future__ import annotations
 
 import enum
+import heapq
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -84,6 +85,36 @@ class SlidingWindowLimiter:
             return starts[0] + self._period - now
         starts.append(now)
         return None
+
+
+class RenderSlots:
+    """Renders in progress, by the moment each ends: the service's real limit.
+
+    ``None`` capacity counts renders (for the most seen at once) but refuses none.
+    """
+
+    def __init__(self, capacity: int | None) -> None:
+        self._capacity = capacity
+        self._ends: list[float] = []
+        #: The most renders that were in progress at once.
+        self.most = 0
+
+    def busy(self, now: float) -> int:
+        ends = self._ends
+        while ends and ends[0] <= now:
+            heapq.heappop(ends)
+        return len(ends)
+
+    def wait(self, now: float) -> float | None:
+        """``None`` when a render may start at ``now``; else seconds until the oldest ends."""
+        if self._capacity is None or self.busy(now) < self._capacity:
+            return None
+        return self._ends[0] - now
+
+    def start(self, now: float, ends: float) -> None:
+        if ends > now:
+            heapq.heappush(self._ends, ends)
+        self.most = max(self.most, self.busy(now))
 
 
 def format_retry_after(seconds: float) -> str:

@@ -24,7 +24,7 @@ from engine.request.model import VideoRequest
 from engine.request.v3 import V3VideoRequest, v3_request_to_body, validate_v3_request
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.durations import estimate_duration, estimate_v3_duration
-from engine.sandbox.faults import FaultDecider, SlidingWindowLimiter
+from engine.sandbox.faults import FaultDecider, RenderSlots, SlidingWindowLimiter
 from engine.sandbox.idempotency import IdempotencyKeys, RememberedKey
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,17 @@ class Counters:
     v3_status_requests: int = 0
     v3_statuses_requests: int = 0
     v3_list_requests: int = 0
+    #: Creates refused because every render slot was busy, or by the sustained 429.
+    slot_refusals: int = 0
+    sustained_refusals: int = 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a create is refused with 429 now, and the ``Retry-After`` to send (or None)."""
+
+    message: str
+    retry_after_s: float | None
 
 
 class InvalidToken(ValueError):
@@ -100,6 +111,8 @@ class SandboxState:
         self.counters = Counters()
         self.credits_used = 0
         self.keys = IdempotencyKeys(self.clock)
+        self.started_at = self.clock()
+        self.slots = RenderSlots(c.render_slots)
         self.faults = FaultDecider(c)
         self.limiter = (
             SlidingWindowLimiter(int(c.rate_limit), c.rate_limit_period_s)
@@ -122,6 +135,21 @@ class SandboxState:
         test = isinstance(request, VideoRequest) and bool(request.test)
         return limit is not None and not test and self.credits_used >= limit
 
+    def refuse_create(self) -> Refusal | None:
+        """Whether a create arriving now must be refused with 429 (the sustained storm,
+        or every render slot busy). Every create handler asks this just before it
+        creates, with no wait in between, so the cap holds under concurrency."""
+        c = self.config
+        now = self.clock()
+        if now - self.started_at < c.sustained_429_s:
+            self.counters.sustained_refusals += 1
+            return Refusal("Too many requests (sustained)", c.retry_after_s)
+        wait = self.slots.wait(now)
+        if wait is None:
+            return None
+        self.counters.slot_refusals += 1
+        return Refusal(f"Rate limit exceeded: {c.render_slots} videos are already rendering", wait)
+
     def create_video(self, request: VideoRequest | V3VideoRequest) -> Video:
         """Store a validated request (either API) as a new video."""
         ratio = self.config.render_failure_ratio
@@ -134,6 +162,7 @@ class SandboxState:
             fails=bool(ratio) and self._rng.random() < ratio,
         )
         self._add(video)
+        self.slots.start(video.created_at, video.created_at + self.config.render_seconds)
         if not video.test:
             self.credits_used += 1
         if video.callback_id is not None:
@@ -188,6 +217,8 @@ class SandboxState:
             return
         for video in videos:
             self._add(video)
+            # Renders still under way hold their slots in this sandbox too.
+            self.slots.start(self.clock(), video.created_at + self.config.render_seconds)
         for key in keys:
             if key.video_id in self.videos:
                 self.keys.restore(key)
@@ -242,6 +273,9 @@ class SandboxState:
             "v3_status_requests": c.v3_status_requests,
             "v3_statuses_requests": c.v3_statuses_requests,
             "v3_list_requests": c.v3_list_requests,
+            "slot_refusals": c.slot_refusals,
+            "sustained_refusals": c.sustained_refusals,
+            "max_rendering": self.slots.most,
         }
 
 

@@ -152,6 +152,10 @@ class _V3Handlers:
             return v3_error(400, "invalid_parameter", str(exc), exc.errors[0].path or None)
         if state.out_of_credit(video_request):
             return v3_error(402, "insufficient_credit", "Insufficient credit to create the video")
+        if (refusal := state.refuse_create()) is not None:
+            wait = refusal.retry_after_s
+            headers = {} if wait is None else {"Retry-After": format_retry_after(wait)}
+            return v3_error(429, "rate_limit_exceeded", refusal.message, headers=headers)
         video = state.create_video(video_request)
         if key is not None:
             state.keys.settle(CREATE_ROUTE, key, video.video_id)

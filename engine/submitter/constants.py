@@ -19,7 +19,11 @@ RETRY_AFTER_MAX_S = 30 * 86400.0
 CONNECT_TIMEOUT_S = 10.0
 TOTAL_TIMEOUT_S = 60.0
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Statuses that say nothing was created: always retried.
+RETRYABLE_STATUSES = frozenset({429, 503})
+# A gateway's fault may hide a created video: retried only where create is idempotent
+# (v3's Idempotency-Key); otherwise the job is uncertain and reconciled (CONTRACT 5).
+GATEWAY_STATUSES = frozenset({500, 502, 504})
 
 # Every window is stretched by this fraction of its length, so the service, which
 # sees arrivals with network jitter, never counts N+1 in its own window.
@@ -75,3 +79,18 @@ DOWNLOAD_CHUNK_BYTES = 256 * 1024
 DOWNLOAD_TIMEOUT_S = 30 * 60.0
 #: A webhook delivery is a few hundred bytes; anything far larger is refused with 413.
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024
+
+# --- Render slots (engine/submitter/slots.py): --max-rendering and --until-done ------------
+
+# A video's first status check comes this long after its create, until a render has been
+# seen to its end; then when the quickest of the last SLOT_SAMPLES renders would end.
+SLOT_FIRST_CHECK_S = 1.0
+SLOT_SAMPLES = 20
+# A render not yet done is checked again after this share of the quickest render time,
+# within these bounds: a freed slot is seen soon after, at a few calls per render.
+SLOT_RECHECK_SHARE = 0.05
+SLOT_RECHECK_MIN_S = 0.02
+SLOT_RECHECK_MAX_S = 30.0
+# A video sent longer ago than this is not counted as holding a slot at the start of a run
+# (renders take minutes): a ledger of old, never polled jobs costs no status calls there.
+RENDER_HORIZON_S = 24 * 3600.0

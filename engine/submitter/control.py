@@ -24,9 +24,17 @@ class LongWait:
     #: When the service will take requests again: a wall-clock timestamp.
     until: float
     max_wait_s: float
+    #: Not a Retry-After but a full render queue: no render slot freed for ``seconds``.
+    slots: bool = False
 
     @property
     def message(self) -> str:
+        if self.slots:
+            return (
+                f"No render ended for {self.seconds:.0f} s, the --max-wait: the run stopped, "
+                "and the jobs not sent stay pending. Run again later (`heygen-batch poll "
+                "--until-done` follows the renders under way)."
+            )
         return (
             f"The service asked to wait {self.seconds:.0f} s (Retry-After), longer than "
             f"--max-wait ({self.max_wait_s:.0f} s): the run stopped, and the jobs not sent "
@@ -104,6 +112,12 @@ class RunControl:
             )
         return True
 
+    def slots_stalled(self, now: float) -> None:
+        """No render slot freed within --max-wait (a full render queue): the run stops."""
+        if self.too_long is None:
+            self.too_long = LongWait(self.max_wait_s, now, self.max_wait_s, slots=True)
+        self._stopped.set()
+
     def pause_for(self, seconds: float) -> None:
         now = asyncio.get_running_loop().time()
         self._end_pause(now)
@@ -151,7 +165,7 @@ class RunControl:
         while (delay := self._resume_at - loop.time()) > 0 and not self.stopping:
             await self.sleep(delay)
 
-    async def unless_stopped(self, wait: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    async def unless_stopped(self, wait: Callable[[], Coroutine[Any, Any, object]]) -> bool:
         """Await ``wait()`` unless the run stops first (then it is cancelled); True if done."""
         if self.stopping:
             return False

@@ -29,6 +29,7 @@ from engine.submitter.retry import (
     out_of_budget,
     retry_delay,
 )
+from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,20 @@ class Creators(Protocol):
     """Each API's creator: a job goes to the API its ledger row records."""
 
     def for_api(self, api: ApiName) -> VideoCreator: ...
+
+
+class SlotGate(Protocol):
+    """Render slots (engine.submitter.slots.RenderTracker): a job takes one before it is
+    sent and keeps it for its video's render, or gives it back when none was made."""
+
+    @property
+    def free(self) -> bool: ...
+
+    async def acquire(self, control: RunControl) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def started(self, key: str, video_id: str, callback_id: str | None, api: ApiName) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,35 +89,6 @@ class SubmitItem:
         return self.body_json or json.dumps(self.body, ensure_ascii=False)
 
 
-@dataclass(slots=True)
-class PoolStats:
-    """Live counts for the progress display and the summary."""
-
-    in_flight: int = 0
-    submitted: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    first_send: float | None = None
-    last_send: float | None = None
-    #: Uncertain jobs whose reconcile grace the run is waiting out, and until when
-    #: (``time.monotonic``); see engine.settling.
-    settling: int = 0
-    settling_until: float | None = None
-
-    @property
-    def done(self) -> int:
-        """Jobs this run settled one way or another (not those handed back as pending)."""
-        return self.submitted + self.failed + self.uncertain
-
-    def record(self, status: Status) -> None:
-        if status == "submitted":
-            self.submitted += 1
-        elif status == "failed":
-            self.failed += 1
-        elif status == "uncertain":
-            self.uncertain += 1
-
-
 class Submitter:
     """Sends one job to completion: submitted, failed, uncertain, or back to pending."""
 
@@ -116,8 +102,11 @@ class Submitter:
         stats: PoolStats,
         clock: Callable[[], float] = time.time,
         service_offset: Callable[[], float | None] = lambda: None,
+        *,
+        slots: SlotGate | None = None,
     ) -> None:
         self._client = client
+        self._slots = slots
         self._service_offset = service_offset
         self._limiter = limiter
         self._writer = writer
@@ -127,7 +116,11 @@ class Submitter:
         self._clock = clock
 
     async def submit(self, item: SubmitItem) -> Status:
-        """Mark one job ``submitting`` on disk, then send it."""
+        """Take a render slot (when the run has them), mark one job ``submitting`` on
+        disk, then send it."""
+        if not await self.hold_slot():
+            self.record_unsent(item)
+            return "pending"
         try:
             await self.mark([item])
         except asyncio.CancelledError:
@@ -172,8 +165,26 @@ class Submitter:
                 )
         await self._writer.write_durably(*work)
 
+    async def hold_slot(self) -> bool:
+        """Wait for a render slot for the next job to mark (when the run has slots);
+        False when the run stops first. Taken before the mark, so a kill never leaves
+        jobs marked ``submitting`` that were only waiting for a slot."""
+        return self._slots is None or await self._slots.acquire(self._control)
+
+    @property
+    def slot_free(self) -> bool:
+        """Whether ``hold_slot`` would return at once."""
+        return self._slots is None or self._slots.free
+
+    def drop_slot(self) -> None:
+        """Give back a slot held for a job that will not be sent."""
+        if self._slots is not None:
+            self._slots.release()
+
     def release(self, item: SubmitItem) -> None:
-        """A marked job that will not be sent after all goes back to ``pending``."""
+        """A marked job that will not be sent after all goes back to ``pending``, and
+        its render slot with it."""
+        self.drop_slot()
         self._finish(item.key, "pending", item.prior_attempts, None)
 
     def record_unsent(self, item: SubmitItem) -> None:
@@ -195,9 +206,23 @@ class Submitter:
             )
 
     async def send(self, item: SubmitItem) -> Status:
-        """Send a job already marked ``submitting`` until it settles or the run stops."""
+        """Send a job already marked ``submitting`` (holding a render slot, when the run
+        has them) until it settles or the run stops."""
+        slots = self._slots
+        if slots is None:
+            return await self._send(item)
+        status: Status | None = None
+        try:
+            status = await self._send(item)
+            return status
+        finally:
+            if status != "submitted":
+                slots.release()
+
+    async def _send(self, item: SubmitItem) -> Status:
         attempts = item.prior_attempts
         tries = 0
+        refusals = 0
         in_request = False
         api = self._client.for_api(item.api)
         idempotent = api.features.idempotent_create
@@ -222,15 +247,22 @@ class Submitter:
                     self._stats.in_flight -= 1
                     # The request may have reached the service as late as its error (the
                     # end of a timeout): a reconcile grace counts from here.
-                    if isinstance(err, RequestInProgress):
-                        # The first request with this key is still being processed: not
-                        # this job's fault, so it spends no attempt.
+                    ended = self._clock()
+                    if isinstance(err, RateLimited):
+                        # "Not yet" (CONTRACT 5): it spends none of the job's attempts.
                         attempts -= 1
                         tries -= 1
-                    ended = self._clock()
-                    verdict = self._after_error(
-                        err, item.key, attempts, tries, started, ended, idempotent, made_by
-                    )
+                        refusals += 1
+                        verdict = self._not_yet(err, item.key, attempts, refusals, made_by)
+                    else:
+                        if isinstance(err, RequestInProgress):
+                            # The first request with this key is still being processed:
+                            # not this job's fault, so it spends no attempt.
+                            attempts -= 1
+                            tries -= 1
+                        verdict = self._after_error(
+                            err, item.key, attempts, tries, started, ended, idempotent, made_by
+                        )
                     if not isinstance(verdict, float):
                         return verdict
                     if idempotent and may_have_made(err):
@@ -241,6 +273,10 @@ class Submitter:
                 self._stats.in_flight -= 1
                 self._writer.write(statements.mark_submitted(item.key, video_id, attempts))
                 self._stats.record("submitted")
+                if self._slots is not None:
+                    callback_id = item.body.get("callback_id")
+                    callback = callback_id if isinstance(callback_id, str) else None
+                    self._slots.started(item.key, video_id, callback, item.api)
                 return "submitted"
         except asyncio.CancelledError:
             # Cancelled mid-request the service may have the job; otherwise it never left
@@ -320,15 +356,9 @@ class Submitter:
             return self._finish(key, "uncertain", attempts, str(err), ended)
         if step is Step.FAILED:
             return self._finish(key, "failed", attempts, str(err))
-        asked = err.retry_after if isinstance(err, RateLimited) else None
-        if asked is not None and not self._control.service_wait(asked, self._clock()):
-            # Longer than --max-wait: the run stops, and the job waits for the next one.
-            return self._unsent(key, attempts, made_by)
         delay = retry_delay(err, attempts)
-        # A 429's pause is the service's, not the job's fault: it spends none of its time.
-        own_delay = 0.0 if isinstance(err, RateLimited) else delay
         elapsed = self._control.work_clock() - started
-        if out_of_budget(tries, self._max_attempts, elapsed, own_delay):
+        if out_of_budget(tries, self._max_attempts, elapsed, delay):
             gave_up = f"gave up after {tries} attempts: {err}"
             if made_by is not None:
                 return self._finish(key, "uncertain", attempts, gave_up, made_by)
@@ -336,12 +366,30 @@ class Submitter:
         if self._control.stopping:
             return self._unsent(key, attempts, made_by)
         log.debug("job %s attempt %d: %s; retrying in %.2fs", key, attempts, err, delay)
-        if isinstance(err, RateLimited):
-            # The service is over its limit for everyone: hold the whole pool back, and let
-            # the limiter release the workers one by one when the pause ends.
-            self._control.pause_for(delay)
-            return 0.0
         return float(delay)
+
+    def _not_yet(
+        self, err: RateLimited, key: str, attempts: int, refusals: int, made_by: float | None
+    ) -> Status | float:
+        """A 429: the service is at its limit (requests, or renders in progress) for
+        everyone. The whole pool pauses for its Retry-After (else a backoff on this job's
+        ``refusals``), and the limiter lets the workers out one by one when it ends. The
+        job never fails by it; a stop meanwhile (or a wait beyond --max-wait, which stops
+        the run) leaves it ``pending`` (``uncertain`` when an earlier attempt may have made
+        its video: ``made_by``, see ``send``). Returns the status, or 0.0 to try again."""
+        asked = err.retry_after
+        if asked is not None and not self._control.service_wait(asked, self._clock()):
+            return self._unsent(key, attempts, made_by)
+        if self._control.stopping:
+            return self._unsent(key, attempts, made_by)
+        delay = retry_delay(err, refusals)
+        stats = self._stats
+        stats.refusals += 1
+        until = time.monotonic() + delay
+        stats.service_wait_until = max(stats.service_wait_until or 0.0, until)
+        log.debug("job %s: %s; the pool waits %.2fs", key, err, delay)
+        self._control.pause_for(delay)
+        return 0.0
 
     def _finish(
         self,
@@ -397,15 +445,25 @@ async def run_workers(
             group: list[SubmitItem] = []
             want = depth - ready.qsize()
             while len(group) < want and ends < concurrency:
-                if group and queue.empty():
+                # With render slots full, the jobs that have one are marked and sent now.
+                if group and (queue.empty() or not submitter.slot_free):
                     break
                 item = await queue.get()
                 if item is None:
                     ends += 1
-                else:
+                    continue
+                try:
+                    held = await submitter.hold_slot()
+                except asyncio.CancelledError:
+                    submitter.record_unsent(item)
+                    raise
+                if held:
                     group.append(item)
+                else:
+                    submitter.record_unsent(item)
             if control.stopping:
                 for item in group:
+                    submitter.drop_slot()
                     submitter.record_unsent(item)
                 continue
             if not group:

@@ -28,6 +28,7 @@ from engine.errors import (
 from engine.submitter.constants import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
+    GATEWAY_STATUSES,
     MAX_TOTAL_RETRY_S,
     RETRY_AFTER_MAX_S,
     RETRYABLE_STATUSES,
@@ -54,22 +55,26 @@ class Step(enum.Enum):
 def next_step(error: EngineError, *, idempotent: bool = False) -> Step:
     """Classify ``error``: the decision that keeps one job from becoming two videos.
 
-    ``idempotent``: the request carries an Idempotency-Key the service replays (v3), so
-    a resend can only get the first answer back: a request that may have arrived (a
-    timeout, a dropped connection) and 500/502/504 are retried with the same key.
+    ``idempotent``: whether the API's create replays its first answer when sent again
+    (v3's ``Idempotency-Key``). Only then may a request that could have reached the
+    service (a timeout, a drop after writing, a 500/502/504) be sent again, with the same
+    key; without it (V2) the job is ``uncertain``, for reconcile.
     """
     if isinstance(error, AbortRun):
         return Step.ABORT
+    maybe_created = Step.RETRY if idempotent else Step.UNCERTAIN
     if isinstance(error, RequestInProgress):
-        return Step.RETRY if idempotent else Step.UNCERTAIN
+        return maybe_created
     if isinstance(error, StatusError):
-        return Step.RETRY if error.status in RETRYABLE_STATUSES else Step.FAILED
+        if error.status in RETRYABLE_STATUSES:
+            return Step.RETRY
+        return maybe_created if error.status in GATEWAY_STATUSES else Step.FAILED
     if isinstance(error, ConnectFailed):
         return Step.RETRY
     if isinstance(error, UnreadableAnswer):
         return Step.UNCERTAIN  # a resend would only replay the answer that names no video
     if isinstance(error, TransportError):
-        return Step.RETRY if idempotent or not error.maybe_sent else Step.UNCERTAIN
+        return maybe_created if error.maybe_sent else Step.RETRY
     return Step.FAILED
 
 
