@@ -17,6 +17,7 @@ run: install
 	mkdir -p runs
 	$(BIN)/heygen-batch run jobs/demo.csv --template jobs/demo-template.json \
 		--key-column contact_id --ledger runs/demo.db --sandbox --rate 20/s --no-progress
+	$(BIN)/heygen-batch poll --ledger runs/demo.db --sandbox --until-done
 	$(BIN)/heygen-batch export --ledger runs/demo.db -o runs/demo-results.csv
 
 lint: install
