@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from engine.campaign import RunOptions, run_campaign
+from engine.cli.config_file import config_option
 from engine.cli.errors import (
     EXIT_CODES,
     SummaryCommand,
@@ -63,6 +64,7 @@ def reconcile_grace(sandbox: bool) -> float:
     + " Example: heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
 )
 @jobs_options
+@config_option
 @ledger_option(required=False)
 @service_options
 @rate_option

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from engine.cli.config_file import config_option
 from engine.cli.errors import (
     EXIT_CODES,
     SummaryCommand,
@@ -93,6 +94,7 @@ async def _poll(
 @ledger_option(required=True)
 @service_options
 @rate_option
+@config_option
 @click.option(
     "--until-done",
     is_flag=True,

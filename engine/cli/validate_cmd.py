@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from engine.cli.config_file import config_option
 from engine.cli.errors import UserError, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
@@ -61,6 +62,7 @@ def _problems(
 
 @click.command()
 @jobs_options
+@config_option
 @click.option(
     "--json",
     "as_json",
