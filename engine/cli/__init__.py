@@ -12,6 +12,7 @@ from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
 from engine.cli.schema_cmd import schema
 from engine.cli.service_cmds import poll, reconcile_command
+from engine.cli.status_cmd import status
 from engine.cli.validate_cmd import validate
 
 
@@ -29,7 +30,7 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (run, validate, poll, reconcile_command, export, schema, sandbox):
+for command in (run, validate, poll, reconcile_command, export, schema, sandbox, status):
     cli.add_command(command)
 
 

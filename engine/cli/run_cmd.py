@@ -38,6 +38,7 @@ from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
 from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
+from engine.ledger.summary import record_run
 from engine.reader import JobsFormat, describe, open_rows
 from engine.run_report import RunReport
 from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_ATTEMPTS
@@ -173,6 +174,7 @@ def run(
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))
+            record_run(ledger_path, report.last_run())
     _print_report(report, as_json)
     if report.abort is not None and not report.interrupted:
         raise abort_error(report.abort)
