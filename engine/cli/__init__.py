@@ -8,6 +8,7 @@ import logging
 import click
 
 from engine.cli.export_cmd import export
+from engine.cli.preview_cmd import preview_command
 from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
 from engine.cli.schema_cmd import schema
@@ -30,7 +31,17 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (run, validate, poll, reconcile_command, export, schema, sandbox, status):
+for command in (
+    run,
+    validate,
+    poll,
+    reconcile_command,
+    export,
+    schema,
+    sandbox,
+    status,
+    preview_command,
+):
     cli.add_command(command)
 
 
