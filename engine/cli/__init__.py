@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from engine.cli.catalogue_cmds import avatars, voices
 from engine.cli.export_cmd import export
 from engine.cli.preview_cmd import preview_command
 from engine.cli.run_cmd import run
@@ -41,6 +42,8 @@ for command in (
     sandbox,
     status,
     preview_command,
+    avatars,
+    voices,
 ):
     cli.add_command(command)
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from engine.errors import RequestInvalid
 from engine.request import validate_request
+from engine.sandbox.catalogue import add_catalogue
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.faults import Outcome, format_retry_after
 from engine.sandbox.state import InvalidToken, SandboxState, Video
@@ -41,6 +42,7 @@ def create_app(
     app.router.add_post("/v2/video/generate", handlers.generate)
     app.router.add_get("/v1/video_status.get", handlers.video_status)
     app.router.add_get("/v1/video.list", handlers.video_list)
+    add_catalogue(app, handlers._refuse_key)
     app.router.add_get("/_sandbox/counters", handlers.counters)
     app.router.add_post("/_sandbox/reset", handlers.reset)
     return app

@@ -28,6 +28,14 @@ from engine.errors import (
     error_code_and_message,
     make_status_error,
 )
+from engine.request.catalogue import (
+    AVATARS_PATH,
+    VOICES_PATH,
+    AvatarList,
+    VoiceList,
+    parse_avatars,
+    parse_voices,
+)
 from engine.request.responses import (
     VideoListItem,
     VideoStatus,
@@ -239,6 +247,22 @@ class HeyGenClient:
         answer = await self._call("GET", LIST_PATH, params=params)
         try:
             return parse_video_list(answer)
+        except ValueError as err:
+            raise make_status_error(502, answer) from err
+
+    async def avatars(self) -> AvatarList:
+        """``GET /v2/avatars``: the avatars and talking photos the key can use."""
+        answer = await self._call("GET", AVATARS_PATH)
+        try:
+            return parse_avatars(answer)
+        except ValueError as err:
+            raise make_status_error(502, answer) from err
+
+    async def voices(self) -> VoiceList:
+        """``GET /v2/voices``: the voices the key can use."""
+        answer = await self._call("GET", VOICES_PATH)
+        try:
+            return parse_voices(answer)
         except ValueError as err:
             raise make_status_error(502, answer) from err
 
