@@ -18,7 +18,12 @@ from engine.cli.status_cmd import status
 from engine.cli.validate_cmd import validate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Each command's --help ends with its exit codes, the environment it reads and "
+    "an example. The whole interface (commands, exit codes, environment, files, ledger "
+    "and export columns) is in docs/interface.md.",
+)
 @click.version_option(package_name="heygen-batch")
 @click.option("-v", "--verbose", is_flag=True, help="More detail in the logs (stderr).")
 def cli(verbose: bool) -> None:

@@ -8,7 +8,14 @@ from typing import TypeVar
 
 import click
 
-from engine.cli.errors import SummaryCommand, UserError, abort_error, print_summary
+from engine.cli.errors import (
+    ENVIRONMENT,
+    SummaryCommand,
+    UserError,
+    abort_error,
+    epilog,
+    print_summary,
+)
 from engine.cli.options import resolve_where, service_options
 from engine.errors import AbortRun, BadRequest, ConnectFailed, EngineError
 from engine.request.catalogue import AvatarList, VoiceList
@@ -20,8 +27,7 @@ T = TypeVar("T")
 CATALOGUE_EXITS = (
     "Exit codes: 0 listed; 1 the service could not answer now (try again); 2 usage or "
     "configuration error (no HEYGEN_API_KEY and no --sandbox, an address that is not "
-    "HeyGen's API); 3 the service refused the key. Environment: HEYGEN_API_KEY (the key; "
-    "never shown), HEYGEN_BASE_URL (the address when --base-url is not given)."
+    "HeyGen's API); 3 the service refused the key. " + ENVIRONMENT
 )
 
 
@@ -63,7 +69,7 @@ def _table(rows: Sequence[Sequence[str | None]], header: Sequence[str]) -> None:
 
 @click.command(
     cls=SummaryCommand,
-    epilog=CATALOGUE_EXITS + " Example: heygen-batch avatars --sandbox",
+    epilog=epilog(CATALOGUE_EXITS, "heygen-batch avatars --sandbox"),
 )
 @service_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -94,7 +100,10 @@ def avatars(base_url: str | None, sandbox: bool, as_json: bool) -> None:
 
 @click.command(
     cls=SummaryCommand,
-    epilog=CATALOGUE_EXITS + " Example: heygen-batch voices --sandbox",
+    epilog=epilog(
+        CATALOGUE_EXITS,
+        "heygen-batch voices | grep -i french",
+    ),
 )
 @service_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")

@@ -20,9 +20,9 @@ import yaml
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_HELP = (
-    "YAML file of this command's options by name (jobs, template, key_column, ledger, "
-    "rate, concurrency, sandbox, ...): flags given on the command line win; relative "
-    "paths in it are read from the YAML file's folder."
+    "YAML file of options by name (jobs, template, key_column, ledger, rate, sandbox, ...): "
+    "one file serves run, validate and poll, each taking its own; flags given on the "
+    "command line win; relative paths in it are read from the YAML file's folder."
 )
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 import click
 
-from engine.cli.errors import UserError, user_errors
+from engine.cli.errors import UserError, epilog, user_errors
 from engine.cli.options import ledger_option
 from engine.export import export_ledger, write_workbook
 from engine.ledger import Ledger
@@ -111,7 +111,13 @@ def _write_stdout(store: Ledger, fmt: Literal["csv", "jsonl"], bom: bool) -> int
         out.detach()
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "Exit codes: 0 written; 2 usage error (no such ledger, --format and the -o suffix "
+        "disagree, --excel on JSONL or a workbook). Nothing is sent: no key is needed.",
+        "heygen-batch export --ledger runs/demo.db -o runs/demo-results.xlsx",
+    )
+)
 @ledger_option(required=True)
 @click.option(
     "-o",

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from engine.cli.errors import UserError, user_errors
+from engine.cli.errors import UserError, epilog, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer
 from engine.errors import FieldError, InputError
@@ -25,8 +25,7 @@ from engine.reader import Row, open_rows
 PREVIEW_EPILOG = (
     "Exit codes: 0 the line makes a valid request; 1 it does not (the request as rendered "
     "and the errors are printed); 2 usage or configuration error (no such line, bad "
-    "template). Nothing is sent and no ledger is read or written; no key is needed. "
-    "Example: heygen-batch preview jobs/demo.csv --template jobs/demo-template.json --line 2"
+    "template). Nothing is sent and no ledger is read or written; no key is needed."
 )
 
 
@@ -68,7 +67,13 @@ def _errors(line: int, errors: tuple[FieldError, ...]) -> None:
         click.echo(f"  line {line}: {where}{error.message}")
 
 
-@click.command(name="preview", epilog=PREVIEW_EPILOG)
+@click.command(
+    name="preview",
+    epilog=epilog(
+        PREVIEW_EPILOG,
+        "heygen-batch preview jobs/demo.csv --template jobs/demo-template.json --line 2",
+    ),
+)
 @jobs_options
 @click.option(
     "--line",

@@ -18,6 +18,7 @@ from engine.cli.errors import (
     UserError,
     abort_error,
     abort_message,
+    epilog,
     note_ledger,
     print_summary,
     user_errors,
@@ -44,6 +45,10 @@ from engine.run_report import RunReport
 from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_ATTEMPTS
 
 GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
+GRACE_HELP = (
+    f"{GRACE_VARIABLE}: seconds an uncertain job must be missing from the service's list "
+    f"before it is sent again (default {DEFAULT_GRACE_S:g}; 0 with --sandbox)."
+)
 
 
 def reconcile_grace(sandbox: bool) -> float:
@@ -61,8 +66,10 @@ def reconcile_grace(sandbox: bool) -> float:
 
 @click.command(
     cls=SummaryCommand,
-    epilog=EXIT_CODES
-    + " Example: heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+    epilog=epilog(
+        f"{EXIT_CODES} {GRACE_HELP}",
+        "heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+    ),
 )
 @jobs_options
 @config_option

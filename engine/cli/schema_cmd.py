@@ -6,10 +6,16 @@ import json
 
 import click
 
+from engine.cli.errors import epilog
 from engine.request import request_json_schema
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "Exit codes: 0 printed. Nothing is sent: no key is needed.",
+        "heygen-batch schema > v2-request.schema.json",
+    )
+)
 def schema() -> None:
     """Print the JSON Schema of a Create Avatar Video (V2) request body."""
     click.echo(json.dumps(request_json_schema(), indent=2))

@@ -8,14 +8,13 @@ from typing import Any
 
 import click
 
-from engine.cli.errors import SummaryCommand, note_ledger, print_summary, user_errors
+from engine.cli.errors import SummaryCommand, epilog, note_ledger, print_summary, user_errors
 from engine.cli.options import ledger_option
 from engine.ledger.summary import LedgerSummary, summarise
 
 STATUS_EPILOG = (
     "Exit codes: 0 the summary was printed; 2 no such ledger, or not a ledger. "
-    "Nothing is sent: no key or network is needed, and a run may hold the ledger meanwhile. "
-    "Example: heygen-batch status --ledger runs/demo.db"
+    "Nothing is sent: no key or network is needed, and a run may hold the ledger meanwhile."
 )
 
 
@@ -84,7 +83,9 @@ def _print(summary: LedgerSummary, now: float) -> None:
             click.echo(f"  {n} jobs: {error}")
 
 
-@click.command(cls=SummaryCommand, epilog=STATUS_EPILOG)
+@click.command(
+    cls=SummaryCommand, epilog=epilog(STATUS_EPILOG, "heygen-batch status --ledger runs/demo.db")
+)
 @ledger_option(required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 def status(ledger: Path, as_json: bool) -> None:
