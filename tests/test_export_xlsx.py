@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -13,7 +15,8 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from engine.cli.export_cmd import export
-from engine.export import RESULT_COLUMNS, write_workbook
+from engine.export import RESULT_COLUMNS
+from engine.export.xlsx import write_workbook
 from engine.ledger import statements
 from tests.test_export import UNICODE, make_ledger
 
@@ -136,3 +139,12 @@ def test_a_format_matching_the_suffix_is_fine(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert zipfile.is_zipfile(tmp_path / "r.XLSX")
+
+
+def test_the_workbook_library_is_loaded_only_to_write_a_workbook() -> None:
+    # Every command starts by importing the CLI: openpyxl would slow each one down.
+    probe = "import sys, engine.cli; print('openpyxl' in sys.modules)"
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "False"

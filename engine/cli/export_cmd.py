@@ -13,7 +13,7 @@ import click
 
 from engine.cli.errors import UserError, epilog, user_errors
 from engine.cli.options import ledger_option
-from engine.export import export_ledger, write_workbook
+from engine.export import export_ledger
 from engine.ledger import Ledger
 
 Format = Literal["csv", "jsonl", "xlsx"]
@@ -66,6 +66,9 @@ def _write_file(store: Ledger, output: Path, fmt: Format, bom: bool) -> int:
         # mkstemp makes the file private; the result is for other tools to read.
         os.chmod(tmp, 0o666 & ~_umask())
         if fmt == "xlsx":
+            # Imported here: openpyxl would add half a second to every command's start.
+            from engine.export.xlsx import write_workbook
+
             os.close(fd)
             count = write_workbook(store, Path(tmp))
             fd = os.open(tmp, os.O_RDONLY)
