@@ -112,3 +112,12 @@ def test_help_says_where_relative_paths_are_read_from() -> None:
         text = " ".join(invoke(name, "--help").output.split())
         assert "--config FILE" in text
         assert "relative paths in it are read from the YAML file's folder" in text
+
+
+def test_an_option_of_a_command_without_config_is_refused(tmp_path: Path) -> None:
+    # `port` is the sandbox's: no command reading this file has it, so it is a mistake.
+    config = tmp_path / "campaign.yaml"
+    config.write_text("port: 8000\n", encoding="utf-8")
+    result = invoke("run", "x.csv", "--config", str(config))
+    assert result.exit_code == 2
+    assert "unknown key 'port'" in result.output

@@ -2,9 +2,8 @@
 
 The file's values become the command's defaults (click's ``default_map``), so a flag
 on the command line overrides them with no merging of our own, and each value goes
-through the option's own type. One file serves ``run``, ``validate`` and ``poll``: a
-key that is another command's option is left to that command; a key no command has
-is refused.
+through the option's own type. One file serves every command that takes ``--config``:
+a key that is another such command's option is left to it; any other key is refused.
 """
 
 from __future__ import annotations
@@ -55,11 +54,12 @@ def _names(command: click.Command) -> dict[str, click.Parameter]:
 
 
 def _elsewhere(ctx: click.Context) -> set[str]:
-    """Keys that are options of the group's other commands."""
+    """Keys that are options of the group's other commands that read the same file."""
     group = ctx.parent.command if ctx.parent is not None else None
     if not isinstance(group, click.Group):
         return set()
-    return {name for command in group.commands.values() for name in _names(command)}
+    sharing = [c for c in group.commands.values() if any(p.name == "config" for p in c.params)]
+    return {name for command in sharing for name in _names(command)}
 
 
 def _load(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:

@@ -20,7 +20,7 @@ from engine.request.catalogue import (
     VoiceList,
 )
 
-_IMAGES = "https://sandbox.heygen.invalid/previews"
+_PREVIEWS = "https://sandbox.heygen.invalid/previews"
 
 AVATARS = AvatarList(
     avatars=[
@@ -28,26 +28,26 @@ AVATARS = AvatarList(
             avatar_id="Brent_sitting_office_front",
             avatar_name="Brent in the office",
             gender="male",
-            preview_image_url=f"{_IMAGES}/brent.webp",
+            preview_image_url=f"{_PREVIEWS}/brent.webp",
         ),
         Avatar(
             avatar_id="Daisy-inskirt-20220818",
             avatar_name="Daisy in skirt",
             gender="female",
-            preview_image_url=f"{_IMAGES}/daisy.webp",
+            preview_image_url=f"{_PREVIEWS}/daisy.webp",
         ),
         Avatar(
             avatar_id="Kayla-incasualsuit-20220818",
             avatar_name="Kayla in casual suit",
             gender="female",
-            preview_image_url=f"{_IMAGES}/kayla.webp",
+            preview_image_url=f"{_PREVIEWS}/kayla.webp",
         ),
     ],
     talking_photos=[
         TalkingPhoto(
             talking_photo_id="a1b2c3d4e5f60718293a4b5c6d7e8f90",
             talking_photo_name="Founder portrait",
-            preview_image_url=f"{_IMAGES}/founder.webp",
+            preview_image_url=f"{_PREVIEWS}/founder.webp",
         )
     ],
 )
@@ -59,7 +59,7 @@ VOICES = VoiceList(
             name="Brent - Friendly",
             language="English",
             gender="male",
-            preview_audio=f"{_IMAGES}/brent.mp3",
+            preview_audio=f"{_PREVIEWS}/brent.mp3",
             support_pause=True,
             emotion_support=True,
         ),
@@ -68,7 +68,7 @@ VOICES = VoiceList(
             name="Sara - Lively",
             language="English",
             gender="female",
-            preview_audio=f"{_IMAGES}/sara.mp3",
+            preview_audio=f"{_PREVIEWS}/sara.mp3",
             support_pause=True,
             emotion_support=False,
         ),
@@ -77,7 +77,7 @@ VOICES = VoiceList(
             name="Léa - Calme",
             language="French",
             gender="female",
-            preview_audio=f"{_IMAGES}/lea.mp3",
+            preview_audio=f"{_PREVIEWS}/lea.mp3",
             support_pause=False,
             emotion_support=False,
         ),
