@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from engine.errors import AbortRun, WrongAddress
 from engine.ledger.triage import RowCounts
@@ -77,3 +79,21 @@ class RunReport(RowCounts):
                 "not sent again; `heygen-batch export` shows each one's error."
             )
         return None
+
+    def last_run(self) -> dict[str, Any]:
+        """What ``status`` shows of this run: kept in one small ledger row."""
+        reason = self.reason
+        if reason is None and self.abort is not None:
+            reason = f"stopped by the service: HTTP {self.abort.status} {self.abort.code or ''}"
+        return {
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "exit_code": self.exit_code,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "read": self.read,
+            "new": self.new,
+            "submitted": self.sent_submitted,
+            "failed": self.sent_failed,
+            "uncertain": self.sent_uncertain,
+            "invalid": self.invalid,
+            "reason": reason.strip() if reason else None,
+        }

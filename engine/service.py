@@ -82,18 +82,22 @@ def _check_url(url: str, given_by: str) -> None:
 
 
 @asynccontextmanager
-async def service_address(service: Service, ledger: Path) -> AsyncIterator[tuple[str, str | None]]:
+async def service_address(
+    service: Service, ledger: Path | None
+) -> AsyncIterator[tuple[str, str | None]]:
     """Yield (base URL, key); starts and stops the in-process sandbox when asked for.
 
     The sandbox keeps its videos beside the ledger (``<ledger>.sandbox.json``), so a
-    later ``poll --sandbox`` or ``reconcile --sandbox`` on that ledger finds them.
+    later ``poll --sandbox`` or ``reconcile --sandbox`` on that ledger finds them; with
+    no ledger (``avatars``, ``voices``) it keeps nothing.
     """
     if service.base_url is not None:
         yield service.base_url, service.api_key
         return
     from engine.sandbox.runner import running_sandbox
 
-    async with running_sandbox(state_file=sandbox_state_file(ledger)) as sandbox:
+    state_file = sandbox_state_file(ledger) if ledger is not None else None
+    async with running_sandbox(state_file=state_file) as sandbox:
         yield sandbox.base_url, None
 
 

@@ -22,6 +22,14 @@ from engine.api.transport import Transport
 from engine.api.v2 import V2Dialect
 from engine.api.v3 import V3Dialect
 from engine.errors import StatusError, UnreadableAnswer, make_status_error
+from engine.request.catalogue import (
+    AVATARS_PATH,
+    VOICES_PATH,
+    AvatarList,
+    VoiceList,
+    parse_avatars,
+    parse_voices,
+)
 from engine.request.responses import VideoListItem
 from engine.submitter.constants import CONNECT_TIMEOUT_S, TOTAL_TIMEOUT_S
 
@@ -166,3 +174,18 @@ class HeyGenClient:
         self, token: str | None = None, limit: int = 100, title: str | None = None
     ) -> tuple[list[VideoListItem], str | None]:
         return await self._default.video_list(token, limit, title)
+
+    async def avatars(self) -> AvatarList:
+        """``GET /v2/avatars``: the avatars and talking photos the key can use."""
+        return await self._catalogue(AVATARS_PATH, parse_avatars)
+
+    async def voices(self) -> VoiceList:
+        """``GET /v2/voices``: the voices the key can use."""
+        return await self._catalogue(VOICES_PATH, parse_voices)
+
+    async def _catalogue(self, path: str, parse: Callable[[Any], _T]) -> _T:
+        body: Any = await self._transport.send(HttpCall("GET", path))
+        try:
+            return parse(body)
+        except ValueError as err:
+            raise make_status_error(502, body) from err

@@ -7,16 +7,24 @@ import logging
 
 import click
 
+from engine.cli.catalogue_cmds import avatars, voices
 from engine.cli.delivery_cmds import download, webhook
 from engine.cli.export_cmd import export
+from engine.cli.preview_cmd import preview_command
 from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
 from engine.cli.schema_cmd import schema
 from engine.cli.service_cmds import poll, reconcile_command
+from engine.cli.status_cmd import status
 from engine.cli.validate_cmd import validate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Each command's --help ends with its exit codes, the environment it reads and "
+    "an example. The whole interface (commands, exit codes, environment, files, ledger "
+    "and export columns) is in docs/interface.md.",
+)
 @click.version_option(package_name="heygen-batch")
 @click.option("-v", "--verbose", is_flag=True, help="More detail in the logs (stderr).")
 def cli(verbose: bool) -> None:
@@ -30,7 +38,21 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (run, validate, poll, reconcile_command, download, export, webhook, schema, sandbox):
+for command in (
+    run,
+    validate,
+    poll,
+    reconcile_command,
+    download,
+    export,
+    webhook,
+    schema,
+    sandbox,
+    status,
+    preview_command,
+    avatars,
+    voices,
+):
     cli.add_command(command)
 
 

@@ -15,7 +15,15 @@ import click
 from yarl import URL
 
 from engine.api.client import HeyGenClient
-from engine.cli.errors import EXIT_CODES, SummaryCommand, UserError, note_ledger, user_errors
+from engine.cli.errors import (
+    ENVIRONMENT,
+    EXIT_CODES,
+    SummaryCommand,
+    UserError,
+    epilog,
+    note_ledger,
+    user_errors,
+)
 from engine.cli.options import (
     ledger_option,
     rate_option,
@@ -92,8 +100,9 @@ def _bar() -> contextlib.AbstractContextManager[Progress]:
 @click.command(
     # For its exit 130 on Ctrl-C: a download cut there leaves only .part files, removed.
     cls=SummaryCommand,
-    epilog=EXIT_CODES
-    + " Example: heygen-batch download --ledger runs/demo.db --to runs/videos --sandbox",
+    epilog=epilog(
+        EXIT_CODES, "heygen-batch download --ledger runs/demo.db --to runs/videos --sandbox"
+    ),
 )
 @ledger_option(required=True)
 @click.option(
@@ -166,11 +175,15 @@ def webhook() -> None:
 
 
 @webhook.command(
-    epilog="The secret comes from $"
-    + SECRET_VARIABLE
-    + " (printed once by `webhook register`); exit 2 without it. Bind a public address "
-    "only behind a TLS reverse proxy. Example: HEYGEN_WEBHOOK_SECRET=... heygen-batch "
-    "webhook serve --ledger runs/demo.db --port 8080",
+    epilog=epilog(
+        "Exit codes: 0 stopped cleanly (Ctrl-C); 2 no secret, or a usage or configuration "
+        "error; 3 never: a status call the service refuses (even the key) answers that "
+        "delivery 503, logged, so HeyGen sends it again. The secret comes from $"
+        + SECRET_VARIABLE
+        + " (printed once by `webhook register`). Bind a public address only behind a TLS "
+        "reverse proxy. " + ENVIRONMENT,
+        "heygen-batch webhook serve --ledger runs/demo.db --port 8080",
+    ),
 )
 @ledger_option(required=True)
 @service_options
@@ -228,8 +241,9 @@ async def _serve(ledger: Ledger, service: Service, secret: str, host: str, port:
 
 
 @webhook.command(
-    epilog=EXIT_CODES
-    + " Example: heygen-batch webhook register --url https://hooks.example.com/webhook",
+    epilog=epilog(
+        EXIT_CODES, "heygen-batch webhook register --url https://hooks.example.com/webhook"
+    ),
 )
 @click.option(
     "--url",

@@ -95,13 +95,26 @@ def abort_message(err: AbortRun) -> str:
     )
 
 
+ENVIRONMENT = (
+    "Environment: HEYGEN_API_KEY (the API key: never a flag, never shown; any value will do "
+    "for a standalone `heygen-batch sandbox`), HEYGEN_BASE_URL (the address when --base-url "
+    "is not given; default https://api.heygen.com)."
+)
 EXIT_CODES = (
     "Exit codes: 0 done; 1 some jobs invalid, failed or uncertain; 2 usage or configuration "
     "error; 3 key refused or out of credit; 75 try again later (the ledger is in use, or the "
     "service asked for a wait beyond --max-wait); 130 interrupted. With --json, stdout is one "
-    "JSON object with exit_code and reason, whatever the exit. Environment: HEYGEN_API_KEY, "
-    "HEYGEN_BASE_URL."
+    "JSON object with exit_code and reason, whatever the exit. " + ENVIRONMENT
 )
+
+
+def epilog(exits: str, example: str) -> str:
+    """A command's ``--help`` epilog: its exit codes (and the environment it reads), then
+    an example, each a paragraph of its own; the example is not rewrapped (``\\b``), so
+    it can be copied whole."""
+    return f"{exits}\n\n\b\nExample:\n  {example}"
+
+
 INTERRUPTED = "Interrupted: the ledger is consistent; run again to go on."
 _PRINTED = "heygen_batch.summary_printed"
 _STARTED = "heygen_batch.started"

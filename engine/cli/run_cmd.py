@@ -12,12 +12,14 @@ import click
 
 from engine.api.choose import ApiChoice
 from engine.campaign import RunOptions, run_campaign
+from engine.cli.config_file import config_option
 from engine.cli.errors import (
     EXIT_CODES,
     SummaryCommand,
     UserError,
     abort_error,
     abort_message,
+    epilog,
     note_ledger,
     print_summary,
     user_errors,
@@ -38,11 +40,16 @@ from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
 from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
+from engine.ledger.summary import record_run
 from engine.reader import JobsFormat, describe, open_rows
 from engine.run_report import RunReport
 from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_ATTEMPTS
 
 GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
+GRACE_HELP = (
+    f"{GRACE_VARIABLE}: seconds an uncertain job must be missing from the service's list "
+    f"before it is sent again (default {DEFAULT_GRACE_S:g}; 0 with --sandbox)."
+)
 
 
 def reconcile_grace(sandbox: bool) -> float:
@@ -60,10 +67,13 @@ def reconcile_grace(sandbox: bool) -> float:
 
 @click.command(
     cls=SummaryCommand,
-    epilog=EXIT_CODES
-    + " Example: heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+    epilog=epilog(
+        f"{EXIT_CODES} {GRACE_HELP}",
+        "heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+    ),
 )
 @jobs_options
+@config_option
 @ledger_option(required=False)
 @service_options
 @rate_option
@@ -199,6 +209,7 @@ def run(
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))
+            record_run(ledger_path, report.last_run())
     _print_report(report, as_json)
     if report.abort is not None and not report.interrupted:
         raise abort_error(report.abort)

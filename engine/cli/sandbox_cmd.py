@@ -8,6 +8,7 @@ import os
 
 import click
 
+from engine.cli.errors import epilog
 from engine.errors import ConfigError
 from engine.submitter.rate import parse_rate
 
@@ -53,8 +54,17 @@ def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> floa
 
 @click.command(
     "sandbox",
-    epilog=f"The server asks for an X-Api-Key only when {KEY_ENV} is set; it then "
-    "refuses every other key with 401. Stop it with Ctrl-C.",
+    epilog=epilog(
+        f"The server asks for an X-Api-Key only when {KEY_ENV} is set; it then refuses "
+        "every other key with 401. It needs no HEYGEN_API_KEY itself, but a command sent "
+        "to it with --base-url does: set HEYGEN_API_KEY to any value (or to the "
+        f"{KEY_ENV} value); only --sandbox (an in-process sandbox) needs none. Stop it "
+        "with Ctrl-C.\n\nExit codes: 0 stopped by Ctrl-C or SIGTERM; 1 the address "
+        "cannot be bound, or is not loopback without --allow-remote; 2 a bad flag.",
+        "heygen-batch sandbox --port 8000   # then, in another shell:\n"
+        "  HEYGEN_API_KEY=any heygen-batch run jobs/demo.csv --template "
+        "jobs/demo-template.json --base-url http://127.0.0.1:8000",
+    ),
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(

@@ -6,10 +6,16 @@ import json
 
 import click
 
+from engine.cli.errors import epilog
 from engine.request import request_json_schema
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "Exit codes: 0 printed. Nothing is sent: no key is needed.",
+        "heygen-batch schema --api v3 > v3-request.schema.json",
+    )
+)
 @click.option(
     "--api",
     type=click.Choice(["v2", "v3"]),

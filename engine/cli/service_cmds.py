@@ -14,10 +14,13 @@ from pathlib import Path
 import click
 
 from engine.api.client import HeyGenClient
+from engine.cli.config_file import config_option
 from engine.cli.errors import (
+    ENVIRONMENT,
     EXIT_CODES,
     SummaryCommand,
     UserError,
+    epilog,
     note_ledger,
     print_summary,
     user_errors,
@@ -29,7 +32,7 @@ from engine.cli.options import (
     resolve_where,
     service_options,
 )
-from engine.cli.run_cmd import GRACE_VARIABLE, reconcile_grace
+from engine.cli.run_cmd import GRACE_HELP, GRACE_VARIABLE, reconcile_grace
 from engine.ledger import Ledger, ledger_lock
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
@@ -88,11 +91,12 @@ async def _poll(
 
 @click.command(
     cls=SummaryCommand,
-    epilog=EXIT_CODES + " Example: heygen-batch poll --ledger runs/demo.db --sandbox --until-done",
+    epilog=epilog(EXIT_CODES, "heygen-batch poll --ledger runs/demo.db --sandbox --until-done"),
 )
 @ledger_option(required=True)
 @service_options
 @rate_option
+@config_option
 @click.option(
     "--until-done",
     is_flag=True,
@@ -169,7 +173,16 @@ def _reconcile_locked(ledger: Path, service: Service) -> ReconcileResult:
         store.close()
 
 
-@click.command(name="reconcile")
+@click.command(
+    name="reconcile",
+    epilog=epilog(
+        "Exit codes: 0 no job is left uncertain; 1 some stay uncertain (the message says "
+        "why and when to try again); 2 usage or configuration error (no key and no "
+        "--sandbox, no such ledger); 3 the service refused the key; 75 another run holds "
+        f"the ledger. {ENVIRONMENT} {GRACE_HELP}",
+        "heygen-batch reconcile --ledger runs/demo.db --sandbox",
+    ),
+)
 @ledger_option(required=True)
 @service_options
 def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None:

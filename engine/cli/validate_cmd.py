@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from engine.api.choose import ApiChoice
-from engine.cli.errors import UserError, user_errors
+from engine.cli.config_file import config_option
+from engine.cli.errors import UserError, epilog, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
 from engine.errors import Reason
@@ -60,8 +61,16 @@ def _problems(
     return errors
 
 
-@click.command()
+@click.command(
+    epilog=epilog(
+        "Exit codes: 0 every row makes a valid request; 1 some rows are invalid or repeat a "
+        "job key; 2 usage or configuration error (unreadable file, bad template, no rows). "
+        "Nothing is sent and no ledger is touched: no key is needed.",
+        "heygen-batch validate jobs/demo.csv --template jobs/demo-template.json --json",
+    )
+)
 @jobs_options
+@config_option
 @click.option(
     "--json",
     "as_json",

@@ -1,4 +1,5 @@
-"""Step 6: the ledger joined back to its contacts, as CSV or JSONL."""
+"""Step 6: the ledger joined back to its contacts, as CSV or JSONL (``writer``) or an
+Excel workbook (``xlsx``, imported only when one is written: openpyxl takes a while)."""
 
 from engine.export.writer import RESULT_COLUMNS, export_ledger
 

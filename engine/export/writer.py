@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, TextIO
 
 from engine.ledger.store import JobRecord, Ledger
@@ -41,7 +41,8 @@ def defuse(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _cell(value: Any) -> str:
+def text_cell(value: Any) -> str:
+    """A value as text: JSON for anything but a string, with control characters marked."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -83,26 +84,41 @@ def output_names(sources: Sequence[str]) -> list[str]:
     return names
 
 
+def header(ledger: Ledger) -> list[str]:
+    """The export's column names: the source columns (renamed where needed), then
+    ``RESULT_COLUMNS``."""
+    return [*output_names(ledger.source_columns()), *RESULT_COLUMNS]
+
+
+def records(ledger: Ledger) -> Iterator[list[Any]]:
+    """Each job's values in ``header`` order, in source line order, as stored: a
+    format turns them into its own cells (``csv_cell``, or the workbook's)."""
+    sources = ledger.source_columns()
+    for job in ledger.iter_jobs():
+        results = _results(job)
+        yield [*(job.source.get(c) for c in sources), *(results[c] for c in RESULT_COLUMNS)]
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell: text, controls marked, formulas defused."""
+    return defuse(text_cell(value))
+
+
 def export_ledger(ledger: Ledger, out: TextIO, fmt: Literal["csv", "jsonl"]) -> int:
     """Write every job of ``ledger`` to ``out`` in source line order; returns how many."""
-    sources = ledger.source_columns()
-    names = output_names(sources)
+    names = header(ledger)
     count = 0
     if fmt == "csv":
         # RFC 4180 line ends: the writer then quotes any cell holding a CR or LF, where
         # with bare "\n" a lone CR would go out unquoted and split the row.
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([defuse(n) for n in [*names, *RESULT_COLUMNS]])
-        for job in ledger.iter_jobs():
-            results = _results(job)
-            cells = [_cell(job.source.get(c)) for c in sources]
-            cells += [_cell(results[c]) for c in RESULT_COLUMNS]
-            writer.writerow([defuse(c) for c in cells])
+        writer.writerow([defuse(n) for n in names])
+        for values in records(ledger):
+            writer.writerow([csv_cell(v) for v in values])
             count += 1
     else:
-        for job in ledger.iter_jobs():
-            record = {n: job.source.get(c) for n, c in zip(names, sources, strict=True)}
-            record.update(_results(job))
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for values in records(ledger):
+            out.write(json.dumps(dict(zip(names, values, strict=True)), ensure_ascii=False))
+            out.write("\n")
             count += 1
     return count

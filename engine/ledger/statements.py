@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +54,14 @@ def set_source_columns(columns: Sequence[str]) -> Statement:
     return (
         "INSERT OR REPLACE INTO meta (name, value) VALUES ('source_columns', ?)",
         (json.dumps(list(columns), ensure_ascii=False),),
+    )
+
+
+def set_last_run(record: Mapping[str, Any]) -> Statement:
+    """What the latest run did (time, exit code, counts): one small row, shown by ``status``."""
+    return (
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('last_run', ?)",
+        (json.dumps(dict(record), ensure_ascii=False),),
     )
 
 

@@ -235,6 +235,14 @@ class Ledger:
         )
         return [(key, error) for key, error in rows]
 
+    def meta(self, name: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only summary query (``engine/ledger/summary.py``)."""
+        return self._conn.execute(sql, params).fetchall()
+
     def source_columns(self) -> list[str]:
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'source_columns'").fetchone()
         return list(json.loads(row[0])) if row else []

@@ -115,15 +115,11 @@ class Preparer:
                 error = FieldError(self._key_column, message, Reason.MISSING_KEY)
                 return self._invalid(row, [error])
         try:
+            raw = self.rendered(row)
             if self._template is not None:
-                raw = self._template.render(row.values)
                 assert self._template_api is not None
                 api = self._template_api
             else:
-                raw = row.values
-                # A whole body has no cells: each of its strings is checked by field path.
-                if control := body_control_errors(raw):
-                    return self._invalid(row, control)
                 try:
                     api = api_by_shape(raw.keys(), self._api)
                 except ShapeError as err:
@@ -149,6 +145,17 @@ class Preparer:
         elif own is not None:
             body["callback_id"] = own
         return PreparedJob(row.line, key, row.values, body, own_callback=own, api=api)
+
+    def rendered(self, row: Row) -> dict[str, Any]:
+        """The row's request before validation: the template rendered with its cells, or
+        (no template) the JSONL body as read. Raises InputError for a cell that cannot be
+        used (missing, empty, a control character)."""
+        if self._template is not None:
+            return self._template.render(row.values)
+        # A whole body has no cells: each of its strings is checked by field path.
+        if control := body_control_errors(row.values):
+            raise InputError(control)
+        return row.values
 
     def _invalid(self, row: Row, errors: Sequence[FieldError]) -> PreparedJob:
         key = self._column_key(row) or f"line-{row.line}"

@@ -99,16 +99,17 @@ def parse_video_id(body: Any) -> str | None:
 
 def parse_video_status(body: Any) -> VideoStatus:
     """The status from a ``{"code": 100, "data": {...}}`` answer; ``ValueError`` otherwise."""
-    return _parse_data(body, VideoStatus, "video status")
+    return parse_data(body, VideoStatus, "video status")
 
 
 def parse_video_list(body: Any) -> tuple[list[VideoListItem], str | None]:
     """The page's videos and the next page's token (``None`` on the last page)."""
-    page = _parse_data(body, VideoListPage, "video list")
+    page = parse_data(body, VideoListPage, "video list")
     return page.videos, page.token or None
 
 
-def _parse_data(body: Any, model: type[_M], what: str) -> _M:
+def parse_data(body: Any, model: type[_M], what: str) -> _M:
+    """``data`` of a success envelope as ``model``; ValueError naming ``what`` otherwise."""
     if not isinstance(body, Mapping):
         raise ValueError(f"{what} answer is not a JSON object but {type(body).__name__}")
     data = body.get("data")

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from engine.errors import RequestInvalid
 from engine.request import validate_request
+from engine.sandbox.catalogue import add_catalogue
 from engine.sandbox.config import SandboxConfig
 from engine.sandbox.faults import Outcome, drop_connection, format_retry_after
 from engine.sandbox.media import add_media_routes, media_url
@@ -44,6 +45,7 @@ def create_app(
     app.router.add_get("/v1/video_status.get", handlers.video_status)
     app.router.add_get("/v1/video.list", handlers.video_list)
     add_v3_routes(app.router, state)
+    add_catalogue(app, handlers._refuse_key)
     app.router.add_get("/_sandbox/counters", handlers.counters)
     app.router.add_post("/_sandbox/reset", handlers.reset)
     add_media_routes(app, state)

@@ -1,0 +1,102 @@
+"""``heygen-batch status``: a ledger at a glance, with no network and no lock."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.cli.errors import SummaryCommand, epilog, note_ledger, print_summary, user_errors
+from engine.cli.options import ledger_option
+from engine.ledger.summary import LedgerSummary, summarise
+
+STATUS_EPILOG = (
+    "Exit codes: 0 the summary was printed; 2 no such ledger, or not a ledger. "
+    "Nothing is sent: no key or network is needed, and a run may hold the ledger meanwhile."
+)
+
+
+def _age(seconds: float) -> str:
+    """``3d 4h``, ``2h 5m``, ``4m 10s``: the two largest units."""
+    whole = max(int(seconds), 0)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"
+
+
+def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
+    oldest = summary.oldest_uncertain
+    return {
+        "ledger": str(summary.path),
+        "campaign_id": summary.campaign_id,
+        "jobs": summary.total,
+        "counts": summary.counts,
+        "renders": summary.renders,
+        "oldest_uncertain": None
+        if oldest is None
+        else {
+            "key": oldest.key,
+            "line": oldest.line,
+            "age_s": None if oldest.attempted_at is None else round(now - oldest.attempted_at),
+        },
+        "last_run": summary.last_run,
+        "top_errors": [{"error": e, "jobs": n} for e, n in summary.top_errors],
+        "exit_code": 0,
+        "reason": None,
+    }
+
+
+def _print(summary: LedgerSummary, now: float) -> None:
+    counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no jobs yet"
+    campaign = f" (campaign {summary.campaign_id})" if summary.campaign_id else ""
+    click.echo(f"Ledger {summary.path}{campaign}: {summary.total} jobs: {counts}.")
+    if summary.renders:
+        renders = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in summary.renders.items())
+        click.echo(f"Renders of submitted jobs: {renders}.")
+    oldest = summary.oldest_uncertain
+    if oldest is not None:
+        age = "" if oldest.attempted_at is None else f", sent {_age(now - oldest.attempted_at)} ago"
+        click.echo(
+            f"Oldest uncertain: key {oldest.key} (line {oldest.line}{age}); "
+            "`heygen-batch reconcile` settles it."
+        )
+    last = summary.last_run
+    if last is None:
+        click.echo("Last run: none recorded.")
+    else:
+        click.echo(
+            f"Last run: {last.get('finished_at')}, exit {last.get('exit_code')}: "
+            f"{last.get('read')} read, {last.get('new')} new, {last.get('submitted')} "
+            f"submitted, {last.get('failed')} failed, {last.get('uncertain')} uncertain "
+            f"({last.get('elapsed_s')}s)." + (f" {last['reason']}" if last.get("reason") else "")
+        )
+    if summary.top_errors:
+        click.echo("Most common errors:")
+        for error, n in summary.top_errors:
+            click.echo(f"  {n} jobs: {error}")
+
+
+@click.command(
+    cls=SummaryCommand, epilog=epilog(STATUS_EPILOG, "heygen-batch status --ledger runs/demo.db")
+)
+@ledger_option(required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+def status(ledger: Path, as_json: bool) -> None:
+    """Summarise a ledger without touching the service: jobs by status, renders by
+    outcome (video_status), the oldest uncertain job, the last run, the most common
+    errors."""
+    note_ledger(ledger)
+    with user_errors():
+        summary = summarise(ledger)
+    now = time.time()
+    if as_json:
+        print_summary(_as_json(summary, now))
+    else:
+        _print(summary, now)

@@ -1,0 +1,109 @@
+"""A ledger at a glance, read with no lock and no network: what ``status`` prints.
+
+Also the write side of its "last run": one ``meta`` row each run replaces at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.ledger.statements import set_last_run
+from engine.ledger.store import STATUSES, Ledger
+
+log = logging.getLogger(__name__)
+
+#: How many distinct errors ``status`` lists, most frequent first.
+TOP_ERRORS = 5
+#: The render outcome of a submitted job that was never polled.
+NOT_POLLED = "not_polled"
+
+
+@dataclass(frozen=True)
+class Uncertain:
+    """The oldest ``uncertain`` job: its key and when it was last attempted (epoch s)."""
+
+    key: str
+    line: int
+    attempted_at: float | None
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    path: Path
+    campaign_id: str | None
+    #: Jobs by ledger status, every status present (0 when none).
+    counts: dict[str, int]
+    #: Submitted jobs by render outcome (``video_status``), ``not_polled`` for none yet.
+    renders: dict[str, int]
+    oldest_uncertain: Uncertain | None
+    #: What the latest ``run`` recorded (``record_run``), or None before any.
+    last_run: dict[str, Any] | None
+    #: (error, how many jobs have it), most frequent first.
+    top_errors: list[tuple[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def summarise(path: Path) -> LedgerSummary:
+    """Read the ledger at ``path`` (read-only: nothing is written, no lock is taken, a
+    run may be writing meanwhile). Raises ConfigError for a missing file or one that is
+    not a ledger."""
+    ledger = Ledger.read_only(path)
+    try:
+        counts = ledger.counts()
+        renders = {
+            (status or NOT_POLLED): n
+            for status, n in ledger.query(
+                "SELECT video_status, count(*) FROM jobs WHERE status = 'submitted' "
+                "GROUP BY video_status ORDER BY count(*) DESC"
+            )
+        }
+        oldest = ledger.query(
+            "SELECT key, line, attempted_at FROM jobs WHERE status = 'uncertain' "
+            "ORDER BY attempted_at IS NULL, attempted_at, line LIMIT 1"
+        )
+        errors = ledger.query(
+            "SELECT error, count(*) FROM jobs WHERE error IS NOT NULL AND error != '' "
+            "GROUP BY error ORDER BY count(*) DESC, min(line) LIMIT ?",
+            (TOP_ERRORS,),
+        )
+        last = ledger.meta("last_run")
+        return LedgerSummary(
+            path=path,
+            campaign_id=ledger.campaign_id,
+            counts={s: counts.get(s, 0) for s in STATUSES},
+            renders=renders,
+            oldest_uncertain=Uncertain(*oldest[0]) if oldest else None,
+            last_run=json.loads(last) if last else None,
+            top_errors=[(str(error), int(n)) for error, n in errors],
+        )
+    finally:
+        ledger.close()
+
+
+def record_run(path: Path, record: Mapping[str, Any]) -> None:
+    """Replace the ledger's "last run" with ``record`` (small: time, exit code, counts).
+
+    Best effort: the run's outcome is already in its jobs, so a ledger that cannot take
+    this row (a full disk) costs only the summary line, with a warning.
+    """
+    try:
+        ledger = Ledger(path, create=False)
+    except ConfigError as err:
+        log.warning("the last run was not recorded in %s: %s", path, err)
+        return
+    try:
+        ledger.transaction([set_last_run(record)])
+    except sqlite3.Error as err:
+        log.warning("the last run was not recorded in %s: %s", path, err)
+    finally:
+        ledger.close()
