@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from engine.errors import AbortRun, ConfigError, WrongAddress, one_line
+from engine.errors import AbortRun, ConfigError, ServiceUnreachable, WrongAddress, one_line
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -60,6 +60,15 @@ def abort_error(err: AbortRun) -> click.ClickException:
 
 
 def abort_message(err: AbortRun) -> str:
+    if isinstance(err, ServiceUnreachable):
+        where = {
+            "": "--base-url (none was given: the default address; is the network up?)",
+            "--base-url": "--base-url",
+        }.get(err.given_by, f"--base-url (the address came from {err.given_by})")
+        return (
+            f"No connection could be opened to the service ({err.message}). Check {where}. "
+            "Nothing was sent and no job failed: they stay pending for the next run."
+        )
     if isinstance(err, WrongAddress) and err.status < 300:
         return (
             f"The address answered with a page, not HeyGen's API ({err.message}; HTTP "

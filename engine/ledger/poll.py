@@ -64,9 +64,15 @@ class _Round:
     """One pass over every unfinished render in the ledger."""
 
     def __init__(
-        self, ledger: Ledger, client: StatusReader, limiter: AsyncLimiter, concurrency: int
+        self,
+        ledger: Ledger,
+        client: StatusReader,
+        limiter: AsyncLimiter,
+        concurrency: int,
+        on_check: Callable[[PollResult], None] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._on_check = on_check
         self._client = client
         self._limiter = limiter
         self._concurrency = concurrency
@@ -105,6 +111,8 @@ class _Round:
     async def _work(self) -> None:
         while (job := await self._queue.get()) is not None:
             await self._check(*job)
+            if self._on_check is not None:
+                self._on_check(self.result)
 
     async def _check(self, key: str, video_id: str, callback_id: str | None) -> None:
         result = self.result
@@ -154,10 +162,17 @@ class _Round:
 
 
 async def poll_once(
-    ledger: Ledger, client: StatusReader, limiter: AsyncLimiter, concurrency: int = 8
+    ledger: Ledger,
+    client: StatusReader,
+    limiter: AsyncLimiter,
+    concurrency: int = 8,
+    on_check: Callable[[PollResult], None] | None = None,
 ) -> PollResult:
-    """Ask once about every submitted job whose render is not final; record the answers."""
-    return await _Round(ledger, client, limiter, max(concurrency, 1)).run()
+    """Ask once about every submitted job whose render is not final; record the answers.
+
+    ``on_check`` is given the round's counts so far after each job is asked about.
+    """
+    return await _Round(ledger, client, limiter, max(concurrency, 1), on_check).run()
 
 
 async def poll_until_done(
@@ -169,6 +184,7 @@ async def poll_until_done(
     concurrency: int = 8,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_round: Callable[[PollResult], None] | None = None,
+    on_check: Callable[[PollResult], None] | None = None,
 ) -> PollResult:
     """Poll in rounds ``interval_s`` apart until every render is completed or failed;
     returns the completed and failed counted over all rounds.
@@ -178,7 +194,7 @@ async def poll_until_done(
     """
     total = PollResult()
     while True:
-        result = await poll_once(ledger, client, limiter, concurrency)
+        result = await poll_once(ledger, client, limiter, concurrency, on_check)
         total.checked += result.checked
         total.completed += result.completed
         total.failed += result.failed

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, EngineError, RateLimited
+from engine.errors import AbortRun, ConnectFailed, EngineError, RateLimited, ServiceUnreachable
 from engine.ledger import statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
@@ -96,8 +96,14 @@ class Submitter:
         stats: PoolStats,
         clock: Callable[[], float] = time.time,
         service_offset: Callable[[], float | None] = lambda: None,
+        reachable: Callable[[], bool] = lambda: True,
+        address_given_by: str = "",
     ) -> None:
         self._client = client
+        #: Whether the service ever answered this run; ``address_given_by`` is
+        #: ``ServiceUnreachable.given_by``.
+        self._reachable = reachable
+        self._given_by = address_given_by
         self._service_offset = service_offset
         self._limiter = limiter
         self._writer = writer
@@ -247,6 +253,11 @@ class Submitter:
     ) -> Status | float:
         """The job's final status after ``err`` (which came back at ``ended``), or the
         seconds this worker waits to retry."""
+        if isinstance(err, ConnectFailed) and not self._reachable():
+            # Not one request of the run was answered: the address is wrong, not the job,
+            # and this try sent nothing, so it costs the job no attempt.
+            self._control.abort_run(ServiceUnreachable(str(err), self._given_by))
+            return self._finish(key, "pending", attempts - 1, None)
         step = next_step(err)
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
