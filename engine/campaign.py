@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import AbortRun, ConfigError, ServiceUnreachable
+from engine.errors import AbortRun, ConfigError
 from engine.feeder import Budget, Feeder
 from engine.ledger import statements
 from engine.ledger.binding import META_NAME as BINDING
@@ -220,8 +220,9 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report.interrupted = control.interrupted
     report.wait = control.too_long
     report.counts = ledger.counts()
-    if bound_now and isinstance(control.abort, ServiceUnreachable):
-        # Never reached, so not the ledger's service: the corrected address binds it.
+    if bound_now and not any(report.counts[s] for s in ("submitted", "uncertain", "failed")):
+        # Nothing in the ledger reached a service (a wrong address, every row invalid): the
+        # binding is left to the first run that sends, so a corrected address can take it.
         ledger.set_meta(BINDING, None)
     ledger.close()
     if refused is not None:
