@@ -152,6 +152,7 @@ def run(
                 salt,
                 limit,
                 videos,
+                parsed_rate,
             )
             return
         if file_format is JobsFormat.CSV and jobs != "-":
