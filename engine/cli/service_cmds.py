@@ -82,11 +82,12 @@ class RoundProgress:
             f"{result.rendering} rendering\x1b[K",
             err=True,
             nl=False,
+            color=True,  # the erase-line code, which click would strip
         )
 
     def clear(self) -> None:
         if self._drawn:
-            click.echo("\r\x1b[K", err=True, nl=False)
+            click.echo("\r\x1b[K", err=True, nl=False, color=True)
             self._drawn = False
 
 
