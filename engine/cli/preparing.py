@@ -14,14 +14,18 @@ from engine.template import load_template
 
 
 def make_preparer(
-    template: Path | None, key_column: str | None, fmt: JobsFormat, test_videos: bool = False
+    template: Path | None,
+    key_column: str | None,
+    fmt: JobsFormat,
+    test_videos: bool = False,
+    strict: bool = False,
 ) -> Preparer:
     if template is None and fmt is JobsFormat.CSV:
         raise ConfigError(
             "A CSV jobs file needs --template FILE: a JSON or YAML V2 body with "
             "{{ column }} placeholders (see jobs/demo-template.json)."
         )
-    compiled = load_template(template) if template is not None else None
+    compiled = load_template(template, strict) if template is not None else None
     return Preparer(compiled, key_column, test_videos)
 
 

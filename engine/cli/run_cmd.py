@@ -136,7 +136,7 @@ def run(
     ledger_path = default_ledger(jobs, ledger)
     note_ledger(ledger_path)
     with user_errors():
-        preparer = make_preparer(template, key_column, file_format, test_videos)
+        preparer = make_preparer(template, key_column, file_format, test_videos, strict)
         salt = _fingerprint_salt(template, key_column, test_videos)
         videos: Videos | None = None
         if key_column is not None:
