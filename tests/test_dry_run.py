@@ -182,11 +182,15 @@ def test_a_dry_run_that_would_send_nothing_exits_1(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 1
-    assert "1 rows read, and none would be sent." in result.stderr
+    reason = (
+        "1 rows read, and none would be sent "
+        "(1 invalid, 0 already done, 0 failed or uncertain, 0 repeated)."
+    )
+    assert reason in result.stderr
     assert as_json.exit_code == 1
     summary = json.loads(as_json.stdout)
     assert (summary["exit_code"], summary["estimate"]["videos"]) == (1, 0)
-    assert summary["reason"] == "1 rows read, and none would be sent."
+    assert summary["reason"] == reason
 
 
 def test_a_dry_run_of_an_empty_file_exits_0(tmp_path: Path) -> None:
@@ -195,3 +199,11 @@ def test_a_dry_run_of_an_empty_file_exits_0(tmp_path: Path) -> None:
     result = invoke("run", jobs, "--template", TEMPLATE, "--key-column", "id", "--dry-run")
 
     assert result.exit_code == 0, result.output
+
+
+def test_jobs_held_back_by_limit_still_count_as_to_be_sent(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.csv", ROWS[:2])
+
+    summary = dry_run(jobs, tmp_path / "l.db", "--limit", "0")
+
+    assert (summary["held_by_limit"], summary["exit_code"]) == (2, 0)

@@ -37,7 +37,8 @@ def preview_run(
 ) -> None:
     """Count what ``run`` would do with the same triage, sending and writing nothing.
 
-    Exits 1 (``SystemExit``) when rows were read but none would be sent.
+    Exits 1 (``SystemExit``) when rows were read but none would be sent (jobs --limit
+    holds back count as sent: a later run sends them).
     """
     started = time.monotonic()
     first_invalid: list[InvalidRow] = []
@@ -101,8 +102,14 @@ class _Plan:
 
     @property
     def reason(self) -> str | None:
-        if self.counts.read and not self.cost.videos:
-            return f"{self.counts.read} rows read, and none would be sent."
+        c = self.counts
+        # Jobs --limit holds back are still to be sent (a later run), as run counts them.
+        if c.read and not c.new:
+            return (
+                f"{c.read} rows read, and none would be sent ({c.invalid} invalid, "
+                f"{c.already_done} already done, {c.not_resent} failed or uncertain, "
+                f"{c.duplicates} repeated)."
+            )
         return None
 
     @property
