@@ -15,6 +15,7 @@ from engine.cli import cli, service_cmds
 from engine.cli.service_cmds import RoundProgress
 from engine.ledger.poll import PollResult
 from engine.submitter.rate import Rate, make_limiter
+from tests.processes import standalone_sandbox
 from tests.test_dry_run import ROWS, TEMPLATE, invoke, write_jobs
 
 pytestmark = pytest.mark.usefixtures("no_backoff")
@@ -44,9 +45,7 @@ def sandbox_ledger(tmp_path: Path) -> Path:
     return ledger
 
 
-def test_poll_has_its_own_rate_default_of_5_per_second(
-    tmp_path: Path, limits: list[Rate], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_poll_has_its_own_rate_default_of_5_per_second(tmp_path: Path, limits: list[Rate]) -> None:
     ledger = sandbox_ledger(tmp_path)
     own = invoke("poll", "--ledger", str(ledger), "--sandbox", "--rate", "2/s")
     sandbox = invoke("poll", "--ledger", str(ledger), "--sandbox")
@@ -57,10 +56,8 @@ def test_poll_has_its_own_rate_default_of_5_per_second(
 
 
 def test_poll_against_a_real_address_defaults_to_5_per_second(
-    tmp_path: Path, limits: list[Rate], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, limits: list[Rate]
 ) -> None:
-    from tests.processes import standalone_sandbox
-
     ledger = tmp_path / "empty.ledger.db"
     with standalone_sandbox() as base_url:
         jobs = write_jobs(tmp_path / "jobs.csv", ROWS[:1])
