@@ -18,6 +18,8 @@ from engine.api.client import HeyGenClient
 from engine.errors import AbortRun, ConfigError
 from engine.feeder import Budget, Feeder
 from engine.ledger import statements
+from engine.ledger.binding import META_NAME as BINDING
+from engine.ledger.binding import bind_ledger
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
@@ -67,6 +69,8 @@ class RunOptions:
     fingerprint_salt: bytes = b""
     #: The kind of videos, when jobs are keyed by a column (see ``Ledger.require_videos``).
     videos: Videos | None = None
+    #: --strict: rows still invalid from an earlier run count toward exit 1 too.
+    strict: bool = False
     #: The CSV delimiter --delimiter gave; None detects it from the header.
     delimiter: str | None = None
     #: --max-rendering: at most this many of the ledger's videos rendering at once.
@@ -89,6 +93,7 @@ async def _run_pool(
     report: RunReport,
     stats: PoolStats,
     limiter: AsyncLimiter,
+    known_invalid: frozenset[str],
 ) -> None:
     """Reconcile what a killed run left; feed the file to the workers; then settle
     (engine.settling). All of it is one task, so an interrupt's grace period and
@@ -110,13 +115,23 @@ async def _run_pool(
         stats,
         opts.clock,
         client.service_clock_offset,
+        client.has_answered,
+        opts.service.given_by,
         slots=tracker,
     )
     depth = marking_depth(opts.rate, opts.concurrency)
     budget = Budget(opts.limit)
     queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=opts.concurrency * 4)
     feeder = Feeder(
-        ledger, writer, queue, control, budget, report, submitter.record_unsent, opts.videos
+        ledger,
+        writer,
+        queue,
+        control,
+        budget,
+        report,
+        submitter.record_unsent,
+        opts.videos,
+        known_invalid,
     )
 
     async def feed_then_close() -> None:
@@ -163,18 +178,21 @@ def _unfinished_renders(
 async def run_campaign(opts: RunOptions) -> RunReport:
     """Run one campaign; the caller holds the ledger lock."""
     started = time.monotonic()
-    report = RunReport(ledger=str(opts.ledger_path))
+    report = RunReport(ledger=str(opts.ledger_path), strict=opts.strict)
     control = RunControl(opts.max_wait_s)
     stats = PoolStats()
     refused: Exception | None = None
     ledger = Ledger(opts.ledger_path)
-    if opts.videos == "test":
-        # --test-videos makes every body a test one: refused before any reconcile.
-        try:
+    try:
+        bound_now = bind_ledger(ledger, opts.service)
+        if opts.videos == "test":
+            # --test-videos makes every body a test one: refused before any reconcile.
             ledger.require_videos(opts.videos)
-        except ConfigError:
-            ledger.close()
-            raise
+    except ConfigError:
+        ledger.close()
+        raise
+    # Read before the run clears invalid rows: one unchanged since is not news (--strict).
+    known_invalid = frozenset(ledger.invalid_fingerprints())
     writer = BatchWriter(opts.ledger_path)
     writer.start()
     loop = asyncio.get_running_loop()
@@ -214,7 +232,17 @@ async def run_campaign(opts: RunOptions) -> RunReport:
             )
             with display:
                 work = asyncio.create_task(
-                    _run_pool(opts, settler, writer, client, control, report, stats, limiter)
+                    _run_pool(
+                        opts,
+                        settler,
+                        writer,
+                        client,
+                        control,
+                        report,
+                        stats,
+                        limiter,
+                        known_invalid,
+                    )
                 )
                 try:
                     await _wait_or_interrupt(work, control)
@@ -240,6 +268,10 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     if opts.until_done:
         report.renders = ledger.render_counts()
         report.failed_renders = ledger.failed_renders(FAILED_RENDERS_SHOWN)
+    if bound_now and not any(report.counts[s] for s in ("submitted", "uncertain", "failed")):
+        # Nothing in the ledger reached a service (a wrong address, every row invalid): the
+        # binding is left to the first run that sends, so a corrected address can take it.
+        ledger.set_meta(BINDING, None)
     ledger.close()
     if refused is not None:
         raise refused

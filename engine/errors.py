@@ -186,6 +186,19 @@ class PageForAnswer(WrongAddress):
     maybe_sent = True
 
 
+class ServiceUnreachable(WrongAddress):
+    """No connection could be opened to the service, and none ever was in this run:
+    the address (or the network) is wrong, not the jobs, so none of them is failed.
+
+    ``given_by`` names where the address came from (``--base-url``,
+    ``HEYGEN_BASE_URL``, or "" for the default), for the message.
+    """
+
+    def __init__(self, message: str, given_by: str) -> None:
+        super().__init__(0, None, None, message)
+        self.given_by = given_by
+
+
 #: A trial key's daily cap (HTTP 429 on v3): stop, do not retry until tomorrow.
 TRIAL_CAP_CODE = "trial_video_limit_exceeded"
 IN_PROGRESS_CODE = "request_in_progress"

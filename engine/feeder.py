@@ -8,6 +8,7 @@ to a limit), keeps to --limit, and hands the pool each job to send.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -86,8 +87,12 @@ class Feeder:
         report: RunReport,
         unsent: Callable[[SubmitItem], None],
         videos: Videos | None,
+        known_invalid: frozenset[str] = frozenset(),
     ) -> None:
         self._ledger = ledger
+        #: Fingerprints of the rows an earlier run recorded invalid (see ``_invalid``).
+        self._known_invalid = known_invalid
+        self._salt = b""
         self._writer = writer
         self._queue = queue
         self._control = control
@@ -113,6 +118,7 @@ class Feeder:
 
     async def feed(self, opts: RunOptions) -> None:
         triage = Triage(self._ledger, opts.preparer, opts.fingerprint_salt)
+        self._salt = opts.fingerprint_salt
         try:
             await self._feed(triage, opts)
         finally:
@@ -138,19 +144,12 @@ class Feeder:
             if self.refused is not None:
                 return
             report.add(t)
-            job, previous = t.job, t.previous
+            job = t.job
             if t.verdict is Verdict.DUPLICATE:
                 note = preparer.repeated_key(t.key)
                 self._notices.say(f"line {t.line}: {note}; not sent twice")
             elif t.verdict is Verdict.INVALID:
-                assert job is not None
-                self._notices.say(f"line {t.line}: invalid: {job.error_text}")
-                if previous is None:
-                    self._writer.write(
-                        statements.insert_job(
-                            t.key, t.line, "invalid", job.source, None, job.error_text
-                        )
-                    )
+                self._invalid(t)
             elif t.verdict is Verdict.NEW:
                 await self._new(t)
             elif t.changed:
@@ -169,6 +168,31 @@ class Feeder:
         """Sent by the APIs that take one (v3); every attempt of the job carries it."""
         campaign = self._campaign
         return None if campaign is None else idempotency_key(campaign, key)
+
+    def _invalid(self, t: Triaged) -> None:
+        """Record an invalid row with its fingerprint: the next run knows it unchanged.
+
+        A row the reader could not take apart has no row fingerprint; its values and
+        error stand in. One an earlier run recorded alike is counted apart
+        (``RowCounts.invalid_unchanged``) and not warned about again.
+        """
+        job = t.job
+        assert job is not None
+        error = job.error_text or ""
+        mark = (
+            t.fingerprint
+            or hashlib.blake2b(
+                self._salt + repr((job.source, error)).encode(), digest_size=16
+            ).hexdigest()
+        )
+        if mark in self._known_invalid:
+            self._report.invalid_unchanged += 1
+        else:
+            self._notices.say(f"line {t.line}: invalid: {error}")
+        if t.previous is None:
+            self._writer.write(
+                statements.insert_job(t.key, t.line, "invalid", job.source, None, error, mark)
+            )
 
     async def _new(self, t: Triaged) -> None:
         """Record a job to send and queue it, unless --limit holds it back.

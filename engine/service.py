@@ -22,6 +22,9 @@ class Service:
 
     base_url: str | None  # None: start the sandbox
     api_key: str | None
+    #: Where ``base_url`` came from, for a message that must name it: ``--base-url``,
+    #: ``HEYGEN_BASE_URL``, or "" for the default address.
+    given_by: str = ""
 
     def __repr__(self) -> str:
         where = self.base_url or "sandbox"
@@ -44,9 +47,11 @@ def resolve_service(base_url: str | None, sandbox: bool) -> Service:
             "or try the campaign against the built-in emulator with --sandbox."
         )
     _check_key(key)
-    url = base_url or os.environ.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
-    _check_url(url, "--base-url" if base_url else BASE_URL_VARIABLE)
-    return Service(url.rstrip("/"), key)
+    from_env = os.environ.get(BASE_URL_VARIABLE, "").strip()
+    url = base_url or from_env or DEFAULT_BASE_URL
+    given_by = "--base-url" if base_url else BASE_URL_VARIABLE if from_env else ""
+    _check_url(url, given_by or "--base-url")
+    return Service(url.rstrip("/"), key, given_by)
 
 
 def _check_key(key: str) -> None:

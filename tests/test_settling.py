@@ -30,9 +30,12 @@ ROWS = 16
 
 
 def left_submitting(ledger: Path) -> None:
-    """As a kill -9 leaves them: marked, with their bodies, never answered."""
+    """As a kill -9 leaves them: marked, with their bodies, never answered. The next
+    sandbox stands for the same service come back at another port, so the ledger's
+    binding to the first one's address (engine.ledger.binding) is dropped too."""
     with closing(sqlite3.connect(ledger)) as conn, conn:
         conn.execute("UPDATE jobs SET status = 'submitting'")
+        conn.execute("DELETE FROM meta WHERE name = 'service'")
 
 
 async def test_a_run_waits_out_the_grace_of_jobs_a_kill_left_and_sends_them(

@@ -56,6 +56,10 @@ class HeyGenApi:
     def service_clock_offset(self) -> float | None:
         return self._transport.service_clock_offset()
 
+    def has_answered(self) -> bool:
+        """Whether any request of this client got an HTTP answer (see ``Transport``)."""
+        return self._transport.has_answered()
+
     async def create_video(self, body: str, *, idempotency_key: str | None = None) -> str:
         """POST one serialised request body; the new video's id.
 
@@ -156,6 +160,10 @@ class HeyGenClient:
 
     def service_clock_offset(self) -> float | None:
         return self._transport.service_clock_offset()
+
+    def has_answered(self) -> bool:
+        """Whether any request of this client got an HTTP answer (see ``Transport``)."""
+        return self._transport.has_answered()
 
     async def create_video(
         self, body: Mapping[str, Any] | str, *, idempotency_key: str | None = None

@@ -76,6 +76,12 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._service_offset: float | None = None
+        self._answered = False
+
+    def has_answered(self) -> bool:
+        """Whether any request of this client got an HTTP answer (of any status): after
+        one, a failure to connect is a passing fault, not a wrong address."""
+        return self._answered
 
     def service_clock_offset(self) -> float | None:
         """At least how far the service's clock is ahead of ours (negative: behind), in
@@ -136,6 +142,7 @@ class Transport:
                 # A redirected POST would come back as a GET (301/302) or be re-sent (307/308).
                 allow_redirects=call.method != "POST",
             ) as response:
+                self._answered = True
                 self._note_date(response.headers.get("Date"))
                 raw = self._unkeyed(await response.read())
                 body = _decode(raw, response.charset)

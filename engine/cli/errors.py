@@ -14,7 +14,15 @@ from typing import Any
 
 import click
 
-from engine.errors import TRIAL_CAP_CODE, AbortRun, ConfigError, LegacyApi, WrongAddress, one_line
+from engine.errors import (
+    TRIAL_CAP_CODE,
+    AbortRun,
+    ConfigError,
+    LegacyApi,
+    ServiceUnreachable,
+    WrongAddress,
+    one_line,
+)
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -72,6 +80,15 @@ def abort_message(err: AbortRun) -> str:
             f"The trial key's daily video cap is reached ({err.code}: {err.message}). It is a "
             "daily cap, not a rate: run again tomorrow, or use a paid key; unsent jobs stay "
             "pending."
+        )
+    if isinstance(err, ServiceUnreachable):
+        where = {
+            "": "--base-url (none was given: the default address; is the network up?)",
+            "--base-url": "--base-url",
+        }.get(err.given_by, f"--base-url (the address came from {err.given_by})")
+        return (
+            f"No connection could be opened to the service ({err.message}). Check {where}. "
+            "Nothing was sent and no job failed: they stay pending for the next run."
         )
     if isinstance(err, WrongAddress) and err.status < 300:
         return (

@@ -14,6 +14,7 @@ from engine.api.choose import API_CHOICES
 from engine.errors import ConfigError
 from engine.reader import JobsFormat, delimiter_from_option
 from engine.service import Service, resolve_service
+from engine.submitter.constants import DEFAULT_RATE, SANDBOX_RATE
 from engine.submitter.rate import Rate, parse_rate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,14 +85,18 @@ def service_options(func: F) -> F:
     )
 
 
-def rate_option(func: F) -> F:
+def rate_option_for(default: str, what: str) -> Callable[[F], F]:
+    """``--rate``, with no click default: ``resolve_rate`` fills it in, by --sandbox."""
     return click.option(
         "--rate",
-        default="1/s",
-        show_default=True,
+        default=None,
         metavar="RATE",
-        help="Most requests started in any window: N/s, N/min or N/h.",
-    )(func)
+        help=f"Most {what} started in any window: N/s, N/min or N/h "
+        f"[default: {default}; {SANDBOX_RATE} with --sandbox].",
+    )
+
+
+rate_option = rate_option_for(DEFAULT_RATE, "requests")
 
 
 def ledger_option(required: bool) -> Callable[[F], F]:
@@ -104,9 +109,11 @@ def ledger_option(required: bool) -> Callable[[F], F]:
     )
 
 
-def resolve_rate(text: str) -> Rate:
+def resolve_rate(text: str | None, sandbox: bool = False, default: str = DEFAULT_RATE) -> Rate:
+    """``--rate`` as given, else ``default``, else with --sandbox ``SANDBOX_RATE``: the
+    emulator has no plan's limit to keep to."""
     try:
-        return parse_rate(text)
+        return parse_rate(text or (SANDBOX_RATE if sandbox else default))
     except ConfigError as err:
         raise click.BadParameter(str(err), param_hint="--rate") from err
 

@@ -20,6 +20,7 @@ def make_preparer(
     fmt: JobsFormat,
     test_videos: bool = False,
     api: ApiChoice = "auto",
+    strict: bool = False,
 ) -> Preparer:
     """Raises ``ConfigError`` (exit 2) for a template that names no API or not ``api``."""
     if template is None and fmt is JobsFormat.CSV:
@@ -27,7 +28,7 @@ def make_preparer(
             "A CSV jobs file needs --template FILE: a JSON or YAML V2 or v3 body with "
             "{{ column }} placeholders (see jobs/demo-template.json, jobs/demo-template-v3.json)."
         )
-    compiled = load_template(template) if template is not None else None
+    compiled = load_template(template, strict) if template is not None else None
     return Preparer(compiled, key_column, test_videos, api=api)
 
 

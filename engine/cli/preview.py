@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
@@ -14,10 +14,13 @@ from engine.cli.preparing import reasons_text, warn_missing_columns
 from engine.ledger.store import KindGuard, Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
-from engine.prepare.estimate import CostEstimate
+from engine.prepare.estimate import PRICES, CostEstimate
 from engine.reader import JobsFormat, describe, in_chunks, open_rows
+from engine.submitter.rate import Rate
 
 _CHUNK = 500
+# Invalid rows a dry run lists with their line and reason; `validate` lists them all.
+FIRST_INVALID_SHOWN = 5
 
 
 def preview_run(
@@ -30,9 +33,15 @@ def preview_run(
     fingerprint_salt: bytes,
     limit: int | None,
     videos: Videos | None,
+    rate: Rate,
 ) -> None:
-    """Count what ``run`` would do with the same triage, sending and writing nothing."""
+    """Count what ``run`` would do with the same triage, sending and writing nothing.
+
+    Exits 1 (``SystemExit``) when rows were read but none would be sent (jobs --limit
+    holds back count as sent: a later run sends them).
+    """
     started = time.monotonic()
+    first_invalid: list[InvalidRow] = []
     ledger = Ledger.read_only(ledger_path) if ledger_path.exists() else None
     triage = Triage(ledger, preparer, fingerprint_salt)
     counts, cost = RowCounts(), CostEstimate()
@@ -47,6 +56,10 @@ def preview_run(
                     counts.add(t)
                     if t.verdict is Verdict.INVALID and t.job is not None:
                         by_reason[str(t.job.reason)] += 1
+                        if len(first_invalid) < FIRST_INVALID_SHOWN:
+                            first_invalid.append(
+                                InvalidRow(t.line, str(t.job.reason), t.job.error_text or "")
+                            )
                     body = t.job.body if t.job is not None else None
                     if kinds and body is not None and (t.verdict is Verdict.NEW or t.changed):
                         kinds.check(body)
@@ -61,20 +74,53 @@ def preview_run(
     finally:
         if ledger is not None:
             ledger.close()
-    _report(
-        counts, by_reason, cost, source.delimiter, ledger_path, as_json, time.monotonic() - started
-    )
+    plan = _Plan(counts, by_reason, first_invalid, cost, rate)
+    _report(plan, source.delimiter, ledger_path, as_json, time.monotonic() - started)
+    if plan.exit_code:
+        raise SystemExit(plan.exit_code)
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    line: int
+    reason: str
+    error: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    counts: RowCounts
+    by_reason: Counter[str]
+    first_invalid: list[InvalidRow]
+    cost: CostEstimate
+    rate: Rate
+
+    @property
+    def send_seconds(self) -> float:
+        """How long sending takes at --rate: the requests start one rate slot apart."""
+        return self.cost.videos / self.rate.per_second
+
+    @property
+    def reason(self) -> str | None:
+        c = self.counts
+        # Jobs --limit holds back are still to be sent (a later run), as run counts them.
+        if c.read and not c.new:
+            return (
+                f"{c.read} rows read, and none would be sent ({c.invalid} invalid, "
+                f"{c.already_done} already done, {c.not_resent} failed or uncertain, "
+                f"{c.duplicates} repeated)."
+            )
+        return None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.reason else 0
 
 
 def _report(
-    counts: RowCounts,
-    by_reason: Counter[str],
-    cost: CostEstimate,
-    delimiter: str | None,
-    ledger_path: Path,
-    as_json: bool,
-    elapsed_s: float,
+    plan: _Plan, delimiter: str | None, ledger_path: Path, as_json: bool, elapsed_s: float
 ) -> None:
+    counts, by_reason, cost = plan.counts, plan.by_reason, plan.cost
     if as_json:
         summary = {
             **asdict(counts),
@@ -85,13 +131,17 @@ def _report(
                 "video_minutes": round(cost.minutes, 2),
                 "credits": cost.credits,
                 "audio_scenes_of_unknown_length": cost.audio_scenes_unknown,
+                "send_seconds": round(plan.send_seconds, 1),
+                "rate": str(plan.rate),
+                "basis": PRICES.basis(),
             },
+            "first_invalid": [asdict(row) for row in plan.first_invalid],
             "delimiter": delimiter,
             "ledger": str(ledger_path),
             "elapsed_s": round(elapsed_s, 3),
             "dry_run": True,
-            "exit_code": 0,
-            "reason": None,
+            "exit_code": plan.exit_code,
+            "reason": plan.reason,
         }
         print_summary(summary)
         return
@@ -101,6 +151,13 @@ def _report(
         f"{counts.already_done} already done, {counts.invalid} invalid{reasons_text(by_reason)}, "
         f"{counts.duplicates} repeated job keys."
     )
+    for row in plan.first_invalid:
+        click.echo(f"  line {row.line}: {row.reason.replace('_', ' ')}: {row.error}")
+    if counts.invalid > len(plan.first_invalid):
+        click.echo(
+            f"  ... and {counts.invalid - len(plan.first_invalid)} more "
+            "(`heygen-batch validate` lists every one)."
+        )
     if counts.changed or counts.not_resent:
         click.echo(
             f"{counts.changed} jobs changed since they were sent and "
@@ -114,8 +171,24 @@ def _report(
         + (f" ({cost.test_videos} test videos cost none)" if cost.test_videos else "")
         + "."
     )
+    click.echo(f"Estimate basis: {PRICES.basis()}.")
+    if cost.videos:
+        click.echo(
+            f"Sending takes about {_duration(plan.send_seconds)} at --rate {plan.rate} "
+            "(rendering comes after, at the service's pace)."
+        )
     if cost.audio_scenes_unknown:
         click.echo(
             f"{cost.audio_scenes_unknown} audio scenes are not counted: their length is unknown."
         )
     click.echo("Nothing was sent and nothing was written.")
+    if plan.reason:
+        click.echo(plan.reason, err=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

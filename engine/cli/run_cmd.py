@@ -127,6 +127,12 @@ def reconcile_grace(sandbox: bool) -> float:
     is_flag=True,
     help="Read, render and validate everything; print what would be sent and its cost.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse template fields the schema does not know; count rows still invalid and "
+    "unchanged from an earlier run toward exit 1.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def run(
@@ -139,7 +145,7 @@ def run(
     ledger: Path | None,
     base_url: str | None,
     sandbox: bool,
-    rate: str,
+    rate: str | None,
     concurrency: int,
     max_attempts: int,
     max_rendering: int | None,
@@ -149,6 +155,7 @@ def run(
     limit: int | None,
     test_videos: bool,
     dry_run: bool,
+    strict: bool,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -158,13 +165,13 @@ def run(
     API (V2 or v3, see --api) and recorded in the ledger; rows already in the ledger
     are never sent again.
     """
-    parsed_rate = resolve_rate(rate)
+    parsed_rate = resolve_rate(rate, sandbox)
     file_format = jobs_format(jobs, fmt)
     given_delimiter = jobs_delimiter(delimiter, file_format)
     ledger_path = default_ledger(jobs, ledger)
     note_ledger(ledger_path)
     with user_errors():
-        preparer = make_preparer(template, key_column, file_format, test_videos, api)
+        preparer = make_preparer(template, key_column, file_format, test_videos, api, strict)
         salt = _fingerprint_salt(template, key_column, test_videos)
         videos: Videos | None = None
         if key_column is not None:
@@ -180,6 +187,7 @@ def run(
                 salt,
                 limit,
                 videos,
+                parsed_rate,
             )
             return
         if file_format is JobsFormat.CSV and jobs != "-":
@@ -206,6 +214,7 @@ def run(
             grace_s=reconcile_grace(service.is_sandbox),
             fingerprint_salt=salt,
             videos=videos,
+            strict=strict,
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))
@@ -239,6 +248,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         "new": report.new,
         "already_done": report.already_done,
         "invalid": report.invalid,
+        "invalid_unchanged": report.invalid_unchanged,
         "duplicates": report.duplicates,
         "changed": report.changed,
         "not_resent": report.not_resent,
@@ -269,6 +279,16 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         f"{report.invalid} invalid, {report.duplicates} duplicate keys, "
         f"{report.changed} changed since sent."
     )
+    if report.invalid_unchanged:
+        click.echo(
+            f"{report.invalid_unchanged} of the invalid rows were invalid in an earlier run "
+            "and are unchanged: "
+            + (
+                "--strict counts them."
+                if report.strict
+                else "not counted for the exit code (--strict counts them)."
+            )
+        )
     if report.not_resent:
         click.echo(
             f"{report.not_resent} jobs were failed or uncertain from an earlier run: failed "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -27,18 +28,20 @@ from engine.cli.errors import (
 )
 from engine.cli.options import (
     ledger_option,
-    rate_option,
+    rate_option_for,
     resolve_rate,
     resolve_where,
     service_options,
 )
 from engine.cli.run_cmd import GRACE_HELP, GRACE_VARIABLE, reconcile_grace
 from engine.ledger import Ledger, ledger_lock
+from engine.ledger.binding import bind_ledger
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.statements import in_flight_to_uncertain
 from engine.ledger.store import require_ledger
 from engine.service import Service, service_address
+from engine.submitter.constants import DEFAULT_POLL_RATE
 from engine.submitter.control import utc_clock
 from engine.submitter.rate import Rate, make_limiter
 
@@ -59,6 +62,38 @@ def poll_interval(sandbox: bool) -> float:
         raise UserError(f"{INTERVAL_VARIABLE}='{text}' must be a number of seconds.") from err
 
 
+class RoundProgress:
+    """On a terminal, a line redrawn as a round's status calls come back (at most
+    ``EVERY_S`` apart); elsewhere nothing: each round ends with a line of its own."""
+
+    EVERY_S = 0.2
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._shown_at = 0.0
+        self._drawn = False
+
+    def __call__(self, result: PollResult) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._shown_at < self.EVERY_S:
+            return
+        self._shown_at = now
+        self._drawn = True
+        click.echo(
+            f"\rthis round: {result.checked + result.errors + result.missing} asked, "
+            f"{result.completed} completed, {result.failed} failed, "
+            f"{result.rendering} rendering\x1b[K",
+            err=True,
+            nl=False,
+            color=True,  # the erase-line code, which click would strip
+        )
+
+    def clear(self) -> None:
+        if self._drawn:
+            click.echo("\r\x1b[K", err=True, nl=False, color=True)
+            self._drawn = False
+
+
 def _progress(result: PollResult) -> None:
     click.echo(
         f"{result.completed} completed, {result.failed} failed, "
@@ -70,23 +105,37 @@ def _progress(result: PollResult) -> None:
 
 
 async def _poll(
-    ledger: Ledger, service: Service, rate: Rate, until_done: bool, interval_s: float
+    ledger: Ledger,
+    service: Service,
+    rate: Rate,
+    until_done: bool,
+    interval_s: float,
+    shown: RoundProgress,
 ) -> PollResult:
     limiter = make_limiter(rate)
+
+    def between_rounds(result: PollResult) -> None:
+        shown.clear()
+        _progress(result)
+
     async with (
         service_address(service, ledger.path) as (base_url, key),
         HeyGenClient(base_url, key, POLL_CONCURRENCY) as client,
     ):
-        if not until_done:
-            return await poll_once(ledger, client, limiter, POLL_CONCURRENCY)
-        return await poll_until_done(
-            ledger,
-            client,
-            limiter,
-            interval_s,
-            concurrency=POLL_CONCURRENCY,
-            on_round=_progress,
-        )
+        try:
+            if not until_done:
+                return await poll_once(ledger, client, limiter, POLL_CONCURRENCY, shown)
+            return await poll_until_done(
+                ledger,
+                client,
+                limiter,
+                interval_s,
+                concurrency=POLL_CONCURRENCY,
+                on_round=between_rounds,
+                on_check=shown,
+            )
+        finally:
+            shown.clear()
 
 
 @click.command(
@@ -95,7 +144,7 @@ async def _poll(
 )
 @ledger_option(required=True)
 @service_options
-@rate_option
+@rate_option_for(DEFAULT_POLL_RATE, "status calls")
 @config_option
 @click.option(
     "--until-done",
@@ -104,14 +153,25 @@ async def _poll(
     f"(every 15s; 0.5s with --sandbox; ${INTERVAL_VARIABLE} overrides).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def poll(
-    ledger: Path, base_url: str | None, sandbox: bool, rate: str, until_done: bool, as_json: bool
+    ledger: Path,
+    base_url: str | None,
+    sandbox: bool,
+    rate: str | None,
+    until_done: bool,
+    as_json: bool,
+    no_progress: bool,
 ) -> None:
     """Fill in video_status, video_url and thumbnail_url for submitted jobs, and the
-    reason in error for a failed render."""
+    reason in error for a failed render.
+
+    On a terminal a line shows each round's progress; elsewhere each round of
+    --until-done ends with one line on stderr.
+    """
     started = time.monotonic()
     note_ledger(ledger)
-    parsed = resolve_rate(rate)
+    parsed = resolve_rate(rate, sandbox, DEFAULT_POLL_RATE)
     service = resolve_where(base_url, sandbox)
     with user_errors():
         interval = poll_interval(service.is_sandbox)
@@ -119,7 +179,9 @@ def poll(
         with ledger_lock(ledger):
             store = Ledger(ledger, create=False)
             try:
-                result = asyncio.run(_poll(store, service, parsed, until_done, interval))
+                bind_ledger(store, service)
+                shown = RoundProgress(not no_progress and not as_json and sys.stderr.isatty())
+                result = asyncio.run(_poll(store, service, parsed, until_done, interval, shown))
                 counts = store.counts()
             finally:
                 store.close()
@@ -166,6 +228,7 @@ async def _reconcile(ledger: Ledger, service: Service) -> ReconcileResult:
 def _reconcile_locked(ledger: Path, service: Service) -> ReconcileResult:
     store = Ledger(ledger, create=False)
     try:
+        bind_ledger(store, service)
         # Holding the lock, any job still 'submitting' was left by a killed run.
         store.transaction([in_flight_to_uncertain(time.time())])
         return asyncio.run(_reconcile(store, service))

@@ -77,6 +77,9 @@ def _problems(
     is_flag=True,
     help="One JSON object per row (line, key, ok, errors), then a summary object.",
 )
+@click.option(
+    "--strict", is_flag=True, help="Refuse template fields the schema does not know (exit 2)."
+)
 def validate(
     jobs: str,
     template: Path | None,
@@ -85,6 +88,7 @@ def validate(
     delimiter: str | None,
     fmt: str | None,
     as_json: bool,
+    strict: bool,
 ) -> None:
     """Render and validate every row of JOBS; exit 1 if any row is invalid or repeated.
 
@@ -98,7 +102,7 @@ def validate(
     counts = _Counts()
     seen = Repeats()
     with user_errors():
-        preparer = make_preparer(template, key_column, file_format, api=api)
+        preparer = make_preparer(template, key_column, file_format, api=api, strict=strict)
         with open_rows(jobs, file_format, given_delimiter) as source:
             warn_missing_columns(preparer, source)
             for row in source.rows:

@@ -104,6 +104,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN file_bytes INTEGER;
         """,
     ),
+    (
+        "jobs failed by connection errors are pending again",
+        # A job is failed only by the service's own refusal. Earlier runs failed jobs
+        # they could never connect for (a wrong --base-url): nothing of theirs was sent
+        # (the client's ConnectFailed and RequestNotMade texts), so they go out again.
+        """
+        UPDATE jobs SET status = 'pending', error = NULL
+            WHERE status = 'failed' AND (error LIKE '%cannot connect to %'
+                OR error LIKE '%timed out connecting to %'
+                OR error LIKE '%no request can be made to %');
+        """,
+    ),
 ]
 
 

@@ -91,9 +91,15 @@ class _Round:
     """One pass over every unfinished render in the ledger."""
 
     def __init__(
-        self, ledger: Ledger, client: ApiRouter, limiter: AsyncLimiter, concurrency: int
+        self,
+        ledger: Ledger,
+        client: ApiRouter,
+        limiter: AsyncLimiter,
+        concurrency: int,
+        on_check: Callable[[PollResult], None] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._on_check = on_check
         self._client = client
         self._limiter = limiter
         self._concurrency = concurrency
@@ -142,6 +148,8 @@ class _Round:
                 await self._check(*group[0])
             else:
                 await self._check_many(group)
+            if self._on_check is not None:
+                self._on_check(self.result)
 
     async def _check_many(self, group: list[_Job]) -> None:
         """One bulk status call for ``group`` (one API); a completed render's URLs come
@@ -211,10 +219,17 @@ class _Round:
 
 
 async def poll_once(
-    ledger: Ledger, client: ApiRouter, limiter: AsyncLimiter, concurrency: int = 8
+    ledger: Ledger,
+    client: ApiRouter,
+    limiter: AsyncLimiter,
+    concurrency: int = 8,
+    on_check: Callable[[PollResult], None] | None = None,
 ) -> PollResult:
-    """Ask once about every submitted job whose render is not final; record the answers."""
-    return await _Round(ledger, client, limiter, max(concurrency, 1)).run()
+    """Ask once about every submitted job whose render is not final; record the answers.
+
+    ``on_check`` is given the round's counts so far after each job is asked about.
+    """
+    return await _Round(ledger, client, limiter, max(concurrency, 1), on_check).run()
 
 
 async def poll_until_done(
@@ -226,6 +241,7 @@ async def poll_until_done(
     concurrency: int = 8,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_round: Callable[[PollResult], None] | None = None,
+    on_check: Callable[[PollResult], None] | None = None,
 ) -> PollResult:
     """Poll in rounds ``interval_s`` apart until every render is completed or failed;
     returns the completed and failed counted over all rounds.
@@ -235,7 +251,7 @@ async def poll_until_done(
     """
     total = PollResult()
     while True:
-        result = await poll_once(ledger, client, limiter, concurrency)
+        result = await poll_once(ledger, client, limiter, concurrency, on_check)
         total.checked += result.checked
         total.completed += result.completed
         total.failed += result.failed

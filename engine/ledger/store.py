@@ -243,6 +243,23 @@ class Ledger:
         """Rows of a read-only summary query (``engine/ledger/summary.py``)."""
         return self._conn.execute(sql, params).fetchall()
 
+    def set_meta(self, name: str, value: str | None) -> None:
+        """Record (or, with None, forget) one fact about the ledger, committed at once."""
+        if value is None:
+            self.transaction([("DELETE FROM meta WHERE name = ?", (name,))])
+        else:
+            self.transaction(
+                [("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))]
+            )
+
+    def invalid_fingerprints(self) -> set[str]:
+        """Fingerprints of the rows an earlier run recorded ``invalid`` (see the feeder)."""
+        rows = self._conn.execute(
+            "SELECT row_fingerprint FROM jobs WHERE status = 'invalid' "
+            "AND row_fingerprint IS NOT NULL"
+        )
+        return {row[0] for row in rows}
+
     def source_columns(self) -> list[str]:
         row = self._conn.execute("SELECT value FROM meta WHERE name = 'source_columns'").fetchone()
         return list(json.loads(row[0])) if row else []

@@ -44,6 +44,8 @@ class RowCounts:
     new: int = 0
     already_done: int = 0
     invalid: int = 0
+    #: Of ``invalid``: rows an earlier run recorded invalid, unchanged since.
+    invalid_unchanged: int = 0
     duplicates: int = 0
     changed: int = 0
     not_resent: int = 0

@@ -12,9 +12,29 @@ WORDS_PER_MINUTE = 150.0
 # Chinese, Japanese and Korean are written without spaces between words; two such
 # characters are spoken in about the time of one English word.
 CJK_CHARACTERS_PER_WORD = 2.0
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """What the service charges, as the estimate assumes it: prices change, so they live
+    here only, with the date they were last checked (shown by ``run --dry-run``)."""
+
+    as_of: str
+    credits_per_minute: float
+    billing_step_minutes: float
+
+    def basis(self) -> str:
+        """One line saying how an estimate is made."""
+        return (
+            f"{WORDS_PER_MINUTE:g} spoken words a minute at speed 1.0; "
+            f"{self.credits_per_minute:g} API credit a minute of video, billed in "
+            f"{self.billing_step_minutes * 60:g}-second steps, at least one a video "
+            f"(price table of {self.as_of})"
+        )
+
+
 # HeyGen's API bills one credit per minute of video, counted in 30-second steps.
-CREDITS_PER_MINUTE = 1.0
-BILLING_STEP_MINUTES = 0.5
+PRICES = PriceTable(as_of="2026-11-29", credits_per_minute=1.0, billing_step_minutes=0.5)
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -82,8 +102,9 @@ def _v3_speech(part: dict[str, Any]) -> tuple[float, int]:
 
 def video_credits(seconds: float) -> float:
     """Credits for one video of ``seconds``: whole 30-second steps, at least one."""
-    steps = max(1, math.ceil(seconds / 60.0 / BILLING_STEP_MINUTES))
-    return steps * BILLING_STEP_MINUTES * CREDITS_PER_MINUTE
+    step = PRICES.billing_step_minutes
+    steps = max(1, math.ceil(seconds / 60.0 / step))
+    return steps * step * PRICES.credits_per_minute
 
 
 @dataclass(slots=True)

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 DEFAULT_MAX_ATTEMPTS = 6
+
+# --rate defaults. Submissions: 1/s is safe for every HeyGen plan. Status calls (poll)
+# are cheaper for the service and many more: 5/s. The built-in sandbox has no plan to
+# respect, so a trial there is not held to either.
+DEFAULT_RATE = "1/s"
+DEFAULT_POLL_RATE = "5/s"
+SANDBOX_RATE = "50/s"
 # Stop retrying one job after this long even if attempts remain.
 MAX_TOTAL_RETRY_S = 300.0
 

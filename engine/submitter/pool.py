@@ -14,7 +14,14 @@ from typing import Any, Protocol
 from aiolimiter import AsyncLimiter
 
 from engine.api.port import ApiFeatures, ApiName
-from engine.errors import AbortRun, EngineError, RateLimited, RequestInProgress
+from engine.errors import (
+    AbortRun,
+    ConnectFailed,
+    EngineError,
+    RateLimited,
+    RequestInProgress,
+    ServiceUnreachable,
+)
 from engine.ledger import statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
@@ -102,11 +109,17 @@ class Submitter:
         stats: PoolStats,
         clock: Callable[[], float] = time.time,
         service_offset: Callable[[], float | None] = lambda: None,
+        reachable: Callable[[], bool] = lambda: True,
+        address_given_by: str = "",
         *,
         slots: SlotGate | None = None,
     ) -> None:
         self._client = client
         self._slots = slots
+        #: Whether the service ever answered this run; ``address_given_by`` is
+        #: ``ServiceUnreachable.given_by``.
+        self._reachable = reachable
+        self._given_by = address_given_by
         self._service_offset = service_offset
         self._limiter = limiter
         self._writer = writer
@@ -342,6 +355,11 @@ class Submitter:
         """The job's final status after ``err`` (which came back at ``ended``), or the
         seconds this worker waits to retry; ``idempotent``: see ``next_step``;
         ``made_by``: see ``send``."""
+        if isinstance(err, ConnectFailed) and not self._reachable():
+            # Not one request of the run was answered: the address is wrong, not the job,
+            # and this try sent nothing, so it costs the job no attempt.
+            self._control.abort_run(ServiceUnreachable(str(err), self._given_by))
+            return self._unsent(key, attempts - 1, made_by)
         step = next_step(err, idempotent=idempotent)
         if idempotent and may_have_made(err):
             made_by = ended

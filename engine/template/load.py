@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from engine.errors import ConfigError
+from engine.template.check import check_template
 from engine.template.compile import Template, compile_template
 
 
@@ -51,10 +52,15 @@ def _parse_json(path: Path, text: str) -> Any:
         raise ConfigError(f"{path}: nested too deeply to be a V2 request body.") from err
 
 
-def load_template(path: Path) -> Template:
+def load_template(path: Path, strict: bool = False) -> Template:
+    """The compiled template at ``path``, checked once (``engine.template.check``): unknown
+    fields are warned about (refused with ``strict``), errors every row would repeat
+    refused. Raises ConfigError."""
     text = _read(path)
     yaml_file = path.suffix.lower() in (".yaml", ".yml")
     data = _parse_yaml(path, text) if yaml_file else _parse_json(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a template must be an object shaped like a V2 request body.")
-    return compile_template(data, str(path))
+    compiled = compile_template(data, str(path))
+    check_template(data, str(path), strict)
+    return compiled

@@ -1,0 +1,111 @@
+"""Which service a ledger belongs to: the sandbox, or one address and account.
+
+A ledger's jobs are videos of the service they were sent to. Run against another
+(a sandbox trial's ledger, then the real service), its submitted jobs would count
+as done and nothing would be sent, and the export would hand out the sandbox's
+links. So the first run that may send (or the first ``poll`` or ``reconcile``)
+records the service in the ledger's meta table, and any later one against
+another service is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import ConfigError
+from engine.ledger.store import Ledger
+from engine.service import Service, sandbox_state_file
+
+META_NAME = "service"
+#: Hex digits of the key's digest kept: enough to tell accounts apart, too few to matter.
+FINGERPRINT_HEX = 12
+_SALT = b"heygen-batch:"
+_SUFFIX = ".ledger.db"
+
+
+def key_fingerprint(key: str) -> str:
+    """A short digest naming an account without holding its key: the first
+    ``FINGERPRINT_HEX`` hex digits of sha256("heygen-batch:" + key)."""
+    return hashlib.sha256(_SALT + key.encode()).hexdigest()[:FINGERPRINT_HEX]
+
+
+@dataclass(frozen=True)
+class Binding:
+    #: None for the built-in sandbox.
+    base_url: str | None
+    #: ``key_fingerprint`` of the API key; None for the sandbox (or no key).
+    account: str | None
+
+    @classmethod
+    def of(cls, service: Service) -> Binding:
+        if service.is_sandbox:
+            return cls(None, None)
+        key = service.api_key
+        return cls(service.base_url, key_fingerprint(key) if key else None)
+
+    @classmethod
+    def parse(cls, text: str) -> Binding:
+        value = json.loads(text)
+        return cls(value.get("base_url"), value.get("account"))
+
+    def text(self) -> str:
+        return json.dumps({"base_url": self.base_url, "account": self.account})
+
+    def describe(self) -> str:
+        if self.base_url is None:
+            return "the built-in sandbox"
+        account = f" with the API key whose fingerprint is {self.account}" if self.account else ""
+        return f"{self.base_url}{account}"
+
+    def ledger_for(self, ledger: Path) -> Path:
+        """A ledger name of this service's own, beside ``ledger``."""
+        stem, suffix = ledger.stem, ledger.suffix
+        if ledger.name.endswith(_SUFFIX):
+            stem, suffix = ledger.name.removesuffix(_SUFFIX), _SUFFIX
+        stem = stem.removesuffix(".sandbox")
+        tag = "sandbox" if self.base_url is None else (self.account or "service")
+        return ledger.with_name(f"{stem}.{tag}{suffix}")
+
+
+def bind_ledger(ledger: Ledger, service: Service) -> bool:
+    """Refuse ``service`` if ``ledger`` belongs to another; else record it as the
+    ledger's. True when it was recorded now (it was the ledger's first).
+
+    A ledger from before bindings that has sent jobs and has the sandbox's state
+    file beside it was a sandbox trial: it is taken as bound to the sandbox.
+
+    Raises ConfigError (exit 2) naming the ``--ledger`` to use instead.
+    """
+    wanted = Binding.of(service)
+    held_text = ledger.meta(META_NAME)
+    held = Binding.parse(held_text) if held_text else _inferred(ledger)
+    if held is None:
+        ledger.set_meta(META_NAME, wanted.text())
+        return True
+    if held == wanted:
+        if held_text is None:
+            ledger.set_meta(META_NAME, wanted.text())
+        return False
+    path = ledger.path
+    raise ConfigError(
+        f"{path} belongs to {held.describe()}, and this run is against {wanted.describe()}: "
+        "its jobs are that service's videos, and here they would count as done. Nothing was "
+        f"sent. Give this service its own ledger: --ledger {wanted.ledger_for(path)}"
+        + (
+            f" (and keep sandbox trials in {held.ledger_for(path)})."
+            if held.base_url is None and path != held.ledger_for(path)
+            else "."
+        )
+    )
+
+
+def _inferred(ledger: Ledger) -> Binding | None:
+    if not sandbox_state_file(ledger.path).exists():
+        return None
+    counts = ledger.counts()
+    if counts["submitted"] + counts["uncertain"] + counts["failed"] == 0:
+        return None
+    return Binding(None, None)
