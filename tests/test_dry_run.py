@@ -72,6 +72,7 @@ def test_a_first_dry_run_counts_new_invalid_and_repeats_and_prices_the_new(
         "credits": 1.5,
         "audio_scenes_of_unknown_length": 0,
         "send_seconds": 2.0,
+        "render_seconds": None,
         "rate": "1/s",
         "basis": PRICES.basis(),
     }
@@ -159,6 +160,22 @@ def test_the_time_to_send_follows_the_chosen_rate(tmp_path: Path) -> None:
     assert "Sending takes about 2 min at --rate 1/s" in slow.stdout
     assert (fast["estimate"]["send_seconds"], fast["estimate"]["rate"]) == (60.0, "2/s")
     assert hourly["estimate"]["send_seconds"] == 7200.0
+
+
+def test_render_slots_bound_the_time_by_the_video_minutes_they_render(tmp_path: Path) -> None:
+    rows = [(f"k{n}", f"N{n}", words(3), "1.0") for n in range(120)]
+    jobs = write_jobs(tmp_path / "jobs.csv", rows)
+
+    unbounded = dry_run(jobs, tmp_path / "l.db", "--rate", "100/s")
+    ten = dry_run(jobs, tmp_path / "l.db", "--rate", "100/s", "--max-rendering", "10")
+    twenty = dry_run(jobs, tmp_path / "l.db", "--rate", "100/s", "--max-rendering", "20")
+
+    assert unbounded["estimate"]["render_seconds"] is None
+    minutes = ten["estimate"]["video_minutes"]
+    assert ten["estimate"]["render_seconds"] == round(minutes * 60 * 2.0 / 10, 1)
+    assert twenty["estimate"]["render_seconds"] * 2 == pytest.approx(
+        ten["estimate"]["render_seconds"], abs=0.2
+    )
 
 
 def test_the_basis_of_the_estimate_is_stated(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import PRICES, CostEstimate
 from engine.reader import JobsFormat, describe, in_chunks, open_rows
+from engine.submitter.constants import ASSUMED_RENDER_S_PER_VIDEO_S
 from engine.submitter.rate import Rate
 
 _CHUNK = 500
@@ -34,6 +35,7 @@ def preview_run(
     limit: int | None,
     videos: Videos | None,
     rate: Rate,
+    max_rendering: int | None = None,
 ) -> None:
     """Count what ``run`` would do with the same triage, sending and writing nothing.
 
@@ -74,7 +76,7 @@ def preview_run(
     finally:
         if ledger is not None:
             ledger.close()
-    plan = _Plan(counts, by_reason, first_invalid, cost, rate)
+    plan = _Plan(counts, by_reason, first_invalid, cost, rate, max_rendering)
     _report(plan, source.delimiter, ledger_path, as_json, time.monotonic() - started)
     if plan.exit_code:
         raise SystemExit(plan.exit_code)
@@ -94,11 +96,21 @@ class _Plan:
     first_invalid: list[InvalidRow]
     cost: CostEstimate
     rate: Rate
+    max_rendering: int | None = None
 
     @property
     def send_seconds(self) -> float:
         """How long sending takes at --rate: the requests start one rate slot apart."""
         return self.cost.videos / self.rate.per_second
+
+    @property
+    def render_seconds(self) -> float | None:
+        """With --max-rendering N, the least time N slots take to render every video, at
+        ``ASSUMED_RENDER_S_PER_VIDEO_S`` (a guess: HeyGen publishes no render times)."""
+        if self.max_rendering is None:
+            return None
+        rendering = self.cost.minutes * 60 * ASSUMED_RENDER_S_PER_VIDEO_S
+        return rendering / self.max_rendering
 
     @property
     def reason(self) -> str | None:
@@ -132,6 +144,9 @@ def _report(
                 "credits": cost.credits,
                 "audio_scenes_of_unknown_length": cost.audio_scenes_unknown,
                 "send_seconds": round(plan.send_seconds, 1),
+                "render_seconds": None
+                if plan.render_seconds is None
+                else round(plan.render_seconds, 1),
                 "rate": str(plan.rate),
                 "basis": PRICES.basis(),
             },
@@ -176,6 +191,13 @@ def _report(
         click.echo(
             f"Sending takes about {_duration(plan.send_seconds)} at --rate {plan.rate} "
             "(rendering comes after, at the service's pace)."
+        )
+    if cost.videos and plan.render_seconds is not None:
+        click.echo(
+            f"With --max-rendering {plan.max_rendering}, rendering takes at least about "
+            f"{_duration(max(plan.render_seconds, plan.send_seconds))}, guessing "
+            f"{ASSUMED_RENDER_S_PER_VIDEO_S:g} s of rendering per second of video "
+            "(HeyGen publishes no render times)."
         )
     if cost.audio_scenes_unknown:
         click.echo(

@@ -188,6 +188,7 @@ def run(
                 limit,
                 videos,
                 parsed_rate,
+                max_rendering,
             )
             return
         if file_format is JobsFormat.CSV and jobs != "-":

@@ -101,3 +101,6 @@ SLOT_RECHECK_MAX_S = 30.0
 # A video sent longer ago than this is not counted as holding a slot at the start of a run
 # (renders take minutes): a ledger of old, never polled jobs costs no status calls there.
 RENDER_HORIZON_S = 24 * 3600.0
+# A dry run's guess at a render's length, per second of video, for its time estimate with
+# --max-rendering: HeyGen publishes no render times, so the dry run says it is a guess.
+ASSUMED_RENDER_S_PER_VIDEO_S = 2.0
