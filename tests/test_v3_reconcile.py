@@ -80,6 +80,7 @@ async def test_a_job_first_sent_over_a_day_ago_stays_uncertain_saying_why(
         sent = state.counters.v3_requests
         job = ledger.get("old")
     assert (result.found, result.still_uncertain) == (0, 1)
+    assert result.grace_ends == []  # waiting would prove nothing more
     assert sent == 0  # a replay the service has forgotten would make a second video
     assert job is not None
     assert job.status == "uncertain"
@@ -119,6 +120,7 @@ async def test_a_replay_still_in_progress_leaves_the_job_for_the_next_reconcile(
         result = await reconciled(ledger, url)
         job = ledger.get("busy")
     assert result.still_uncertain == 1
+    assert len(result.grace_ends) == 1  # the end of a run replays it again shortly
     assert job is not None
     assert job.status == "uncertain"
     assert "request_in_progress" in (job.error or "")

@@ -67,3 +67,5 @@ SETTLE_ROUNDS = 6
 # service's replay window (24 h from its first request) ends: our clock and the service's
 # may disagree, and a replay the service has forgotten would make a second video.
 REPLAY_MARGIN_S = 3600.0
+# A replay that met a fault of the moment is tried again by the end of a run this long after.
+REPLAY_AGAIN_S = 2.0
