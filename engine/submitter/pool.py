@@ -220,13 +220,13 @@ class Submitter:
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
-                    # The request may have reached the service as late as its error (the
-                    # end of a timeout): a reconcile grace counts from here.
                     if isinstance(err, RequestInProgress):
                         # The first request with this key is still being processed: not
                         # this job's fault, so it spends no attempt.
                         attempts -= 1
                         tries -= 1
+                    # The request may have reached the service as late as its error (the
+                    # end of a timeout): a reconcile grace counts from here.
                     ended = self._clock()
                     verdict = self._after_error(
                         err, item.key, attempts, tries, started, ended, idempotent, made_by
@@ -312,7 +312,7 @@ class Submitter:
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
             self._control.abort_run(err)
-            if err.maybe_sent:
+            if err.maybe_sent or made_by is not None:
                 return self._finish(key, "uncertain", attempts, str(err), ended)
             # A refused key or an empty account created nothing: the job waits for the next run.
             return self._finish(key, "pending", attempts, str(err))
