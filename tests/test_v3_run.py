@@ -339,3 +339,16 @@ def test_a_replay_that_meets_a_fault_is_tried_again_before_the_run_ends(tmp_path
     assert made[seen[0]] == 1
     with closing(Ledger(ledger)) as store:
         assert store.counts()["uncertain"] == 0
+
+
+def test_a_v2_endpoint_missing_at_the_address_names_the_move_to_v3_too(tmp_path: Path) -> None:
+    async def not_found(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        return web.Response(status=404, text="404: Not Found")
+
+    with threaded_sandbox(not_found) as (url, _):
+        done = run_keyed(DEMO_CSV, V2_TEMPLATE, tmp_path / "l.db", url)
+    assert done.returncode == 2, done.stderr
+    assert "--base-url" in done.stderr
+    assert "--api v3" in done.stderr
