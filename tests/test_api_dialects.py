@@ -84,6 +84,13 @@ def test_an_answer_in_no_shape_of_the_api_is_a_value_error(api: str) -> None:
             dialect.parsed_status(Answer(200, answer))
 
 
+def test_v2_has_no_bulk_status() -> None:
+    dialect = dialect_for("v2")
+    assert dialect.features.bulk_status_max == 0
+    with pytest.raises(ValueError, match="no bulk status"):
+        dialect.statuses(["a", "b"])
+
+
 def test_a_bulk_status_call_names_at_most_a_hundred_videos() -> None:
     dialect = dialect_for("v3")
     assert dialect.statuses([str(i) for i in range(100)]) is not None

@@ -142,3 +142,20 @@ def test_poll_with_the_sandbox_finds_the_videos_a_sandbox_run_created(tmp_path: 
     assert cli("export", "--ledger", str(ledger), "-o", str(out)).returncode == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert all(r["video_status"] == "completed" and r["video_url"] for r in rows)
+
+
+def test_the_v3_demo_runs_polls_and_exports_with_the_built_in_sandbox(tmp_path: Path) -> None:
+    ledger = tmp_path / "demo-v3.db"
+    template = DEMO_TEMPLATE.with_name("demo-template-v3.json")
+    ran = cli("run", str(DEMO_CSV), "--template", str(template), "--ledger", str(ledger),
+              "--key-column", "contact_id", "--sandbox", "--rate", "50/s", "--json")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["counts"]["submitted"] == 12
+    polled = cli("poll", "--ledger", str(ledger), "--sandbox", "--until-done", "--json")
+    assert polled.returncode == 0, polled.stderr
+    assert json.loads(polled.stdout)["completed"] == 12
+    out = tmp_path / "results.jsonl"
+    assert cli("export", "--ledger", str(ledger), "-o", str(out)).returncode == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert {r["api"] for r in rows} == {"v3"}
+    assert all(r["video_status"] == "completed" and r["video_page_url"] for r in rows)

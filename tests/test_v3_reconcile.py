@@ -10,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
@@ -18,6 +19,7 @@ from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
 from engine.prepare.keys import idempotency_key
+from tests.test_ledger_store import make_older_ledger
 from tests.threaded_sandbox import Handler, threaded_sandbox
 
 BODY = {
@@ -80,6 +82,7 @@ async def test_a_job_first_sent_over_a_day_ago_stays_uncertain_saying_why(
         sent = state.counters.v3_requests
         job = ledger.get("old")
     assert (result.found, result.still_uncertain) == (0, 1)
+    assert result.grace_ends == []  # waiting would prove nothing more
     assert sent == 0  # a replay the service has forgotten would make a second video
     assert job is not None
     assert job.status == "uncertain"
@@ -119,6 +122,19 @@ async def test_a_replay_still_in_progress_leaves_the_job_for_the_next_reconcile(
         result = await reconciled(ledger, url)
         job = ledger.get("busy")
     assert result.still_uncertain == 1
+    assert len(result.grace_ends) == 1  # the end of a run replays it again shortly
     assert job is not None
     assert job.status == "uncertain"
     assert "request_in_progress" in (job.error or "")
+
+
+def test_jobs_of_a_ledger_from_before_v3_are_v2_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    work = [statements.insert_job("old", 1, "pending", {"id": "old"}, "sha", None)]
+    make_older_ledger(path, monkeypatch, work)
+    with closing(Ledger(path)) as ledger:
+        job = ledger.get("old")
+    assert job is not None
+    assert (job.api, job.first_attempted_at, job.video_page_url) == ("v2", None, None)

@@ -308,3 +308,47 @@ def test_poll_asks_about_v3_renders_a_hundred_at_a_time(tmp_path: Path) -> None:
     rows = export(tmp_path / "m.db")
     assert {r["video_status"] for r in rows} == {"completed"}
     assert all(r["video_page_url"] and r["video_url"] for r in rows)
+
+
+def test_a_replay_that_meets_a_fault_is_tried_again_before_the_run_ends(tmp_path: Path) -> None:
+    """Dropped after creation (one attempt allowed), then its first replay answered 409:
+    the run waits a moment and replays again, ending with the one video and no
+    uncertain job."""
+    seen: list[str] = []
+
+    async def drop_then_busy(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.StreamResponse | None:
+        key = request.headers["Idempotency-Key"]
+        if not seen or key == seen[0]:
+            seen.append(key)
+        if len(seen) == 1:
+            await handler(request)
+            return drop(request)
+        if len(seen) == 2 and key == seen[0]:
+            error = {"code": "request_in_progress", "message": "still processing"}
+            return web.json_response({"error": error}, status=409)
+        return None
+
+    ledger = tmp_path / "l.db"
+    with threaded_sandbox(drop_then_busy) as (url, state):
+        done = run_keyed(DEMO_CSV, V3_TEMPLATE, ledger, url, "--max-attempts", "1")
+        made = dict(state.counters.created_by_idempotency_key)
+    assert done.returncode == 0, done.stderr
+    assert len(seen) == 3  # sent, replayed into a 409, replayed again
+    assert made[seen[0]] == 1
+    with closing(Ledger(ledger)) as store:
+        assert store.counts()["uncertain"] == 0
+
+
+def test_a_v2_endpoint_missing_at_the_address_names_the_move_to_v3_too(tmp_path: Path) -> None:
+    async def not_found(
+        body: dict[str, Any], request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        return web.Response(status=404, text="404: Not Found")
+
+    with threaded_sandbox(not_found) as (url, _):
+        done = run_keyed(DEMO_CSV, V2_TEMPLATE, tmp_path / "l.db", url)
+    assert done.returncode == 2, done.stderr
+    assert "--base-url" in done.stderr
+    assert "--api v3" in done.stderr

@@ -3,7 +3,6 @@ transport and every API's ``HeyGenApi``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -88,14 +87,11 @@ class HeyGenApi:
         return await self._read(dialect.status(video_id), dialect.parsed_status)
 
     async def video_statuses(self, video_ids: Sequence[str]) -> dict[str, RenderStatus | None]:
-        """Renders of up to ``features.bulk_status_max`` videos (any number without bulk
-        status: one call each); None for a video the service does not know."""
+        """Renders of 1 to ``features.bulk_status_max`` videos in one call; None for a
+        video the service does not know. ``ValueError`` where the API has no bulk status
+        or for too many ids."""
         dialect = self._dialect
-        call = dialect.statuses(video_ids)
-        if call is not None:
-            return await self._read(call, dialect.parsed_statuses)
-        found = await asyncio.gather(*(self.video_status(v) for v in video_ids))
-        return {s.video_id: s for s in found}
+        return await self._read(dialect.statuses(video_ids), dialect.parsed_statuses)
 
     async def video_list(
         self, token: str | None = None, limit: int = 100, title: str | None = None

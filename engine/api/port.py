@@ -8,8 +8,8 @@ and reconcile see. They read ``ApiFeatures``, never an API's name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from engine.errors import StatusError
@@ -103,7 +103,6 @@ class Answer:
 
     status: int
     body: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Dialect(Protocol):
@@ -120,7 +119,7 @@ class Dialect(Protocol):
 
     def parsed_status(self, answer: Answer) -> RenderStatus: ...
 
-    def statuses(self, video_ids: Sequence[str]) -> HttpCall | None: ...
+    def statuses(self, video_ids: Sequence[str]) -> HttpCall: ...
 
     def parsed_statuses(self, answer: Answer) -> dict[str, RenderStatus | None]: ...
 
@@ -155,5 +154,3 @@ class ApiRouter(Protocol):
     its ledger row records."""
 
     def for_api(self, api: ApiName) -> VideoApi: ...
-
-    def service_clock_offset(self) -> float | None: ...

@@ -77,8 +77,9 @@ class V2Dialect:
             created_at=status.created_at,
         )
 
-    def statuses(self, video_ids: Sequence[str]) -> HttpCall | None:
-        return None  # no bulk status on V2: one call per video
+    def statuses(self, video_ids: Sequence[str]) -> HttpCall:
+        """``ValueError``: V2 has no bulk status (``features.bulk_status_max`` is 0)."""
+        raise ValueError("V2 has no bulk status")
 
     def parsed_statuses(self, answer: Answer) -> dict[str, RenderStatus | None]:
         raise ValueError("V2 has no bulk status")

@@ -69,7 +69,7 @@ class V3Dialect:
     def parsed_status(self, answer: Answer) -> RenderStatus:
         return _detail(parse_v3_video(answer.body))
 
-    def statuses(self, video_ids: Sequence[str]) -> HttpCall | None:
+    def statuses(self, video_ids: Sequence[str]) -> HttpCall:
         if not 0 < len(video_ids) <= BULK_STATUS_MAX:
             raise ValueError(f"a bulk status call names 1 to {BULK_STATUS_MAX} videos")
         return HttpCall("GET", STATUSES_PATH, params=(("video_ids", ",".join(video_ids)),))

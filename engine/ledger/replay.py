@@ -22,7 +22,7 @@ from engine.ledger import statements
 from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
 from engine.prepare.keys import idempotency_key
-from engine.submitter.constants import REPLAY_MARGIN_S
+from engine.submitter.constants import REPLAY_AGAIN_S, REPLAY_MARGIN_S
 
 if TYPE_CHECKING:
     from engine.ledger.reconcile import ReconcileResult
@@ -86,6 +86,9 @@ async def settle_by_replay(
             log.warning("reconcile: replaying job %s's key: %s", job.key, err)
             result.still_uncertain += 1
             writes.append(unsettled(job, f"replaying its Idempotency-Key failed ({err})"))
+            # A fault of the moment (a 5xx, 409 request_in_progress, no answer): the end
+            # of a run replays it again shortly, as it would after a grace period.
+            result.grace_ends.append(clock() + REPLAY_AGAIN_S)
             continue
         writes.append(statements.reconciled_found(job.key, video_id))
         result.found += 1

@@ -104,3 +104,5 @@ RENDER_HORIZON_S = 24 * 3600.0
 # A dry run's guess at a render's length, per second of video, for its time estimate with
 # --max-rendering: HeyGen publishes no render times, so the dry run says it is a guess.
 ASSUMED_RENDER_S_PER_VIDEO_S = 2.0
+# A replay that met a fault of the moment is tried again by the end of a run this long after.
+REPLAY_AGAIN_S = 2.0

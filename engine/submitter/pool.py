@@ -366,7 +366,7 @@ class Submitter:
         if step is Step.ABORT:
             assert isinstance(err, AbortRun)
             self._control.abort_run(err)
-            if err.maybe_sent:
+            if err.maybe_sent or made_by is not None:
                 return self._finish(key, "uncertain", attempts, str(err), ended)
             # A refused key or an empty account created nothing: the job waits for the next run.
             return self._finish(key, "pending", attempts, str(err))
