@@ -316,3 +316,25 @@ def test_only_videos_sent_lately_are_counted_as_rendering_at_the_start(tmp_path:
         ledger.transaction(work)
         assert [r[0] for r in ledger.renders_to_check("", 10)] == ["new", "old"]
         assert [r[0] for r in ledger.renders_to_check("", 10, now - 86400)] == ["new"]
+
+
+async def test_a_render_seen_done_late_counts_half_way_from_its_last_busy_check() -> None:
+    """Before any render time is known, checks back off (1 s, then 2 s later): a 2-second
+    render is first seen done at 3 s. Taken as 3 s, every later check would come 1 s late."""
+    now = [0.0]
+    source = Scripted()
+    stats = PoolStats()
+    slots = RenderTracker(source, NullWriter(), stats, None, clock=lambda: now[0])  # type: ignore[arg-type]
+    control = RunControl()
+    assert await slots.acquire(control)
+    slots.started("a", "vid-a", None)
+    now[0] = 1.0
+    await slots._check(["vid-a"])  # still processing
+    now[0] = 3.0
+    source.states["vid-a"] = "completed"
+    await slots._check(["vid-a"])
+    assert stats.rendered == 1
+    assert stats.render_estimate_s == pytest.approx(2.0)
+    assert await slots.acquire(control)
+    slots.started("b", "vid-b", None)
+    assert slots._renders["vid-b"].due == pytest.approx(5.0)  # checked when it should end

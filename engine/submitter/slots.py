@@ -9,11 +9,13 @@ create of this run. The pool takes a slot before it marks a job ``submitting`` a
 gives it back unless a video was made.
 
 Completions are learned by status calls (``StatusSource``, one call per video on V2,
-bulk where the API has them). They are made only while a worker waits for a slot, or
+bulk where the API has them). They are made only while a job waits for a slot, or
 while the run waits for its last renders, so they never crowd out submissions; one
-call at a time. Each video is first checked when the quickest render seen so far
+call at a time. Each video is first checked when the quickest render seen lately
 would have ended, then again every ``SLOT_RECHECK_SHARE`` of that, so a freed slot is
-used soon after the service frees it.
+used soon after the service frees it. A render's time is taken half-way between the
+last check that saw it busy and the one that saw it done, so an early sample seen late
+(before any render time is known) does not set every later check late.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ class _Render:
     started: float | None
     due: float
     interval: float
+    #: When a check last found it still rendering.
+    busy_at: float | None = None
 
 
 class RenderTracker:
@@ -270,6 +274,7 @@ class RenderTracker:
                 )
                 self._writer.write(statement)
             if outcome == "rendering":
+                render.busy_at = now
                 render.interval = self._recheck(render.interval)
                 render.due = now + render.interval
                 continue
@@ -278,7 +283,9 @@ class RenderTracker:
             if outcome == "completed":
                 self._stats.rendered += 1
                 if render.started is not None:
-                    self._samples.append(now - render.started)
+                    # It ended between the last check that saw it busy and this one.
+                    ended = now if render.busy_at is None else (render.busy_at + now) / 2
+                    self._samples.append(ended - render.started)
             elif outcome == "failed":
                 self._stats.render_failed += 1
         if freed:
@@ -286,7 +293,9 @@ class RenderTracker:
             self._freed.set()
 
     def _estimate(self) -> float | None:
-        """The quickest render seen lately (seconds from create to completion seen)."""
+        """The quickest render seen lately (seconds from the create's answer). The
+        quickest, not a mean: renders checked one after another are seen done a little
+        late, and checks timed by those would drift later and later."""
         return min(self._samples) if self._samples else None
 
     def _recheck(self, interval: float) -> float:
