@@ -138,7 +138,12 @@ class _Round:
             result.rendering += 1
         self._write(
             statements.render_update(
-                key, state, status.video_url, status.thumbnail_url, _error_text(status)
+                key,
+                state,
+                status.video_url,
+                status.thumbnail_url,
+                _error_text(status),
+                status.duration,
             )
         )
 

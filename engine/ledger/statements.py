@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from engine.errors import one_line
+from engine.errors import EngineError, RateLimited, StatusError, one_line
 from engine.ledger.store import HELD_BY, Status, Videos
 
 
@@ -124,15 +124,17 @@ def insert_submitting(
     callback_id: str | None,
     attempted_at: float,
     service_offset: float | None = None,
+    estimated_s: float | None = None,
 ) -> Statement:
     """A job seen for the first time, recorded and marked in one statement.
 
     What ``insert_job`` then ``mark_submitting`` would leave, for a third less work.
+    ``estimated_s``: the video's length as estimated from its body (for the report).
     """
     return (
         "INSERT INTO jobs (key, line, status, request_sha256, updated_at, source, "
-        "row_fingerprint, body, callback_id, attempted_at, service_offset) "
-        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "row_fingerprint, body, callback_id, attempted_at, service_offset, estimated_seconds) "
+        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key,
             line,
@@ -144,6 +146,7 @@ def insert_submitting(
             callback_id,
             attempted_at,
             service_offset,
+            estimated_s,
         ),
     )
 
@@ -155,13 +158,16 @@ def mark_submitting(
     callback_id: str | None,
     attempted_at: float,
     service_offset: float | None = None,
+    estimated_s: float | None = None,
 ) -> Statement:
     """``service_offset``: the service clock's lead over ours at ``attempted_at``, which
-    puts the attempt on the service's clock whatever ours does before reconcile."""
+    puts the attempt on the service's clock whatever ours does before reconcile.
+    ``estimated_s``: as for ``insert_submitting``."""
     return (
         "UPDATE jobs SET status = 'submitting', body = ?, request_sha256 = ?, callback_id = ?, "
-        "attempted_at = ?, service_offset = ?, error = NULL, updated_at = ? WHERE key = ?",
-        (body, sha256, callback_id, attempted_at, service_offset, now_iso(), key),
+        "attempted_at = ?, service_offset = ?, estimated_seconds = ?, error = NULL, "
+        "updated_at = ? WHERE key = ?",
+        (body, sha256, callback_id, attempted_at, service_offset, estimated_s, now_iso(), key),
     )
 
 
@@ -286,10 +292,56 @@ def clear_invalid() -> Statement:
 
 
 def render_update(
-    key: str, video_status: str, video_url: str | None, thumbnail_url: str | None, error: str | None
+    key: str,
+    video_status: str,
+    video_url: str | None,
+    thumbnail_url: str | None,
+    error: str | None,
+    duration_s: float | None = None,
 ) -> Statement:
+    """A render's progress; the first time it is seen ``completed`` or ``failed`` is kept
+    (``render_ended_at``, unix seconds: the report's render time), and the video's
+    ``duration_s`` from the status when the service gives one."""
     return (
-        "UPDATE jobs SET video_status = ?, video_url = ?, thumbnail_url = ?, "
-        "error = coalesce(?, error), updated_at = ? WHERE key = ?",
-        (video_status, video_url, thumbnail_url, _error_text(error), now_iso(), key),
+        "UPDATE jobs SET video_status = ?1, video_url = ?2, thumbnail_url = ?3, "
+        "error = coalesce(?4, error), duration_s = coalesce(?5, duration_s), "
+        "render_ended_at = iif(?1 IN ('completed', 'failed'), coalesce(render_ended_at, ?6), "
+        "NULL), updated_at = ?7 WHERE key = ?8",
+        (
+            video_status,
+            video_url,
+            thumbnail_url,
+            _error_text(error),
+            duration_s,
+            time.time(),
+            now_iso(),
+            key,
+        ),
     )
+
+
+_ATTEMPT = (
+    "INSERT INTO attempts (key, attempt, started_at, latency_ms, outcome, code, retry_after_s) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def record_attempt(
+    key: str, attempt: int, started_at: float, latency_s: float, error: EngineError | None
+) -> Statement:
+    """One request of job ``key`` (its ``attempt``-th, counted over runs), started at unix
+    ``started_at`` and answered ``latency_s`` later: ``ok``, ``http <status>`` with the
+    service's error code (and a 429's Retry-After in seconds), or the class of the
+    transport error (``RequestTimeout``, ``ConnectionDropped``, ...)."""
+    code: str | None = None
+    retry_after: float | None = None
+    if error is None:
+        outcome = "ok"
+    elif isinstance(error, StatusError):
+        outcome = f"http {error.status}"
+        code = error.code
+        if isinstance(error, RateLimited):
+            retry_after = error.retry_after
+    else:
+        outcome = type(error).__name__
+    return (_ATTEMPT, (key, attempt, started_at, latency_s * 1000.0, outcome, code, retry_after))

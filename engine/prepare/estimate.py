@@ -73,3 +73,10 @@ class CostEstimate:
     @property
     def minutes(self) -> float:
         return self.seconds / 60.0
+
+
+def estimated_seconds(body: dict[str, Any]) -> float | None:
+    """The video length ``body`` should give, in seconds; None when nothing in it tells
+    (a body of another shape, or only audio scenes of unknown length)."""
+    seconds, _ = video_seconds(body)
+    return seconds or None

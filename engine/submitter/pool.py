@@ -17,6 +17,7 @@ from engine.errors import AbortRun, EngineError, RateLimited
 from engine.ledger import statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
+from engine.prepare.estimate import estimated_seconds
 from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEAD_S
 from engine.submitter.control import RunControl
 from engine.submitter.rate import Rate
@@ -129,10 +130,11 @@ class Submitter:
             callback_id = item.body.get("callback_id")
             callback = callback_id if isinstance(callback_id, str) else None
             new = item.new
+            estimate = estimated_seconds(item.body)
             if new is None:
                 work.append(
                     statements.mark_submitting(
-                        item.key, item.payload, item.sha256, callback, now, offset
+                        item.key, item.payload, item.sha256, callback, now, offset, estimate
                     )
                 )
             else:
@@ -147,6 +149,7 @@ class Submitter:
                         callback,
                         now,
                         offset,
+                        estimate,
                     )
                 )
         await self._writer.write_durably(*work)
@@ -181,7 +184,7 @@ class Submitter:
                 self._note_send()
                 in_request = True
                 try:
-                    video_id = await self._client.create_video(item.payload)
+                    video_id = await self._attempt(item.key, attempts, item.payload)
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
@@ -210,6 +213,19 @@ class Submitter:
             else:
                 self._finish(item.key, "pending", attempts, None)
             raise
+
+    async def _attempt(self, key: str, attempt: int, payload: str) -> str:
+        """One request; its start, latency and outcome noted for the campaign report."""
+        started, tick = self._clock(), time.monotonic()
+        try:
+            video_id = await self._client.create_video(payload)
+        except EngineError as err:
+            latency = time.monotonic() - tick
+            self._writer.note(statements.record_attempt(key, attempt, started, latency, err))
+            raise
+        latency = time.monotonic() - tick
+        self._writer.note(statements.record_attempt(key, attempt, started, latency, None))
+        return video_id
 
     async def _start_allowed(self) -> bool:
         """Wait out any pool-wide pause and take a place from the limiter; False on a stop.
