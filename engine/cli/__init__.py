@@ -8,6 +8,7 @@ import logging
 import click
 
 from engine.cli.export_cmd import export
+from engine.cli.report_cmd import report
 from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
 from engine.cli.schema_cmd import schema
@@ -29,7 +30,7 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (run, validate, poll, reconcile_command, export, schema, sandbox):
+for command in (run, validate, poll, reconcile_command, export, report, schema, sandbox):
     cli.add_command(command)
 
 

@@ -1,0 +1,317 @@
+"""What a campaign report shows, read from a ledger without writing to it.
+
+Everything here is numbers and short texts; the page (``page``) and the charts
+(``charts``) only lay them out. Times are unix seconds; latencies milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import ConfigError
+from engine.ledger.store import STATUSES, Ledger
+from engine.prepare.estimate import BILLING_STEP_MINUTES, CREDITS_PER_MINUTE, video_credits
+
+#: The render outcomes, in the order they are shown; ``not polled`` is a submitted job
+#: whose render nobody has asked about yet.
+RENDER_OUTCOMES = ("completed", "failed", "processing", "pending", "not polled")
+#: Error groups shown, and example rows per group.
+ERROR_GROUPS = 20
+EXAMPLES_PER_GROUP = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    key: str
+    line: int
+    error: str
+
+
+@dataclass(slots=True)
+class ErrorGroup:
+    """Jobs that ended alike: ``status`` (or ``render failed``) and the error's code."""
+
+    status: str
+    label: str
+    count: int = 0
+    examples: list[Example] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    key: str
+    attempt: int
+    started_at: float
+    latency_ms: float
+    outcome: str
+    code: str | None
+    retry_after_s: float | None
+
+    @property
+    def ended_at(self) -> float:
+        return self.started_at + self.latency_ms / 1000.0
+
+
+@dataclass(slots=True)
+class Waits:
+    """The 429s and the waits they caused, in seconds."""
+
+    rate_limited: int = 0
+    asked_total_s: float = 0.0
+    asked_max_s: float = 0.0
+    #: Time the pool stood paused: the union of every 429's [answer, answer + Retry-After].
+    paused_s: float = 0.0
+    #: Seconds between a 429's answer and the same job's next request, as measured.
+    waited_max_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Video seconds and credits of the completed videos: estimated before sending
+    (from the spoken text) against what the service reports."""
+
+    completed: int
+    with_duration: int
+    with_estimate: int
+    actual_s: float
+    #: Over the videos that have both figures, so the two compare like for like.
+    compared: int
+    compared_estimated_s: float
+    compared_actual_s: float
+    credits_estimated: float
+    credits_actual: float
+    test_videos: bool
+    pairs: list[tuple[float, float]]
+
+
+@dataclass(slots=True)
+class Facts:
+    ledger: str
+    campaign_id: str | None
+    jobs: int
+    statuses: dict[str, int]
+    renders: dict[str, int]
+    attempts: list[Attempt]
+    outcomes: dict[str, int]
+    retried_jobs: int
+    waits: Waits
+    errors: list[ErrorGroup]
+    error_groups_hidden: int
+    #: When each submitted job got its video_id, and when each render was seen completed.
+    submitted_times: list[float]
+    completed_times: list[float]
+    render_s: list[float]
+    spend: Spend
+    #: What the report cannot show, and why.
+    notes: list[str]
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return [a.latency_ms for a in self.attempts]
+
+    @property
+    def retries(self) -> int:
+        return len(self.attempts) - len({a.key for a in self.attempts})
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """The ``share`` (0-1) quantile of ``values``, None when there are none."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    ordered = sorted(values)
+    return statistics.quantiles(ordered, n=100, method="inclusive")[round(share * 100) - 1]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Opened once as every command opens it, so an older ledger gets the current schema
+    # (as ``export`` does); then read through a connection that cannot write.
+    Ledger(path, create=False).close()
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.execute("SELECT count(*) FROM jobs").fetchone()
+    except sqlite3.DatabaseError as err:
+        raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
+    return conn
+
+
+def _group_label(error: str) -> str:
+    """The part of an error that names its kind: ``HTTP 400 invalid_parameter`` for a
+    service refusal, a render failure's code, else its first clause (an invalid row's
+    first field and problem), so like errors of different rows fall together."""
+    if error.startswith("HTTP ") or error.startswith("gave up after "):
+        return error.split(": ", 1)[0]
+    if error.startswith("render failed: "):
+        return error.split(": ", 2)[1]
+    return error.split("; ", 1)[0]
+
+
+def _errors(conn: sqlite3.Connection) -> tuple[list[ErrorGroup], int]:
+    groups: dict[tuple[str, str], ErrorGroup] = {}
+    rows = conn.execute(
+        "SELECT key, line, status, video_status, error FROM jobs "
+        "WHERE error IS NOT NULL AND (status <> 'submitted' OR video_status = 'failed') "
+        "ORDER BY line, key"
+    )
+    for key, line, status, video_status, error in rows:
+        kind = "render failed" if status == "submitted" and video_status == "failed" else status
+        label = _group_label(error)
+        group = groups.setdefault((kind, label), ErrorGroup(kind, label))
+        group.count += 1
+        if len(group.examples) < EXAMPLES_PER_GROUP:
+            group.examples.append(Example(key, line, error))
+    ranked = sorted(groups.values(), key=lambda g: (-g.count, g.status, g.label))
+    return ranked[:ERROR_GROUPS], max(len(ranked) - ERROR_GROUPS, 0)
+
+
+def _waits(attempts: list[Attempt]) -> Waits:
+    waits = Waits()
+    spans: list[tuple[float, float]] = []
+    by_key: dict[str, list[Attempt]] = defaultdict(list)
+    for a in attempts:
+        by_key[a.key].append(a)
+        if a.outcome == "http 429":
+            waits.rate_limited += 1
+            asked = a.retry_after_s or 0.0
+            waits.asked_total_s += asked
+            waits.asked_max_s = max(waits.asked_max_s, asked)
+            spans.append((a.ended_at, a.ended_at + asked))
+    end = float("-inf")
+    for start, stop in sorted(spans):
+        start = max(start, end)
+        if stop > start:
+            waits.paused_s += stop - start
+            end = stop
+    for tries in by_key.values():
+        tries.sort(key=lambda a: a.attempt)
+        for before, after in itertools.pairwise(tries):
+            if before.outcome == "http 429":
+                gap = max(after.started_at - before.ended_at, 0.0)
+                waits.waited_max_s = max(waits.waited_max_s, gap)
+    return waits
+
+
+def _spend(conn: sqlite3.Connection, test_videos: bool) -> Spend:
+    pairs: list[tuple[float, float]] = []
+    completed = with_duration = with_estimate = 0
+    actual_s = credits_estimated = credits_actual = 0.0
+    for estimated, actual in conn.execute(
+        "SELECT estimated_seconds, duration_s FROM jobs "
+        "WHERE status = 'submitted' AND video_status = 'completed'"
+    ):
+        completed += 1
+        if actual is not None:
+            with_duration += 1
+            actual_s += actual
+            credits_actual += video_credits(actual)
+        if estimated is not None:
+            with_estimate += 1
+            credits_estimated += video_credits(estimated)
+        if estimated is not None and actual is not None:
+            pairs.append((estimated, actual))
+    if test_videos:
+        credits_estimated = credits_actual = 0.0
+    return Spend(
+        completed=completed,
+        with_duration=with_duration,
+        with_estimate=with_estimate,
+        actual_s=actual_s,
+        compared=len(pairs),
+        compared_estimated_s=sum(e for e, _ in pairs),
+        compared_actual_s=sum(a for _, a in pairs),
+        credits_estimated=credits_estimated,
+        credits_actual=credits_actual,
+        test_videos=test_videos,
+        pairs=pairs,
+    )
+
+
+def read_facts(path: Path) -> Facts:
+    """Everything the report shows about the ledger at ``path`` (whose schema is brought
+    up to date, as every command does; no job is written).
+
+    Raises ``ConfigError`` when ``path`` is missing or not a ledger. A ledger filled by
+    an older heygen-batch gives counts and errors, and notes what it cannot show.
+    """
+    conn = _connect(path)
+    try:
+        return _read(conn, path)
+    finally:
+        conn.close()
+
+
+def _read(conn: sqlite3.Connection, path: Path) -> Facts:
+    meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+    statuses: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    for status, n in conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
+        statuses[status] = n
+    renders = dict.fromkeys(RENDER_OUTCOMES, 0)
+    for video_status, n in conn.execute(
+        "SELECT video_status, count(*) FROM jobs WHERE status = 'submitted' GROUP BY video_status"
+    ):
+        outcome = "pending" if video_status == "waiting" else video_status or "not polled"
+        renders[outcome] = renders.get(outcome, 0) + n
+    notes: list[str] = []
+    attempts = [
+        Attempt(*row)
+        for row in conn.execute(
+            "SELECT key, attempt, started_at, latency_ms, outcome, code, retry_after_s "
+            "FROM attempts ORDER BY started_at"
+        )
+    ]
+    outcomes = Counter(a.outcome for a in attempts)
+    per_key = Counter(a.key for a in attempts)
+    # Submitted when the service answered with the video; a job found by reconcile has
+    # no such answer, so its mark stands in.
+    answered = {a.key: a.ended_at for a in attempts if a.outcome == "ok"}
+    submitted_times: list[float] = []
+    completed_times: list[float] = []
+    render_s: list[float] = []
+    for key, attempted_at, video_status, ended in conn.execute(
+        "SELECT key, attempted_at, video_status, render_ended_at FROM jobs "
+        "WHERE status = 'submitted'"
+    ):
+        sent = answered.get(key, attempted_at)
+        if sent is not None:
+            submitted_times.append(sent)
+        if video_status == "completed" and ended is not None:
+            completed_times.append(ended)
+            if sent is not None:
+                render_s.append(max(ended - sent, 0.0))
+    if not attempts and statuses["submitted"] + statuses["failed"] + statuses["uncertain"]:
+        notes.append(
+            "No request timings: the runs that filled this ledger were made by an older "
+            "heygen-batch, which kept none."
+        )
+    errors, hidden = _errors(conn)
+    return Facts(
+        ledger=str(path),
+        campaign_id=meta.get("campaign_id"),
+        jobs=sum(statuses.values()),
+        statuses=statuses,
+        renders=renders,
+        attempts=attempts,
+        outcomes=dict(outcomes.most_common()),
+        retried_jobs=sum(1 for n in per_key.values() if n > 1),
+        waits=_waits(attempts),
+        errors=errors,
+        error_groups_hidden=hidden,
+        submitted_times=sorted(submitted_times),
+        completed_times=sorted(completed_times),
+        render_s=render_s,
+        spend=_spend(conn, meta.get("videos") == "test"),
+        notes=notes,
+    )
+
+
+#: The basis of the credit figures, shown beside them.
+CREDIT_BASIS = (
+    f"{CREDITS_PER_MINUTE:g} credit per minute of video, billed in "
+    f"{BILLING_STEP_MINUTES * 60:g}-second steps (engine/prepare/estimate.py)"
+)
