@@ -2,10 +2,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Debian's Chromium, for the report's browser tests (Playwright drives it; its own
+# browser download is not used).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +24,7 @@ run: install
 	$(BIN)/heygen-batch run jobs/demo.csv --template jobs/demo-template.json \
 		--key-column contact_id --ledger runs/demo.db --sandbox --rate 20/s --no-progress
 	$(BIN)/heygen-batch export --ledger runs/demo.db -o runs/demo-results.csv
+	$(BIN)/heygen-batch report --ledger runs/demo.db -o runs/demo-report.html
 
 lint: install
 	$(BIN)/ruff check engine tests
