@@ -20,9 +20,11 @@ from pygal.graph.graph import Graph
 from pygal.style import Style
 
 #: Time buckets the over-time chart may use, in seconds: the first giving at most
-#: ``MAX_BUCKETS`` columns wins.
+#: ``MAX_BUCKETS`` columns wins (past the last, whatever width gives that many).
 BUCKETS_S = (1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
 MAX_BUCKETS = 60
+#: Dots the estimate chart draws at most: an SVG of a million would not open.
+MAX_DOTS = 500
 #: Upper edges of the latency histogram's bins, in milliseconds.
 LATENCY_EDGES_MS = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 #: Upper edges of the render-time histogram's bins, in seconds.
@@ -95,7 +97,7 @@ def render_histogram(render_s: list[float]) -> Markup:
 
 def _bucket(start: float, end: float) -> int:
     span = max(end - start, 1.0)
-    return next((b for b in BUCKETS_S if span / b <= MAX_BUCKETS), BUCKETS_S[-1])
+    return next((b for b in BUCKETS_S if span / b <= MAX_BUCKETS), math.ceil(span / MAX_BUCKETS))
 
 
 def _cumulative(times: list[float], start: float, width: int, buckets: int) -> list[int]:
@@ -116,7 +118,7 @@ def over_time(submitted: list[float], completed: list[float]) -> Markup:
     width = _bucket(start, end)
     start = math.floor(start / width) * width
     buckets = int((end - start) // width) + 1
-    fmt = "%H:%M:%S" if width < 60 else "%m-%d %H:%M"
+    fmt = "%H:%M:%S" if width < 60 else "%m-%d %H:%M" if width < 86400 else "%Y-%m-%d"
     title = f"Submitted and completed over time (UTC, {width:,} s steps)"
     chart = pygal.Line(**_options(title, show_dots=buckets <= 20))
     chart.x_labels = [
@@ -131,8 +133,13 @@ def over_time(submitted: list[float], completed: list[float]) -> Markup:
 
 
 def estimate_scatter(pairs: list[tuple[float, float]]) -> Markup:
-    """One dot per completed video: estimated seconds against the service's duration."""
-    chart = pygal.XY(**_options("Video seconds: estimated (x) against actual (y)", stroke=False))
+    """One dot per completed video (an even sample of ``MAX_DOTS`` beyond that):
+    estimated seconds against the service's duration."""
+    title = "Video seconds: estimated (x) against actual (y)"
+    if len(pairs) > MAX_DOTS:
+        title += f", every {math.ceil(len(pairs) / MAX_DOTS)}th of {len(pairs):,} videos"
+        pairs = pairs[:: math.ceil(len(pairs) / MAX_DOTS)]
+    chart = pygal.XY(**_options(title, stroke=False))
     top = max(max(e, a) for e, a in pairs)
     chart.add("videos", pairs)
     chart.add("estimate = actual", [(0, 0), (top, top)], stroke=True, show_dots=False)

@@ -6,10 +6,8 @@ Everything here is numbers and short texts; the page (``page``) and the charts
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import statistics
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,21 +38,6 @@ class ErrorGroup:
     label: str
     count: int = 0
     examples: list[Example] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    key: str
-    attempt: int
-    started_at: float
-    latency_ms: float
-    outcome: str
-    code: str | None
-    retry_after_s: float | None
-
-    @property
-    def ended_at(self) -> float:
-        return self.started_at + self.latency_ms / 1000.0
 
 
 @dataclass(slots=True)
@@ -96,9 +79,13 @@ class Facts:
     jobs: int
     statuses: dict[str, int]
     renders: dict[str, int]
-    attempts: list[Attempt]
-    outcomes: dict[str, int]
+    #: Requests sent, and those after a job's first (retries, 429s included).
+    requests: int
+    retries: int
     retried_jobs: int
+    #: Requests by outcome (``ok``, ``http 429``, ``RequestTimeout``, ...), most first.
+    outcomes: dict[str, int]
+    latencies_ms: list[float]
     waits: Waits
     errors: list[ErrorGroup]
     error_groups_hidden: int
@@ -109,14 +96,6 @@ class Facts:
     spend: Spend
     #: What the report cannot show, and why.
     notes: list[str]
-
-    @property
-    def latencies_ms(self) -> list[float]:
-        return [a.latency_ms for a in self.attempts]
-
-    @property
-    def retries(self) -> int:
-        return len(self.attempts) - len({a.key for a in self.attempts})
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -170,30 +149,29 @@ def _errors(conn: sqlite3.Connection) -> tuple[list[ErrorGroup], int]:
     return ranked[:ERROR_GROUPS], max(len(ranked) - ERROR_GROUPS, 0)
 
 
-def _waits(attempts: list[Attempt]) -> Waits:
+def _waits(conn: sqlite3.Connection) -> Waits:
+    """The 429s, read with the same job's next request (a window over its attempts)."""
     waits = Waits()
     spans: list[tuple[float, float]] = []
-    by_key: dict[str, list[Attempt]] = defaultdict(list)
-    for a in attempts:
-        by_key[a.key].append(a)
-        if a.outcome == "http 429":
-            waits.rate_limited += 1
-            asked = a.retry_after_s or 0.0
-            waits.asked_total_s += asked
-            waits.asked_max_s = max(waits.asked_max_s, asked)
-            spans.append((a.ended_at, a.ended_at + asked))
+    for ended, asked, next_start in conn.execute(
+        "SELECT ended, retry_after_s, next_start FROM ("
+        "SELECT outcome, retry_after_s, started_at + latency_ms / 1000.0 AS ended, "
+        "lead(started_at) OVER (PARTITION BY key ORDER BY attempt) AS next_start "
+        "FROM attempts) WHERE outcome = 'http 429'"
+    ):
+        waits.rate_limited += 1
+        asked = asked or 0.0
+        waits.asked_total_s += asked
+        waits.asked_max_s = max(waits.asked_max_s, asked)
+        spans.append((ended, ended + asked))
+        if next_start is not None:
+            waits.waited_max_s = max(waits.waited_max_s, next_start - ended)
     end = float("-inf")
     for start, stop in sorted(spans):
         start = max(start, end)
         if stop > start:
             waits.paused_s += stop - start
             end = stop
-    for tries in by_key.values():
-        tries.sort(key=lambda a: a.attempt)
-        for before, after in itertools.pairwise(tries):
-            if before.outcome == "http 429":
-                gap = max(after.started_at - before.ended_at, 0.0)
-                waits.waited_max_s = max(waits.waited_max_s, gap)
     return waits
 
 
@@ -258,33 +236,36 @@ def _read(conn: sqlite3.Connection, path: Path) -> Facts:
         outcome = "pending" if video_status == "waiting" else video_status or "not polled"
         renders[outcome] = renders.get(outcome, 0) + n
     notes: list[str] = []
-    attempts = [
-        Attempt(*row)
-        for row in conn.execute(
-            "SELECT key, attempt, started_at, latency_ms, outcome, code, retry_after_s "
-            "FROM attempts ORDER BY started_at"
-        )
-    ]
-    outcomes = Counter(a.outcome for a in attempts)
-    per_key = Counter(a.key for a in attempts)
-    # Submitted when the service answered with the video; a job found by reconcile has
-    # no such answer, so its mark stands in.
-    answered = {a.key: a.ended_at for a in attempts if a.outcome == "ok"}
+    outcomes = dict(
+        conn.execute("SELECT outcome, count(*) AS n FROM attempts GROUP BY outcome ORDER BY n DESC")
+    )
+    requests = sum(outcomes.values())
+    tried, retried = conn.execute(
+        "SELECT count(*), coalesce(sum(n > 1), 0) FROM "
+        "(SELECT count(*) AS n FROM attempts GROUP BY key)"
+    ).fetchone()
+    latencies = [row[0] for row in conn.execute("SELECT latency_ms FROM attempts")]
     submitted_times: list[float] = []
     completed_times: list[float] = []
     render_s: list[float] = []
-    for key, attempted_at, video_status, ended in conn.execute(
-        "SELECT key, attempted_at, video_status, render_ended_at FROM jobs "
-        "WHERE status = 'submitted'"
+    # Submitted when the service answered with the video; a job found by reconcile has
+    # no such answer, so its mark stands in.
+    # The attempts table has no index (it would slow every run to speed up reports):
+    # the answers are grouped once and joined, not looked up per job.
+    for sent, video_status, ended in conn.execute(
+        "SELECT coalesce(ok.answered, jobs.attempted_at), jobs.video_status, "
+        "jobs.render_ended_at FROM jobs LEFT JOIN ("
+        "SELECT key, max(started_at + latency_ms / 1000.0) AS answered FROM attempts "
+        "WHERE outcome = 'ok' GROUP BY key) AS ok ON ok.key = jobs.key "
+        "WHERE jobs.status = 'submitted'"
     ):
-        sent = answered.get(key, attempted_at)
         if sent is not None:
             submitted_times.append(sent)
         if video_status == "completed" and ended is not None:
             completed_times.append(ended)
             if sent is not None:
                 render_s.append(max(ended - sent, 0.0))
-    if not attempts and statuses["submitted"] + statuses["failed"] + statuses["uncertain"]:
+    if not requests and statuses["submitted"] + statuses["failed"] + statuses["uncertain"]:
         notes.append(
             "No request timings: the runs that filled this ledger were made by an older "
             "heygen-batch, which kept none."
@@ -296,10 +277,12 @@ def _read(conn: sqlite3.Connection, path: Path) -> Facts:
         jobs=sum(statuses.values()),
         statuses=statuses,
         renders=renders,
-        attempts=attempts,
-        outcomes=dict(outcomes.most_common()),
-        retried_jobs=sum(1 for n in per_key.values() if n > 1),
-        waits=_waits(attempts),
+        requests=requests,
+        retries=requests - tried,
+        retried_jobs=retried,
+        outcomes=outcomes,
+        latencies_ms=latencies,
+        waits=_waits(conn),
         errors=errors,
         error_groups_hidden=hidden,
         submitted_times=sorted(submitted_times),

@@ -80,7 +80,7 @@ def _charts(facts: Facts) -> dict[str, Markup | None]:
             if facts.submitted_times
             else None
         ),
-        "latency": charts.latency_histogram(facts.latencies_ms) if facts.attempts else None,
+        "latency": charts.latency_histogram(facts.latencies_ms) if facts.requests else None,
         "render": charts.render_histogram(facts.render_s) if facts.render_s else None,
         "estimate": charts.estimate_scatter(facts.spend.pairs) if facts.spend.pairs else None,
     }
