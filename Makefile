@@ -2,10 +2,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Debian's Chromium, for the report's browser tests (Playwright drives it; its own
+# browser download is not used).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +27,7 @@ run: install
 	$(BIN)/heygen-batch download --ledger runs/demo.db --to runs/videos --sandbox --rate 20/s \
 		--what video,thumbnail --no-progress
 	$(BIN)/heygen-batch export --ledger runs/demo.db -o runs/demo-results.csv
+	$(BIN)/heygen-batch report --ledger runs/demo.db -o runs/demo-report.html
 
 lint: install
 	$(BIN)/ruff check engine tests

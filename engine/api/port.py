@@ -92,6 +92,8 @@ class RenderStatus:
     callback_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    #: The video's length in seconds, once rendered (where the answer gives it).
+    duration: float | None = None
     #: Unix seconds, when the service said.
     created_at: int | None = None
     title: str | None = None

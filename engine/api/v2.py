@@ -71,6 +71,7 @@ class V2Dialect:
             video_url=status.video_url,
             thumbnail_url=status.thumbnail_url,
             subtitle_url=status.caption_url,
+            duration=status.duration,
             callback_id=status.callback_id,
             failure_code=None if error is None or error.code is None else str(error.code),
             failure_message=None if error is None else _failure_text(error.message, error.detail),

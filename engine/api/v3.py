@@ -127,6 +127,7 @@ def _detail(video: V3VideoDetail) -> RenderStatus:
         thumbnail_url=video.thumbnail_url,
         video_page_url=video.video_page_url,
         subtitle_url=video.subtitle_url,
+        duration=video.duration,
         failure_code=video.failure_code,
         failure_message=video.failure_message,
         created_at=video.created_at,

@@ -11,6 +11,7 @@ from engine.cli.catalogue_cmds import avatars, voices
 from engine.cli.delivery_cmds import download, webhook
 from engine.cli.export_cmd import export
 from engine.cli.preview_cmd import preview_command
+from engine.cli.report_cmd import report
 from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
 from engine.cli.schema_cmd import schema
@@ -45,6 +46,7 @@ for command in (
     reconcile_command,
     download,
     export,
+    report,
     webhook,
     schema,
     sandbox,

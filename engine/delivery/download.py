@@ -27,7 +27,7 @@ from engine.api.port import ApiRouter, RenderStatus, api_name
 from engine.delivery.filenames import assign_stems
 from engine.errors import AbortRun, ConfigError, EngineError
 from engine.ledger import statements
-from engine.ledger.poll import render_error
+from engine.ledger.poll import render_error, render_extras
 from engine.ledger.store import JobRecord, Ledger
 from engine.submitter.constants import DOWNLOAD_CHUNK_BYTES
 
@@ -242,6 +242,7 @@ class Downloader:
                     status.video_url,
                     status.thumbnail_url,
                     render_error(status),
+                    render_extras(status),
                 )
             ]
         )

@@ -20,7 +20,7 @@ from engine.api.port import ApiRouter, api_name
 from engine.delivery.signature import verified
 from engine.errors import EngineError
 from engine.ledger import statements
-from engine.ledger.poll import render_error
+from engine.ledger.poll import render_error, render_extras
 from engine.ledger.store import Ledger
 from engine.submitter.constants import WEBHOOK_MAX_BODY_BYTES
 
@@ -99,7 +99,12 @@ class _Receiver:
         self._ledger.transaction(
             [
                 statements.confirmed_render(
-                    job.key, state, status.video_url, status.thumbnail_url, render_error(status)
+                    job.key,
+                    state,
+                    status.video_url,
+                    status.thumbnail_url,
+                    render_error(status),
+                    render_extras(status),
                 )
             ]
         )

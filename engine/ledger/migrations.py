@@ -116,6 +116,29 @@ MIGRATIONS: list[tuple[str, str]] = [
                 OR error LIKE '%no request can be made to %');
         """,
     ),
+    (
+        "attempts and render facts",
+        # What a campaign report shows: one row per request a job made (unix seconds;
+        # outcome 'ok', 'http <status>' or the transport error's class; the service's
+        # error code; the Retry-After it asked, in seconds), written in the same batches
+        # as the job's own statements. No index: only the report reads it, all at once.
+        # On jobs: the video seconds the run estimated before sending, the seconds the
+        # service reports, and when a render was first seen to end (poll or webhook).
+        """
+        CREATE TABLE attempts (
+            key TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            latency_ms REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            code TEXT,
+            retry_after_s REAL
+        );
+        ALTER TABLE jobs ADD COLUMN estimated_seconds REAL;
+        ALTER TABLE jobs ADD COLUMN duration_s REAL;
+        ALTER TABLE jobs ADD COLUMN render_ended_at REAL;
+        """,
+    ),
 ]
 
 

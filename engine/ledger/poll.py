@@ -51,6 +51,17 @@ class PollResult:
         return self.rendering == 0 and self.errors == 0
 
 
+def render_extras(status: RenderStatus) -> statements.RenderExtras:
+    """What the ledger keeps of a status answer beyond its state, URLs and error."""
+    return statements.RenderExtras(
+        status.video_page_url,
+        status.subtitle_url,
+        status.failure_code,
+        status.failure_message,
+        status.duration,
+    )
+
+
 def render_error(status: RenderStatus) -> str | None:
     """A failed render's reason as the ledger's ``error`` keeps it; None when there is none."""
     parts = [p for p in (status.failure_code, status.failure_message) if p]
@@ -78,9 +89,7 @@ def render_outcome(
         status.video_url,
         status.thumbnail_url,
         render_error(status),
-        statements.RenderExtras(
-            status.video_page_url, status.subtitle_url, status.failure_code, status.failure_message
-        ),
+        render_extras(status),
     )
     if state in ("completed", "failed"):
         return state, update

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from engine.errors import one_line
+from engine.errors import EngineError, RateLimited, StatusError, one_line
 from engine.ledger.store import HELD_BY, Status, Videos
 
 
@@ -136,15 +136,18 @@ def insert_submitting(
     attempted_at: float,
     service_offset: float | None = None,
     api: str = "v2",
+    estimated_s: float | None = None,
 ) -> Statement:
     """A job seen for the first time, recorded and marked in one statement.
 
     What ``insert_job`` then ``mark_submitting`` would leave, for a third less work.
+    ``estimated_s``: the video's length as estimated from its body (for the report).
     """
     return (
         "INSERT INTO jobs (key, line, status, request_sha256, updated_at, source, "
         "row_fingerprint, body, callback_id, attempted_at, service_offset, api, "
-        "first_attempted_at) VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "first_attempted_at, estimated_seconds) "
+        "VALUES (?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             key,
             line,
@@ -158,6 +161,7 @@ def insert_submitting(
             service_offset,
             api,
             attempted_at,
+            estimated_s,
         ),
     )
 
@@ -170,20 +174,24 @@ def mark_submitting(
     attempted_at: float,
     service_offset: float | None = None,
     api: str = "v2",
+    estimated_s: float | None = None,
 ) -> Statement:
     """``service_offset``: the service clock's lead over ours at ``attempted_at``, which
     puts the attempt on the service's clock whatever ours does before reconcile. The
-    first attempt's time is kept: it starts the service's replay window (v3)."""
+    first attempt's time is kept: it starts the service's replay window (v3).
+    ``estimated_s``: as for ``insert_submitting``."""
     return (
         "UPDATE jobs SET status = 'submitting', body = ?, request_sha256 = ?, callback_id = ?, "
-        "attempted_at = ?, service_offset = ?, error = NULL, updated_at = ?, api = ?, "
-        "first_attempted_at = coalesce(first_attempted_at, ?) WHERE key = ?",
+        "attempted_at = ?, service_offset = ?, estimated_seconds = ?, error = NULL, "
+        "updated_at = ?, api = ?, first_attempted_at = coalesce(first_attempted_at, ?) "
+        "WHERE key = ?",
         (
             body,
             sha256,
             callback_id,
             attempted_at,
             service_offset,
+            estimated_s,
             now_iso(),
             api,
             attempted_at,
@@ -325,12 +333,14 @@ def clear_invalid() -> Statement:
 @dataclass(frozen=True, slots=True)
 class RenderExtras:
     """What a status answer may tell of a render beyond its state and URLs (None: not
-    given): v3's page and subtitles, a failed render's code and message."""
+    given): v3's page and subtitles, a failed render's code and message, the video's
+    length in seconds."""
 
     video_page_url: str | None = None
     subtitle_url: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    duration_s: float | None = None
 
 
 def render_update(
@@ -342,13 +352,17 @@ def render_update(
     extras: RenderExtras = RenderExtras(),
 ) -> Statement:
     """The render's state and URLs as last answered (URLs expire: the latest win); a
-    page URL or failure given once is kept."""
+    page URL or failure given once is kept; the first time it is seen ``completed`` or
+    ``failed`` is kept too (``render_ended_at``, unix seconds: the report's render time),
+    and the video's ``duration_s`` when the service gives one."""
     return (
-        "UPDATE jobs SET video_status = ?, video_url = ?, thumbnail_url = ?, "
-        "video_page_url = coalesce(?, video_page_url), subtitle_url = ?, "
-        "failure_code = coalesce(?, failure_code), "
-        "failure_message = coalesce(?, failure_message), "
-        "error = coalesce(?, error), updated_at = ? WHERE key = ?",
+        "UPDATE jobs SET video_status = ?1, video_url = ?2, thumbnail_url = ?3, "
+        "video_page_url = coalesce(?4, video_page_url), subtitle_url = ?5, "
+        "failure_code = coalesce(?6, failure_code), "
+        "failure_message = coalesce(?7, failure_message), "
+        "error = coalesce(?8, error), duration_s = coalesce(?9, duration_s), "
+        "render_ended_at = iif(?1 IN ('completed', 'failed'), coalesce(render_ended_at, ?10), "
+        "NULL), updated_at = ?11 WHERE key = ?12",
         (
             video_status,
             video_url,
@@ -358,6 +372,8 @@ def render_update(
             extras.failure_code,
             None if extras.failure_message is None else one_line(extras.failure_message),
             _error_text(error),
+            extras.duration_s,
+            time.time(),
             now_iso(),
             key,
         ),
@@ -365,11 +381,16 @@ def render_update(
 
 
 def confirmed_render(
-    key: str, video_status: str, video_url: str | None, thumbnail_url: str | None, error: str | None
+    key: str,
+    video_status: str,
+    video_url: str | None,
+    thumbnail_url: str | None,
+    error: str | None,
+    extras: RenderExtras = RenderExtras(),
 ) -> Statement:
     """``render_update`` that never moves a final render (completed, failed) back: a
     webhook delivered late or twice must not undo what a later answer settled."""
-    sql, params = render_update(key, video_status, video_url, thumbnail_url, error)
+    sql, params = render_update(key, video_status, video_url, thumbnail_url, error, extras)
     return (
         sql + " AND coalesce(video_status, '') NOT IN ('completed', 'failed')",
         params,
@@ -382,3 +403,30 @@ def record_file(key: str, path: str, size: int) -> Statement:
         "UPDATE jobs SET file_path = ?, file_bytes = ?, updated_at = ? WHERE key = ?",
         (path, size, now_iso(), key),
     )
+
+
+_ATTEMPT = (
+    "INSERT INTO attempts (key, attempt, started_at, latency_ms, outcome, code, retry_after_s) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def record_attempt(
+    key: str, attempt: int, started_at: float, latency_s: float, error: EngineError | None
+) -> Statement:
+    """One request of job ``key`` (its ``attempt``-th, counted over runs), started at unix
+    ``started_at`` and answered ``latency_s`` later: ``ok``, ``http <status>`` with the
+    service's error code (and a 429's Retry-After in seconds), or the class of the
+    transport error (``RequestTimeout``, ``ConnectionDropped``, ...)."""
+    code: str | None = None
+    retry_after: float | None = None
+    if error is None:
+        outcome = "ok"
+    elif isinstance(error, StatusError):
+        outcome = f"http {error.status}"
+        code = error.code
+        if isinstance(error, RateLimited):
+            retry_after = error.retry_after
+    else:
+        outcome = type(error).__name__
+    return (_ATTEMPT, (key, attempt, started_at, latency_s * 1000.0, outcome, code, retry_after))

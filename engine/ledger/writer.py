@@ -11,6 +11,10 @@ Plain writes (a job recorded as read, a request's outcome) linger until the next
 durable write carries them, or ``LINGER_S`` at most: at a steady rate they cost no
 fsync of their own. Losing them to a crash is harmless by design: a job whose
 outcome was lost is still ``submitting`` on disk, which the next run reconciles.
+
+Records whose order against the rest does not matter (``note``: one row per request,
+for the campaign report) wait apart and go at the end of the next commit, so they
+never split a run of like statements that SQLite takes in one ``executemany``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class BatchWriter:
         # on the event loop never share a connection with a transaction.
         self._ledger = Ledger(ledger_path)
         self._queue: list[Statement] = []
+        self._notes: list[Statement] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._linger: asyncio.TimerHandle | None = None
@@ -62,6 +67,16 @@ class BatchWriter:
         if len(self._queue) >= EAGER_STATEMENTS:
             self._wake.set()
         elif self._linger is None and self._queue:
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._wake.set)
+
+    def note(self, statement: Statement) -> None:
+        """Queue a record of what happened (an attempt) that nothing else depends on:
+        committed with the next batch, after its ordered statements, never waited for."""
+        if self._failed is not None or self._closed:
+            # The run is stopping over the ledger already; a record is not worth a second error.
+            return
+        self._notes.append(statement)
+        if self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._wake.set)
 
     async def write_durably(self, *statements: Statement) -> None:
@@ -100,11 +115,14 @@ class BatchWriter:
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None
-            if not self._queue and not self._waiters:
+            if not self._queue and not self._notes and not self._waiters:
                 if self._closed:
                     return
                 continue
             batch, self._queue = self._queue, []
+            if self._notes:
+                batch += self._notes
+                self._notes = []
             waiters, self._waiters = self._waiters, []
             try:
                 if batch:

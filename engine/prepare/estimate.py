@@ -41,6 +41,9 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 
 def spoken_words(text: str) -> float:
     """How many English-word equivalents ``text`` takes to say."""
+    if text.isascii():
+        # No CJK character can be in it: the scan below would cost as much as the count.
+        return float(len(text.split()))
     cjk = len(_CJK.findall(text))
     if not cjk:
         return float(len(text.split()))
@@ -129,3 +132,10 @@ class CostEstimate:
     @property
     def minutes(self) -> float:
         return self.seconds / 60.0
+
+
+def estimated_seconds(body: dict[str, Any]) -> float | None:
+    """The video length ``body`` should give, in seconds; None when nothing in it tells
+    (a body of another shape, or only audio scenes of unknown length)."""
+    seconds, _ = video_seconds(body)
+    return seconds or None

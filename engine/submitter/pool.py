@@ -25,6 +25,7 @@ from engine.errors import (
 from engine.ledger import statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
+from engine.prepare.estimate import estimated_seconds
 from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEAD_S
 from engine.submitter.control import RunControl
 from engine.submitter.rate import Rate
@@ -155,10 +156,18 @@ class Submitter:
             callback_id = item.body.get("callback_id")
             callback = callback_id if isinstance(callback_id, str) else None
             new = item.new
+            estimate = estimated_seconds(item.body)
             if new is None:
                 work.append(
                     statements.mark_submitting(
-                        item.key, item.payload, item.sha256, callback, now, offset, item.api
+                        item.key,
+                        item.payload,
+                        item.sha256,
+                        callback,
+                        now,
+                        offset,
+                        item.api,
+                        estimate,
                     )
                 )
             else:
@@ -174,6 +183,7 @@ class Submitter:
                         now,
                         offset,
                         item.api,
+                        estimate,
                     )
                 )
         await self._writer.write_durably(*work)
@@ -252,9 +262,7 @@ class Submitter:
                 self._note_send()
                 in_request = True
                 try:
-                    video_id = await api.create_video(
-                        item.payload, idempotency_key=item.idempotency_key
-                    )
+                    video_id = await self._attempt(api, item, attempts)
                 except EngineError as err:
                     in_request = False
                     self._stats.in_flight -= 1
@@ -309,6 +317,19 @@ class Submitter:
         if made_by is None:
             return self._finish(key, "pending", attempts, None)
         return self._finish(key, "uncertain", attempts, MAYBE_MADE, made_by)
+
+    async def _attempt(self, api: VideoCreator, item: SubmitItem, attempt: int) -> str:
+        """One request; its start, latency and outcome noted for the campaign report."""
+        started, tick = self._clock(), time.monotonic()
+        try:
+            video_id = await api.create_video(item.payload, idempotency_key=item.idempotency_key)
+        except EngineError as err:
+            latency = time.monotonic() - tick
+            self._writer.note(statements.record_attempt(item.key, attempt, started, latency, err))
+            raise
+        latency = time.monotonic() - tick
+        self._writer.note(statements.record_attempt(item.key, attempt, started, latency, None))
+        return video_id
 
     async def _start_allowed(self) -> bool:
         """Wait out any pool-wide pause and take a place from the limiter; False on a stop.
