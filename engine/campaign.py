@@ -35,15 +35,12 @@ from engine.submitter.constants import (
     SHUTDOWN_GRACE_S,
 )
 from engine.submitter.control import RunControl
-from engine.submitter.pool import (
-    SubmitItem,
-    Submitter,
-    marking_depth,
-    run_workers,
-)
+from engine.submitter.items import SubmitItem
+from engine.submitter.pool import Submitter
 from engine.submitter.rate import Rate, make_limiter
 from engine.submitter.slots import ApiStatuses, RenderTracker
 from engine.submitter.stats import PoolStats
+from engine.submitter.workers import marking_depth, run_workers
 
 log = logging.getLogger(__name__)
 

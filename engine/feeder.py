@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
 from engine.ledger import statements
-from engine.ledger.store import KindGuard, Ledger, Videos
+from engine.ledger.kinds import KindGuard
+from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import Triage, Triaged, Verdict
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
@@ -23,7 +24,7 @@ from engine.prepare.keys import idempotency_key
 from engine.reader import in_chunks, open_rows
 from engine.run_report import RunReport
 from engine.submitter.control import RunControl
-from engine.submitter.pool import NewJob, SubmitItem
+from engine.submitter.items import NewJob, SubmitItem
 
 if TYPE_CHECKING:
     from engine.campaign import RunOptions

@@ -30,8 +30,10 @@ from engine.ledger.writer import BatchWriter
 from engine.prepare.keys import idempotency_key
 from engine.submitter.constants import SETTLE_ROUNDS, SETTLE_WAIT_MAX_S
 from engine.submitter.control import RunControl, utc_clock
-from engine.submitter.pool import SubmitItem, Submitter, run_workers
+from engine.submitter.items import SubmitItem
+from engine.submitter.pool import Submitter
 from engine.submitter.stats import PoolStats
+from engine.submitter.workers import run_workers
 
 log = logging.getLogger(__name__)
 

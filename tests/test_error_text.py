@@ -17,7 +17,7 @@ import pytest
 from engine.api.client import HeyGenClient
 from engine.api.v2 import GENERATE_PATH
 from engine.errors import BadRequest, error_code_and_message, make_status_error, one_line
-from engine.ledger import statements
+from engine.ledger import render_writes, statements
 from engine.ledger.store import Ledger
 from engine.submitter.constants import ERROR_TEXT_MAX_CHARS
 from tests.conftest import FixedAioresponses
@@ -84,7 +84,7 @@ def test_one_line_keeps_short_text_as_it_is() -> None:
     "statement",
     [
         lambda error: statements.mark_outcome("k", "failed", 1, error),
-        lambda error: statements.render_update("k", "failed", None, None, error),
+        lambda error: render_writes.render_update("k", "failed", None, None, error),
     ],
     ids=["outcome", "render"],
 )

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from engine.cli.export_cmd import export
 from engine.export import RESULT_COLUMNS, export_ledger
 from engine.export.writer import output_names
-from engine.ledger import statements
+from engine.ledger import render_writes, statements
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
 from tests.test_crash_resume import cli_env
@@ -37,7 +37,9 @@ def make_ledger(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> L
         work.append(statements.insert_job(key, line, "pending", row, "sha", None))
         work.append(statements.mark_submitting(key, "{}", "sha", key, 1.0))
         work.append(statements.mark_submitted(key, f"vid{line}", 1))
-        work.append(statements.render_update(key, "completed", f"https://v/{line}.mp4", None, None))
+        work.append(
+            render_writes.render_update(key, "completed", f"https://v/{line}.mp4", None, None)
+        )
     ledger.transaction(work)
     return ledger
 

@@ -22,8 +22,10 @@ from engine.ledger.binding import key_fingerprint
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter
+from engine.submitter.items import SubmitItem
+from engine.submitter.pool import Submitter
 from engine.submitter.rate import Rate, make_limiter
+from engine.submitter.stats import PoolStats
 from tests.conftest import DEMO_CSV, DEMO_TEMPLATE, FixedAioresponses
 from tests.processes import counters, standalone_sandbox
 from tests.test_cli_end_to_end import cli

@@ -16,8 +16,9 @@ from aiohttp import web
 from engine.api.client import HeyGenClient
 from engine.api.v2 import GENERATE_PATH
 from engine.errors import ConfigError, EngineError, RequestNotMade, UnreadableAnswer, WrongAddress
+from engine.ledger.kinds import KindGuard
 from engine.ledger.statements import set_videos
-from engine.ledger.store import KindGuard, Ledger
+from engine.ledger.store import Ledger
 from engine.reader import JobsFormat, JobsSource, open_rows
 from engine.service import resolve_service
 from engine.submitter.retry import Step, next_step

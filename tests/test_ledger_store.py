@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from engine.ledger import migrations, statements
+from engine.ledger import migrations, render_writes, statements
 from engine.ledger.migrations import MIGRATIONS
 from engine.ledger.store import Ledger
 from tests.test_reconcile import job
@@ -329,9 +329,9 @@ def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path
     for i in range(7):
         work += job(f"k{i}", "submitted", line=i + 1, video_id=f"v{i}")
     work += job("u", "uncertain")
-    work.append(statements.render_update("k2", "completed", "url", None, None))
-    work.append(statements.render_update("k3", "failed", None, None, "render failed"))
-    work.append(statements.render_update("k4", "processing", None, None, None))
+    work.append(render_writes.render_update("k2", "completed", "url", None, None))
+    work.append(render_writes.render_update("k3", "failed", None, None, "render failed"))
+    work.append(render_writes.render_update("k4", "processing", None, None, None))
     ledger.transaction(work)
     pages, after = [], ""
     while page := ledger.renders_to_check(after, 2):

@@ -24,15 +24,11 @@ from engine.ledger import statements
 from engine.ledger.store import JobRecord, Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
-from engine.submitter.pool import (
-    NewJob,
-    SubmitItem,
-    Submitter,
-    marking_depth,
-    run_workers,
-)
+from engine.submitter.items import NewJob, SubmitItem
+from engine.submitter.pool import Submitter
 from engine.submitter.rate import Rate, make_limiter
 from engine.submitter.stats import PoolStats
+from engine.submitter.workers import marking_depth, run_workers
 from tests.conftest import FixedAioresponses, MockedResponse
 
 BASE = "http://heygen.test"

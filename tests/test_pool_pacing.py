@@ -19,9 +19,11 @@ from engine.ledger import statements
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
-from engine.submitter.pool import SubmitItem, Submitter, run_workers
+from engine.submitter.items import SubmitItem
+from engine.submitter.pool import Submitter
 from engine.submitter.rate import Rate, bucket_shape, make_limiter
 from engine.submitter.stats import PoolStats
+from engine.submitter.workers import run_workers
 from tests.one_api import OneApi
 from tests.test_rate_limiter import max_in_window, run_virtual
 

@@ -26,7 +26,8 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.request.responses import VideoListItem
 from engine.submitter.control import RunControl, utc_clock
-from engine.submitter.pool import SubmitItem, Submitter
+from engine.submitter.items import SubmitItem
+from engine.submitter.pool import Submitter
 from engine.submitter.stats import PoolStats
 from tests.fake_service import FakeService, Paging, serving
 from tests.one_api import OneApi

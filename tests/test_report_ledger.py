@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 
 from engine.errors import ConnectFailed, RateLimited
-from engine.ledger import statements
+from engine.ledger import render_writes, statements
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.report.facts import _group_label, percentile, read_facts
-from engine.submitter.pool import SubmitItem
+from engine.submitter.items import SubmitItem
 from tests.conftest import FixedAioresponses
 from tests.test_pool_decisions import GENERATE, ok, pool
 
@@ -83,7 +83,7 @@ async def test_attempt_rows_go_after_the_ordered_statements_of_their_batch(
     writer = BatchWriter(path)
     writer.start()
     writer.write(statements.mark_outcome("a", "failed", 1, "x"))
-    writer.note(statements.record_attempt("a", 1, 1.0, 0.1, None))
+    writer.note(render_writes.record_attempt("a", 1, 1.0, 0.1, None))
     writer.write(statements.mark_outcome("a", "failed", 2, "y"))
     await writer.close()
     # The two updates stay one run for executemany; the attempt follows them.
@@ -103,19 +103,19 @@ def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path
             assert found is not None
             return tuple(found)
 
-        ledger.transaction([statements.render_update("a", "processing", None, None, None)])
+        ledger.transaction([render_writes.render_update("a", "processing", None, None, None)])
         assert read() == (None, None)
-        ledger.transaction([statements.render_update("a", "completed", "u", "t", None, 12.5)])
+        ledger.transaction([render_writes.render_update("a", "completed", "u", "t", None, 12.5)])
         ended, seconds = read()
         assert ended is not None
         assert seconds == 12.5
-        ledger.transaction([statements.render_update("a", "completed", "u2", "t", None, None)])
+        ledger.transaction([render_writes.render_update("a", "completed", "u2", "t", None, None)])
         assert read() == (ended, 12.5)
 
 
 def test_waits_add_up_the_time_the_pool_stood_paused(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
-    attempt = statements.record_attempt
+    attempt = render_writes.record_attempt
     with closing(Ledger(path)) as ledger:
         ledger.transaction(
             [

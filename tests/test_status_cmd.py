@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from engine.cli import cli
-from engine.ledger import statements
+from engine.ledger import render_writes, statements
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
 from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
@@ -33,7 +33,7 @@ def mixed_ledger(path: Path) -> None:
         work += _job(key, line)
     for key, video in (("a", "completed"), ("b", "completed"), ("c", "processing")):
         work.append(statements.mark_submitted(key, f"vid-{key}", 1))
-        work.append(statements.render_update(key, video, None, None, None))
+        work.append(render_writes.render_update(key, video, None, None, None))
     work.append(statements.mark_submitted("d", "vid-d", 1))
     work.append(statements.mark_outcome("e", "failed", 1, REFUSED))
     work.append(statements.mark_outcome("f", "failed", 1, REFUSED))

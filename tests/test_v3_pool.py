@@ -24,7 +24,9 @@ from engine.ledger import statements
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.submitter.control import RunControl
-from engine.submitter.pool import PoolStats, SubmitItem, Submitter
+from engine.submitter.items import SubmitItem
+from engine.submitter.pool import Submitter
+from engine.submitter.stats import PoolStats
 from tests.one_api import OneApi
 from tests.test_reconcile import limiter
 

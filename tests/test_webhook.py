@@ -18,7 +18,7 @@ from engine.api.port import RenderStatus, render_state
 from engine.delivery.signature import sign
 from engine.delivery.webhook import create_webhook_app, webhook_runner
 from engine.errors import RequestTimeout
-from engine.ledger import statements
+from engine.ledger import render_writes
 from engine.ledger.store import Ledger
 from tests.test_reconcile import job
 
@@ -164,8 +164,8 @@ async def test_replayed_and_late_deliveries_change_nothing(tmp_path: Path) -> No
 def test_a_completed_render_never_goes_back(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
     ledger.transaction(job("k1", "submitted", video_id="v1"))
-    ledger.transaction([statements.confirmed_render("k1", "completed", "u", "t", None)])
-    ledger.transaction([statements.confirmed_render("k1", "processing", None, None, None)])
+    ledger.transaction([render_writes.confirmed_render("k1", "completed", "u", "t", None)])
+    ledger.transaction([render_writes.confirmed_render("k1", "processing", None, None, None)])
     record = ledger.get("k1")
     assert record is not None
     assert (record.video_status, record.video_url) == ("completed", "u")

@@ -11,7 +11,8 @@ import click
 
 from engine.cli.errors import print_summary
 from engine.cli.preparing import reasons_text, warn_missing_columns
-from engine.ledger.store import KindGuard, Ledger, Videos
+from engine.ledger.kinds import KindGuard
+from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
 from engine.prepare.estimate import PRICES, CostEstimate

@@ -26,7 +26,7 @@ from aiolimiter import AsyncLimiter
 from engine.api.port import ApiRouter, RenderStatus, api_name
 from engine.delivery.filenames import assign_stems
 from engine.errors import AbortRun, ConfigError, EngineError
-from engine.ledger import statements
+from engine.ledger import render_writes
 from engine.ledger.poll import render_error, render_extras
 from engine.ledger.store import JobRecord, Ledger
 from engine.submitter.constants import DOWNLOAD_CHUNK_BYTES
@@ -236,7 +236,7 @@ class Downloader:
                 raise _Failed(f"status call failed: {err}") from err
         self._ledger.transaction(
             [
-                statements.render_update(
+                render_writes.render_update(
                     job.key,
                     status.state,
                     status.video_url,
@@ -348,4 +348,4 @@ class _Job:
         result.bytes += size
         owner._progress.file_done()
         if kind == "video":
-            owner._ledger.transaction([statements.record_file(self._job.key, str(target), size)])
+            owner._ledger.transaction([render_writes.record_file(self._job.key, str(target), size)])

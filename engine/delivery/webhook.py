@@ -19,7 +19,7 @@ from aiohttp import web
 from engine.api.port import ApiRouter, api_name
 from engine.delivery.signature import verified
 from engine.errors import EngineError
-from engine.ledger import statements
+from engine.ledger import render_writes
 from engine.ledger.poll import render_error, render_extras
 from engine.ledger.store import Ledger
 from engine.submitter.constants import WEBHOOK_MAX_BODY_BYTES
@@ -98,7 +98,7 @@ class _Receiver:
         state = status.state
         self._ledger.transaction(
             [
-                statements.confirmed_render(
+                render_writes.confirmed_render(
                     job.key,
                     state,
                     status.video_url,

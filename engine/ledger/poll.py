@@ -18,7 +18,7 @@ from aiolimiter import AsyncLimiter
 
 from engine.api.port import ApiRouter, RenderStatus, api_name
 from engine.errors import AbortRun, BadRequest, EngineError
-from engine.ledger import statements
+from engine.ledger import render_writes, statements
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
 
@@ -51,9 +51,9 @@ class PollResult:
         return self.rendering == 0 and self.errors == 0
 
 
-def render_extras(status: RenderStatus) -> statements.RenderExtras:
+def render_extras(status: RenderStatus) -> render_writes.RenderExtras:
     """What the ledger keeps of a status answer beyond its state, URLs and error."""
-    return statements.RenderExtras(
+    return render_writes.RenderExtras(
         status.video_page_url,
         status.subtitle_url,
         status.failure_code,
@@ -83,7 +83,7 @@ def render_outcome(
         log.warning("video %s of job %s was made for %r", video_id, key, owner)
         return "not_theirs", statements.not_its_video(key, video_id, owner)
     state = status.state
-    update = statements.render_update(
+    update = render_writes.render_update(
         key,
         state,
         status.video_url,

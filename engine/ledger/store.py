@@ -6,7 +6,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from engine.errors import ConfigError
 from engine.ledger.migrations import migrate
+from engine.ledger.render_reads import RenderReads
 
 Status = Literal["pending", "submitting", "submitted", "invalid", "failed", "uncertain"]
 #: Test videos (``run --test-videos``: no credits spent) or real ones.
@@ -142,7 +143,7 @@ SUBMITTED_ROWS = (
 )
 
 
-class Ledger:
+class Ledger(RenderReads):
     """Synchronous access to one ledger file; the async side batches calls into it."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
@@ -324,10 +325,6 @@ class Ledger:
         # Two jobs sent with one callback_id name neither.
         return _record(found[0]) if len(found) == 1 else None
 
-    def keys(self) -> Iterator[str]:
-        for (key,) in self._conn.execute("SELECT key FROM jobs"):
-            yield key
-
     def completed_after(self, after: str, limit: int) -> list[JobRecord]:
         """Submitted jobs whose render is completed, in key order after ``after``: a page
         at a time, so downloading a million videos never holds them all."""
@@ -337,15 +334,6 @@ class Ledger:
             (after, limit),
         )
         return [_record(r) for r in rows]
-
-    def completed_counts(self) -> tuple[int, int]:
-        """(completed, not completed) among submitted jobs that have a video."""
-        completed, rest = self._conn.execute(
-            "SELECT count(*) FILTER (WHERE video_status = 'completed'), "
-            "count(*) FILTER (WHERE coalesce(video_status, '') != 'completed') "
-            "FROM jobs WHERE status = 'submitted' AND video_id IS NOT NULL"
-        ).fetchone()
-        return int(completed), int(rest)
 
     def with_video_id(self, video_id: str) -> JobRecord | None:
         """The submitted job holding ``video_id``, or None (another ledger's video)."""
@@ -384,61 +372,6 @@ class Ledger:
             counts[status] = n
         return counts
 
-    def render_counts(self) -> dict[str, int]:
-        """Submitted jobs by render state: ``completed``, ``failed``, and ``rendering``
-        for the rest (not yet known to have ended)."""
-        counts = {"completed": 0, "failed": 0, "rendering": 0}
-        for state, n in self._conn.execute(
-            "SELECT video_status, count(*) FROM jobs WHERE status = 'submitted' "
-            "GROUP BY video_status"
-        ):
-            counts[state if state in ("completed", "failed") else "rendering"] += n
-        return counts
-
-    def failed_renders(self, limit: int) -> list[tuple[str, str | None]]:
-        """(key, error) of up to ``limit`` jobs whose render failed, in line order."""
-        rows = self._conn.execute(
-            "SELECT key, error FROM jobs WHERE status = 'submitted' AND video_status = 'failed' "
-            "ORDER BY line, key LIMIT ?",
-            (limit,),
-        )
-        return [(key, error) for key, error in rows]
-
-    def known_video_ids(self, video_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(video_ids), _LOOKUP_CHUNK):
-            chunk = video_ids[start : start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self._conn.execute(
-                    f"SELECT video_id FROM jobs WHERE video_id IN ({marks})", chunk
-                )
-            )
-        return found
-
-    def renders_to_check(
-        self, after: str, limit: int, since: float = 0.0
-    ) -> list[tuple[str, str, str | None, str]]:
-        """(key, video_id, callback_id, api) of submitted jobs whose render is not final,
-        in key order after ``after``: a page at a time, so polling a million jobs never
-        holds them all. ``since``: only jobs last sent at or after this time
-        (``time.time``)."""
-        rows = self._conn.execute(
-            "SELECT key, video_id, callback_id, api FROM jobs WHERE key > ? "
-            "AND status = 'submitted' AND video_id IS NOT NULL "
-            "AND (video_status IS NULL OR video_status NOT IN ('completed', 'failed')) "
-            "AND coalesce(attempted_at, 0) >= ? ORDER BY key LIMIT ?",
-            (after, since, limit),
-        )
-        return [(key, video_id, callback_id, api) for key, video_id, callback_id, api in rows]
-
-
-def videos_of(body: Mapping[str, Any]) -> Videos:
-    """The kind of video a request body makes: ``"test": true`` (from --test-videos or
-    the template's own) is a test video."""
-    return "test" if body.get("test") is True else "real"
-
 
 def mixed_videos(path: Path, held: str, kind: Videos) -> ConfigError:
     """The refusal of ``kind`` videos on the ledger at ``path``, which holds ``held`` ones."""
@@ -449,23 +382,3 @@ def mixed_videos(path: Path, held: str, kind: Videos) -> ConfigError:
         f'"test" in the template): on that ledger its rows would be taken for done. Give '
         f"the {kind} run a ledger of its own: --ledger {other}"
     )
-
-
-class KindGuard:
-    """One kind of video on a keyed ledger, judged by the bodies sent: the first body a
-    run sends against the ledger's earlier runs, each later one against the first."""
-
-    def __init__(self, ledger: Ledger | None, path: Path) -> None:
-        self._ledger = ledger
-        self._path = path
-        #: The kind of this run's bodies, once one was checked.
-        self.kind: Videos | None = None
-
-    def check(self, body: Mapping[str, Any]) -> None:
-        kind = videos_of(body)
-        if self.kind is None:
-            if self._ledger is not None:
-                self._ledger.require_videos(kind)
-            self.kind = kind
-        elif kind != self.kind:
-            raise mixed_videos(self._path, self.kind, kind)

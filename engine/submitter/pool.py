@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from engine.api.port import ApiFeatures, ApiName
 from engine.errors import (
     AbortRun,
     ConnectFailed,
@@ -22,13 +17,12 @@ from engine.errors import (
     RequestInProgress,
     ServiceUnreachable,
 )
-from engine.ledger import statements
+from engine.ledger import render_writes, statements
 from engine.ledger.store import Status
 from engine.ledger.writer import BatchWriter
 from engine.prepare.estimate import estimated_seconds
-from engine.submitter.constants import MARK_AHEAD_MAX, MARK_AHEAD_MIN, MARK_AHEAD_S
 from engine.submitter.control import RunControl
-from engine.submitter.rate import Rate
+from engine.submitter.items import Creators, SlotGate, SubmitItem, VideoCreator
 from engine.submitter.retry import (
     MAYBE_MADE,
     Step,
@@ -40,61 +34,6 @@ from engine.submitter.retry import (
 from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
-
-
-class VideoCreator(Protocol):
-    @property
-    def features(self) -> ApiFeatures: ...
-
-    async def create_video(self, body: str, *, idempotency_key: str | None = None) -> str: ...
-
-
-class Creators(Protocol):
-    """Each API's creator: a job goes to the API its ledger row records."""
-
-    def for_api(self, api: ApiName) -> VideoCreator: ...
-
-
-class SlotGate(Protocol):
-    """Render slots (engine.submitter.slots.RenderTracker): a job takes one before it is
-    sent and keeps it for its video's render, or gives it back when none was made."""
-
-    @property
-    def free(self) -> bool: ...
-
-    async def acquire(self, control: RunControl) -> bool: ...
-
-    def release(self) -> None: ...
-
-    def started(self, key: str, video_id: str, callback_id: str | None, api: ApiName) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """What the ledger records of a job it does not hold yet, written with its mark."""
-
-    line: int
-    source: dict[str, Any]
-    fingerprint: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitItem:
-    key: str
-    body: dict[str, Any]
-    sha256: str
-    prior_attempts: int = 0
-    #: The body serialised once, for the ledger and the request alike.
-    body_json: str = ""
-    #: Set when the ledger has no row for the job yet: marking it inserts one.
-    new: NewJob | None = None
-    #: The API the job goes to, and the Idempotency-Key every attempt carries (v3).
-    api: ApiName = "v2"
-    idempotency_key: str | None = None
-
-    @property
-    def payload(self) -> str:
-        return self.body_json or json.dumps(self.body, ensure_ascii=False)
 
 
 class Submitter:
@@ -325,10 +264,12 @@ class Submitter:
             video_id = await api.create_video(item.payload, idempotency_key=item.idempotency_key)
         except EngineError as err:
             latency = time.monotonic() - tick
-            self._writer.note(statements.record_attempt(item.key, attempt, started, latency, err))
+            self._writer.note(
+                render_writes.record_attempt(item.key, attempt, started, latency, err)
+            )
             raise
         latency = time.monotonic() - tick
-        self._writer.note(statements.record_attempt(item.key, attempt, started, latency, None))
+        self._writer.note(render_writes.record_attempt(item.key, attempt, started, latency, None))
         return video_id
 
     async def _start_allowed(self) -> bool:
@@ -441,101 +382,3 @@ class Submitter:
         self._writer.write(statements.mark_outcome(key, status, attempts, error, sent_at))
         self._stats.record(status)
         return status
-
-
-def marking_depth(rate: Rate, concurrency: int) -> int:
-    """How many jobs the marking stage keeps marked ahead of the workers.
-
-    ``rate`` per second * ``MARK_AHEAD_S``, within ``MARK_AHEAD_MIN`` and
-    ``MARK_AHEAD_MAX`` * ``concurrency``: at the least, one commit releases many
-    sends; at the most, a killed run leaves few marked-but-unsent jobs to reconcile.
-    """
-    wanted = math.ceil(rate.per_second * MARK_AHEAD_S)
-    return min(max(wanted, MARK_AHEAD_MIN * concurrency), MARK_AHEAD_MAX * concurrency)
-
-
-async def run_workers(
-    queue: asyncio.Queue[SubmitItem | None],
-    submitter: Submitter,
-    concurrency: int,
-    control: RunControl,
-    depth: int | None = None,
-) -> None:
-    """Drain ``queue`` with ``concurrency`` workers until it has yielded one ``None`` per worker.
-
-    A marking stage sits between ``queue`` and the workers: it keeps up to
-    ``depth`` jobs (default ``2 * concurrency``, see ``marking_depth``) marked
-    ``submitting`` queued for the workers, besides those they hold, and marks the
-    next half of that while they send the other half. So one commit releases many
-    sends at any rate instead of one fsync per job, and the workers never wait on
-    a commit. After a stop, jobs not yet sent go back to ``pending``.
-    """
-    ready: asyncio.Queue[SubmitItem | None] = asyncio.Queue()
-    taken = asyncio.Event()
-    depth = depth or MARK_AHEAD_MIN * concurrency
-    low_water = depth // 2
-
-    async def marker() -> None:
-        ends = 0
-        while ends < concurrency:
-            while ready.qsize() > low_water:
-                taken.clear()
-                await taken.wait()
-            group: list[SubmitItem] = []
-            want = depth - ready.qsize()
-            while len(group) < want and ends < concurrency:
-                # With render slots full, the jobs that have one are marked and sent now.
-                if group and (queue.empty() or not submitter.slot_free):
-                    break
-                item = await queue.get()
-                if item is None:
-                    ends += 1
-                    continue
-                try:
-                    held = await submitter.hold_slot()
-                except asyncio.CancelledError:
-                    submitter.record_unsent(item)
-                    raise
-                if held:
-                    group.append(item)
-                else:
-                    submitter.record_unsent(item)
-            if control.stopping:
-                for item in group:
-                    submitter.drop_slot()
-                    submitter.record_unsent(item)
-                continue
-            if not group:
-                continue
-            try:
-                await submitter.mark(group)
-            except asyncio.CancelledError:
-                for item in group:
-                    submitter.release(item)
-                raise
-            for item in group:
-                ready.put_nowait(item)
-        for _ in range(concurrency):
-            ready.put_nowait(None)
-
-    async def worker() -> None:
-        while True:
-            item = await ready.get()
-            taken.set()
-            if item is None:
-                return
-            if control.stopping:
-                submitter.release(item)
-            else:
-                await submitter.send(item)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(marker())
-            for _ in range(concurrency):
-                group.create_task(worker())
-    finally:
-        # Cancelled (a stop whose grace ran out): marked jobs no worker took are unsent.
-        while not ready.empty():
-            if (left := ready.get_nowait()) is not None:
-                submitter.release(left)
