@@ -283,15 +283,18 @@ def make_older_ledger(
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "MIGRATIONS", MIGRATIONS[: names.index("campaign id")])
         Ledger(path).close()
-        # Today's statements write a column a later migration adds: it is there only
+        # Today's statements write columns later migrations add: they are there only
         # while they are written.
+        later = ("service_offset", "estimated_seconds")
         with closing(sqlite3.connect(path)) as conn:
-            conn.execute("ALTER TABLE jobs ADD COLUMN service_offset REAL")
+            for column in later:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")
         ledger = Ledger(path)
         ledger.transaction(work)
         ledger.close()
         with closing(sqlite3.connect(path)) as conn:
-            conn.execute("ALTER TABLE jobs DROP COLUMN service_offset")
+            for column in later:
+                conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
 
 
 def test_an_older_ledger_gets_a_campaign_id_when_opened_to_write_and_reads_without(
