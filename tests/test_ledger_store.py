@@ -283,7 +283,7 @@ def make_older_ledger(
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "MIGRATIONS", MIGRATIONS[: names.index("campaign id")])
         Ledger(path).close()
-        # Today's statements write a column a later migration adds: it is there only
+        # Today's statements write columns later migrations add: they are there only
         # while they are written.
         with closing(sqlite3.connect(path)) as conn:
             for column, kind in _LATER_COLUMNS:
@@ -304,6 +304,7 @@ _LATER_COLUMNS = (
     ("subtitle_url", "TEXT"),
     ("failure_code", "TEXT"),
     ("failure_message", "TEXT"),
+    ("estimated_seconds", "REAL"),
 )
 
 

@@ -327,14 +327,14 @@ async def test_a_render_seen_done_late_counts_half_way_from_its_last_busy_check(
     slots = RenderTracker(source, NullWriter(), stats, None, clock=lambda: now[0])  # type: ignore[arg-type]
     control = RunControl()
     assert await slots.acquire(control)
-    slots.started("a", "vid-a", None)
+    slots.started("a", "vid-a", None, "v2")
     now[0] = 1.0
-    await slots._check(["vid-a"])  # still processing
+    await slots._check("v2", ["vid-a"])  # still processing
     now[0] = 3.0
     source.states["vid-a"] = "completed"
-    await slots._check(["vid-a"])
+    await slots._check("v2", ["vid-a"])
     assert stats.rendered == 1
     assert stats.render_estimate_s == pytest.approx(2.0)
     assert await slots.acquire(control)
-    slots.started("b", "vid-b", None)
+    slots.started("b", "vid-b", None, "v2")
     assert slots._renders["vid-b"].due == pytest.approx(5.0)  # checked when it should end

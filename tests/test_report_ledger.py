@@ -13,6 +13,7 @@ import pytest
 
 from engine.errors import ConnectFailed, RateLimited
 from engine.ledger import render_writes, statements
+from engine.ledger.render_writes import RenderExtras
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.report.facts import _group_label, percentile, read_facts
@@ -49,11 +50,12 @@ async def test_each_request_is_kept_with_its_outcome(
     async with pool(tmp_path, jobs=1) as p:
         assert await p.submitter.submit(spoken("job-0", 150)) == "submitted"
     rows = attempt_rows(p.path)
+    # A 429 spends none of the job's attempts: the request after it has its number.
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
         ("job-0", 1, "http 429", "rate_limit_exceeded", 0.0),
-        ("job-0", 2, "http 503", "busy", None),
-        ("job-0", 3, ConnectFailed.__name__, None, None),
-        ("job-0", 4, "ok", None, None),
+        ("job-0", 1, "http 503", "busy", None),
+        ("job-0", 2, ConnectFailed.__name__, None, None),
+        ("job-0", 3, "ok", None, None),
     ]
     assert all(r[5] >= 0 and r[6] > 1e9 for r in rows)
     # 150 words at 150 a minute: the estimate is kept with the mark.
@@ -105,11 +107,17 @@ def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path
 
         ledger.transaction([render_writes.render_update("a", "processing", None, None, None)])
         assert read() == (None, None)
-        ledger.transaction([render_writes.render_update("a", "completed", "u", "t", None, 12.5)])
+        ledger.transaction(
+            [
+                render_writes.render_update(
+                    "a", "completed", "u", "t", None, RenderExtras(duration_s=12.5)
+                )
+            ]
+        )
         ended, seconds = read()
         assert ended is not None
         assert seconds == 12.5
-        ledger.transaction([render_writes.render_update("a", "completed", "u2", "t", None, None)])
+        ledger.transaction([render_writes.render_update("a", "completed", "u2", "t", None)])
         assert read() == (ended, 12.5)
 
 
