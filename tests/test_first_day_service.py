@@ -126,6 +126,37 @@ def test_a_sandbox_run_on_the_real_ledger_is_refused_and_so_is_poll(tmp_path: Pa
     assert ledger_rows(ledger) == before
 
 
+def test_the_refusal_says_how_to_go_on_with_the_ledger_before_offering_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """A forgotten --base-url (poll defaults to HeyGen's own address) or another key:
+    the fix is the ledger's own address or key; a new ledger would pay for every job
+    again, and its suggested name never doubles a tag the ledger's name carries."""
+    jobs = contacts(tmp_path, 3)
+    with standalone_sandbox(key=KEY) as base_url:
+        own = tmp_path / f"contacts.{key_fingerprint(KEY)}.ledger.db"
+        first = run(jobs, "--base-url", base_url, "--ledger", str(own), key=KEY)
+        polled = cli(
+            "poll",
+            "--ledger",
+            str(own),
+            "--base-url",
+            "http://127.0.0.1:9",
+            env={"HEYGEN_API_KEY": KEY},
+        )
+        other_key = cli(
+            "poll", "--ledger", str(own), "--base-url", base_url, env={"HEYGEN_API_KEY": KEY + "-x"}
+        )
+    assert first.returncode == 0, first.stderr
+    assert polled.returncode == 2
+    assert f"run with --base-url {base_url}" in polled.stderr
+    assert "sent (and paid) again" in polled.stderr
+    assert f"{key_fingerprint(KEY)}.{key_fingerprint(KEY)}" not in polled.stderr
+    assert other_key.returncode == 2
+    assert "set HEYGEN_API_KEY to that account's key" in other_key.stderr
+    assert f"contacts.{key_fingerprint(KEY + '-x')}.ledger.db" in other_key.stderr
+
+
 def test_a_dry_run_never_binds(tmp_path: Path) -> None:
     jobs = contacts(tmp_path, 3)
     dry = run(jobs, "--dry-run", "--base-url", "https://api.heygen.com", key=KEY)

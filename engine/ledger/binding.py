@@ -60,14 +60,20 @@ class Binding:
         account = f" with the API key whose fingerprint is {self.account}" if self.account else ""
         return f"{self.base_url}{account}"
 
-    def ledger_for(self, ledger: Path) -> Path:
-        """A ledger name of this service's own, beside ``ledger``."""
+    @property
+    def tag(self) -> str:
+        """What a ledger name of this service's own carries: ``sandbox`` or the account."""
+        return "sandbox" if self.base_url is None else (self.account or "service")
+
+    def ledger_for(self, ledger: Path, held: Binding | None = None) -> Path:
+        """A ledger name of this service's own, beside ``ledger`` (whose name may carry
+        ``held``'s tag already: it is replaced, not doubled)."""
         stem, suffix = ledger.stem, ledger.suffix
         if ledger.name.endswith(_SUFFIX):
             stem, suffix = ledger.name.removesuffix(_SUFFIX), _SUFFIX
-        stem = stem.removesuffix(".sandbox")
-        tag = "sandbox" if self.base_url is None else (self.account or "service")
-        return ledger.with_name(f"{stem}.{tag}{suffix}")
+        for tag in {"sandbox", self.tag, *(() if held is None else (held.tag,))}:
+            stem = stem.removesuffix(f".{tag}")
+        return ledger.with_name(f"{stem}.{self.tag}{suffix}")
 
 
 def bind_ledger(ledger: Ledger, service: Service) -> bool:
@@ -89,16 +95,36 @@ def bind_ledger(ledger: Ledger, service: Service) -> bool:
         if held_text is None:
             ledger.set_meta(META_NAME, wanted.text())
         return False
-    path = ledger.path
-    raise ConfigError(
+    raise ConfigError(_refusal(ledger.path, held, wanted))
+
+
+def _refusal(path: Path, held: Binding, wanted: Binding) -> str:
+    """Why ``path`` (bound to ``held``) is refused for ``wanted``, and the fix: first how
+    to go on with this ledger's own service, then the other service's own ledger."""
+    said = (
         f"{path} belongs to {held.describe()}, and this run is against {wanted.describe()}: "
         "its jobs are that service's videos, and here they would count as done. Nothing was "
-        f"sent. Give this service its own ledger: --ledger {wanted.ledger_for(path)}"
-        + (
-            f" (and keep sandbox trials in {held.ledger_for(path)})."
-            if held.base_url is None and path != held.ledger_for(path)
-            else "."
+        "sent. "
+    )
+    own = f"--ledger {wanted.ledger_for(path, held)}"
+    if held.base_url is None:
+        trials = held.ledger_for(path)
+        keep = f" (and keep sandbox trials in {trials})" if trials != path else ""
+        return (
+            said + f"It holds a sandbox trial: give the real campaign its own ledger: {own}{keep}."
         )
+    if wanted.base_url is None:
+        return said + f"Keep sandbox trials in a ledger of their own: {own}."
+    if held.account == wanted.account:
+        return (
+            said + f"To go on with this ledger, run with --base-url {held.base_url} (or set "
+            f"HEYGEN_BASE_URL to it). Only for a different service, start a ledger of its "
+            f"own, {own}, where every job would be sent (and paid) again."
+        )
+    return (
+        said + "It was run with another API key: to go on with it, set HEYGEN_API_KEY to "
+        f"that account's key. Only for a different account, start a ledger of its own, "
+        f"{own}, where every job would be sent (and paid) again."
     )
 
 
