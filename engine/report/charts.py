@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -18,6 +19,11 @@ import pygal
 from markupsafe import Markup
 from pygal.graph.graph import Graph
 from pygal.style import Style
+
+# pygal appends an import finder for its old map plugins that has no find_spec: while it
+# is there, every import that fails anywhere in the process (a codec looked up by name)
+# raises an ImportWarning. The report draws no map.
+sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
 
 #: Time buckets the over-time chart may use, in seconds: the first giving at most
 #: ``MAX_BUCKETS`` columns wins (past the last, whatever width gives that many).
