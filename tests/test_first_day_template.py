@@ -202,3 +202,32 @@ def test_a_v3_template_is_checked_against_the_variant_its_type_names(
     strict = invoke("validate", jobs, "--template", template(tmp_path, V3_TYPOS), "--strict")
     assert strict.exit_code == 2
     assert "--strict refuses" in strict.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            'type: avtar\navatar_id: a\nscript: "Hi {{ first_name }}"\n',
+            "type: must be one of avatar, image, studio, cinematic_avatar, got 'avtar'",
+        ),
+        (
+            'type: avatar\navatar_id: a\nscrip: "Hi {{ first_name }}"\n',
+            "needs script, audio_url or audio_asset_id",
+        ),
+    ],
+)
+def test_a_v3_error_every_row_would_repeat_refuses_the_template_once(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    jobs = contacts(tmp_path / "contacts.csv", rows=30)
+    result = invoke("validate", jobs, "--template", template(tmp_path, text))
+    assert result.exit_code == 2
+    assert said in result.stderr
+    assert "line " not in result.stdout + result.stderr  # once, not per row
+
+
+def test_a_v3_body_error_a_cell_can_change_stays_with_the_rows(tmp_path: Path) -> None:
+    text = 'type: avatar\navatar_id: a\nscript: "{{ first_name }}"\n'
+    jobs = contacts(tmp_path / "contacts.csv", rows=3)
+    assert invoke("validate", jobs, "--template", template(tmp_path, text)).exit_code == 0

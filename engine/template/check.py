@@ -62,6 +62,13 @@ def check_template(data: Mapping[str, Any], source: str, strict: bool) -> list[s
     Raises ConfigError naming each problem with its path.
     """
     model = model_for(data)
+    kind = data.get("type")
+    if model is None and isinstance(kind, str) and not _has_placeholder(kind):
+        # "video_inputs" absent (else V2): a v3 shape whose type no variant has.
+        raise ConfigError(
+            f"{source}: every row would be invalid for this; fix the template:\n  type: "
+            f"must be one of {', '.join(V3_VARIANTS)}, got {kind!r}"
+        )
     if model is None:
         return []
     unknown = unknown_fields(data, model)
@@ -154,8 +161,29 @@ def repeated_errors(data: Mapping[str, Any], model: type[BaseModel]) -> list[str
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [str(e) for e in field_errors(exc, model) if _fixed(data, e.path)]
-    return []
+        errors = field_errors(exc, model)
+    else:
+        return []
+    repeated = [str(e) for e in errors if _fixed(data, e.path)]
+    if any(not e.path and str(e) not in repeated for e in errors):
+        # An error of the whole body (``needs script, audio_url or audio_asset_id``) no
+        # row changes if it stays with every placeholder filled in.
+        try:
+            model.model_validate(_filled(data))
+        except ValidationError as exc:
+            repeated += [str(e) for e in field_errors(exc, model) if not e.path]
+    return list(dict.fromkeys(repeated))
+
+
+def _filled(value: Any) -> Any:
+    """``value`` with every string holding a placeholder replaced by one a cell could give."""
+    if isinstance(value, str):
+        return "1" if "{{" in value else value
+    if isinstance(value, Mapping):
+        return {k: _filled(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v) for v in value]
+    return value
 
 
 def _fixed(data: Any, path: str) -> bool:
