@@ -85,11 +85,12 @@ class RunReport(RowCounts):
             )
         return None
 
-    def last_run(self) -> dict[str, Any]:
-        """What ``status`` shows of this run: kept in one small ledger row."""
+    def last_run(self, abort_reason: str | None = None) -> dict[str, Any]:
+        """What ``status`` shows of this run: kept in one small ledger row.
+        ``abort_reason``: what the command said of ``abort`` (the run's reason then)."""
         reason = self.reason
-        if reason is None and self.abort is not None:
-            reason = f"stopped by the service: HTTP {self.abort.status} {self.abort.code or ''}"
+        if self.abort is not None:
+            reason = abort_reason or reason
         return {
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "exit_code": self.exit_code,

@@ -200,6 +200,9 @@ def test_a_closed_port_stops_the_run_at_once_and_every_job_stays_pending(
     assert len(jobs_rows) == 20
     assert all(status == "pending" for _, status, _, _ in jobs_rows)
     assert all(attempts == 0 for *_, attempts in jobs_rows)  # no attempt burned
+    # `status` tells the same story, not "stopped by the service".
+    last_run = json.loads(cli("status", "--ledger", str(ledger), "--json").stdout)["last_run"]
+    assert "--base-url" in last_run["reason"]
     with standalone_sandbox(key=KEY) as base_url:
         fixed = run(jobs, "--base-url", base_url, "--rate", "100/s", "--json", key=KEY)
     assert fixed.returncode == 0, fixed.stderr

@@ -219,7 +219,10 @@ def run(
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))
-            record_run(ledger_path, report.last_run())
+            record_run(
+                ledger_path,
+                report.last_run(None if report.abort is None else abort_message(report.abort)),
+            )
     _print_report(report, as_json)
     if report.abort is not None and not report.interrupted:
         raise abort_error(report.abort)
