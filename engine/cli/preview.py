@@ -179,6 +179,11 @@ def _report(
             f"{counts.changed} jobs changed since they were sent and "
             f"{counts.not_resent} failed or uncertain jobs would not be sent again."
         )
+    if counts.changed:
+        click.echo(
+            "  Their videos were made with the old values. To make new ones, give the "
+            "campaign a new --ledger (each of its jobs is then sent, and paid, again)."
+        )
     if counts.held_by_limit:
         click.echo(f"{counts.held_by_limit} new jobs would wait for a later run (--limit).")
     click.echo(

@@ -28,7 +28,7 @@ class PriceTable:
         return (
             f"{WORDS_PER_MINUTE:g} spoken words a minute at speed 1.0; "
             f"{self.credits_per_minute:g} API credit a minute of video, billed in "
-            f"{self.billing_step_minutes * 60:g}-second steps, at least one a video "
+            f"{self.billing_step_minutes * 60:g}-second steps, at least one step a video "
             f"(price table of {self.as_of})"
         )
 
