@@ -119,3 +119,13 @@ def test_off_a_terminal_poll_prints_one_line_a_round(
     assert len(lines) == len(rounds)
     assert all(line.endswith("checking again shortly") for line in lines)
     assert "\r" not in result.stderr
+
+
+def test_a_poll_with_every_render_ended_says_there_is_nothing_to_check(tmp_path: Path) -> None:
+    ledger = sandbox_ledger(tmp_path)
+    first = invoke("poll", "--ledger", str(ledger), "--sandbox", "--until-done")
+    assert first.exit_code == 0, first.output
+    again = invoke("poll", "--ledger", str(ledger), "--sandbox")
+    assert again.exit_code == 0, again.output
+    assert "Nothing to check: the render of every submitted job" in again.stdout
+    assert "0 status checks" not in again.stdout

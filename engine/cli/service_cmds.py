@@ -183,6 +183,7 @@ def poll(
                 shown = RoundProgress(not no_progress and not as_json and sys.stderr.isatty())
                 result = asyncio.run(_poll(store, service, parsed, until_done, interval, shown))
                 counts = store.counts()
+                renders = store.render_counts()
             finally:
                 store.close()
     summary = {
@@ -200,6 +201,14 @@ def poll(
     }
     if as_json:
         print_summary(summary)
+    elif result.checked == 0 and not (result.errors or result.missing):
+        ended = renders["completed"] + renders["failed"]
+        click.echo(
+            f"Nothing to check: the render of every submitted job ({ended}) has ended "
+            f"({renders['completed']} completed, {renders['failed']} failed)."
+            if ended
+            else "Nothing to check: no job of this ledger has a video yet."
+        )
     else:
         click.echo(
             f"{result.checked} status checks: {result.completed} completed, "
