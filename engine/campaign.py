@@ -258,6 +258,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     report.sent_submitted = stats.submitted
     report.sent_failed = stats.failed
     report.sent_uncertain = stats.uncertain
+    report.not_yet = stats.refusals
     report.abort = control.abort
     report.interrupted = control.interrupted
     report.wait = control.too_long

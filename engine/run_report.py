@@ -19,6 +19,8 @@ class RunReport(RowCounts):
     sent_submitted: int = 0
     sent_failed: int = 0
     sent_uncertain: int = 0
+    #: Creates the service answered 429 ("not yet"), each a wait of the whole pool.
+    not_yet: int = 0
     reconciled_found: int = 0
     reconciled_absent: int = 0
     elapsed_s: float = 0.0

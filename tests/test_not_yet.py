@@ -52,6 +52,7 @@ async def test_half_a_minute_of_429_leaves_every_row_submitted(tmp_path: Path) -
     assert statuses(jobs) == {"submitted": 3}
     assert all(job.attempts == 1 for job in jobs.values())
     assert report.sent_failed == 0
+    assert report.not_yet == refused  # the summary says how often the run was told to wait
     assert report.exit_code == 0
 
 

@@ -263,6 +263,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             "uncertain": report.sent_uncertain,
             "reconciled_found": report.reconciled_found,
             "reconciled_absent": report.reconciled_absent,
+            "not_yet": report.not_yet,
         },
         "counts": report.counts,
         "renders": report.renders,
@@ -305,6 +306,11 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         f"{report.sent_uncertain} uncertain; reconciled {report.reconciled_found} found, "
         f"{report.reconciled_absent} to resend. {report.elapsed_s:.1f}s."
     )
+    if report.not_yet:
+        click.echo(
+            f"The service answered {report.not_yet} requests with 429 (not yet): the run "
+            "waited as it asked; no job failed for it."
+        )
     click.echo("Ledger " + report.ledger + ": " + ", ".join(f"{n} {s}" for s, n in c.items() if n))
     if report.renders is not None:
         r = report.renders
