@@ -139,8 +139,9 @@ class Transport:
                 data=call.body,
                 params=call.params or None,
                 headers=dict(call.headers) or None,
-                # A redirected POST would come back as a GET (301/302) or be re-sent (307/308).
-                allow_redirects=call.method != "POST",
+                # Never followed: a redirected POST would come back as a GET (301/302) or be
+                # re-sent (307/308), and aiohttp would carry X-Api-Key to the new origin.
+                allow_redirects=False,
             ) as response:
                 self._answered = True
                 self._note_date(response.headers.get("Date"))
