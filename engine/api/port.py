@@ -8,11 +8,11 @@ and reconcile see. They read ``ApiFeatures``, never an API's name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from engine.errors import StatusError
+from engine.errors import BadRequest, StatusError
 from engine.request.responses import VideoListItem
 
 #: The ledger's render states; every status word of every API maps onto one of these.
@@ -156,3 +156,18 @@ class ApiRouter(Protocol):
     its ledger row records."""
 
     def for_api(self, api: ApiName) -> VideoApi: ...
+
+
+def blames_address(err: StatusError) -> bool:
+    """Whether a create's answer blames the address rather than the job (either API).
+
+    A redirect (never followed) or 405 always does. A 404 does when it is not in one of
+    the service's own error shapes (a web server's "404: Not Found"): the service answers
+    404 in its shape for a job naming, say, an avatar that does not exist.
+    """
+    if not isinstance(err, BadRequest):
+        return False
+    if 300 <= err.status < 400 or err.status == 405:
+        return True
+    shaped = isinstance(err.body, Mapping) and bool({"error", "code"} & err.body.keys())
+    return err.status == 404 and not shaped

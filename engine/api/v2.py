@@ -8,7 +8,7 @@ answer saying so stops the run with ``LegacyApi``, naming the move to v3.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from engine.api.port import (
     Answer,
@@ -16,9 +16,10 @@ from engine.api.port import (
     ApiName,
     HttpCall,
     RenderStatus,
+    blames_address,
     render_state,
 )
-from engine.errors import BadRequest, LegacyApi, StatusError, WrongAddress
+from engine.errors import LegacyApi, StatusError, WrongAddress
 from engine.request.responses import (
     VideoListItem,
     parse_video_id,
@@ -100,7 +101,7 @@ class V2Dialect:
         (as it came) the job."""
         if is_legacy_answer(err):
             return LegacyApi(err.status, err.body, err.code, err.message)
-        if isinstance(err, BadRequest) and _wrong_address(err):
+        if blames_address(err):
             return WrongAddress(err.status, err.body, err.code, err.message)
         return err
 
@@ -109,19 +110,6 @@ def is_legacy_answer(err: StatusError) -> bool:
     """Whether V2's answer says the endpoint is gone or legacy: 410 Gone, or a
     deprecation or "use Avatar IV or Avatar V" message in any error."""
     return err.status == 410 or bool(_LEGACY.search(err.message))
-
-
-def _wrong_address(err: BadRequest) -> bool:
-    """Whether the answer blames the address rather than the job.
-
-    A redirect or 405 always does. A 404 does when it is not in one of the service's
-    own error shapes (a web server's "404: Not Found"): the service answers 404 in
-    its shape for a job naming, say, an avatar that does not exist.
-    """
-    if 300 <= err.status < 400 or err.status == 405:
-        return True
-    shaped = isinstance(err.body, Mapping) and bool({"error", "code"} & err.body.keys())
-    return err.status == 404 and not shaped
 
 
 def _failure_text(message: str | None, detail: object) -> str | None:

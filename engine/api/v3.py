@@ -18,9 +18,10 @@ from engine.api.port import (
     ApiName,
     HttpCall,
     RenderStatus,
+    blames_address,
     render_state,
 )
-from engine.errors import StatusError
+from engine.errors import StatusError, WrongAddress
 from engine.request.responses import VideoListItem
 from engine.request.v3 import (
     MAX_STATUS_IDS,
@@ -115,6 +116,9 @@ class V3Dialect:
         return items, (page.next_token or None) if page.has_more else None
 
     def create_error(self, err: StatusError) -> StatusError:
+        """A create's error, read for what it blames: the address, or (as it came) the job."""
+        if blames_address(err):
+            return WrongAddress(err.status, err.body, err.code, err.message)
         return err
 
 
