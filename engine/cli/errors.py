@@ -100,7 +100,8 @@ def abort_message(err: AbortRun) -> str:
         return (
             f"The service has no video endpoint at this address (HTTP {err.status}). "
             "Check --base-url / HEYGEN_BASE_URL; if it is HeyGen's and the template is V2, "
-            "the endpoint may be retired (V2 ended on 2026-11-01): move the template to v3 (--api v3, "
+            "the endpoint may be retired (V2 ended on 2026-11-01): move the template to v3 "
+            "(--api v3, "
             "`heygen-batch schema --api v3`). Nothing more was sent and no job failed."
         )
     if err.status in (401, 403):
