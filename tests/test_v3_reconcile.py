@@ -91,7 +91,12 @@ async def test_a_job_first_sent_over_a_day_ago_stays_uncertain_saying_why(
     assert job.error.startswith("connection dropped")
 
 
-async def test_a_replay_the_service_refuses_fails_the_job(tmp_path: Path) -> None:
+async def test_a_replay_the_service_refuses_leaves_the_job_uncertain_saying_why(
+    tmp_path: Path,
+) -> None:
+    """By HeyGen's rules a refused replay means nothing was made; but failed would let
+    --retry-failed send it again, so a refusal from anything on the way must not."""
+
     async def refuse(
         body: dict[str, Any], request: web.Request, handler: Handler
     ) -> web.StreamResponse:
@@ -102,10 +107,11 @@ async def test_a_replay_the_service_refuses_fails_the_job(tmp_path: Path) -> Non
         uncertain_v3_job(ledger, "refused", HOUR)
         result = await reconciled(ledger, url)
         job = ledger.get("refused")
-    assert result.failed == 1
+    assert (result.failed, result.still_uncertain) == (0, 1)
     assert job is not None
-    assert job.status == "failed"
+    assert job.status == "uncertain"
     assert "no such avatar" in (job.error or "")
+    assert "HeyGen's dashboard" in (job.error or "")
 
 
 async def test_a_replay_still_in_progress_leaves_the_job_for_the_next_reconcile(

@@ -42,6 +42,12 @@ UNPROVABLE = (
 )
 
 
+REFUSED = (
+    "by HeyGen's rules its first request then made no video, but that cannot be proven "
+    "here; look for it in HeyGen's dashboard"
+)
+
+
 async def settle_by_replay(
     ledger: Ledger,
     api: VideoApi,
@@ -53,10 +59,12 @@ async def settle_by_replay(
     """Replay each young job's key: the writes that settle them, and the jobs too old
     to replay (within ``REPLAY_MARGIN_S`` of the window's end, or of unknown age).
 
-    Found (the service answers with a video): ``submitted``. Refused with a 4xx (the
-    first request made nothing, or the replay would be refused the same): ``failed``.
-    Any other failure (409 ``request_in_progress``, 5xx, no answer) leaves it
-    ``uncertain`` for the next reconcile. ``AbortRun`` escapes.
+    Found (the service answers with a video): ``submitted``. Refused with a 4xx: by
+    HeyGen's rules the first request then made nothing, but an answer from anything
+    else on the way would look the same, and ``failed`` lets ``--retry-failed`` send it
+    again: it stays ``uncertain``, saying so. Any other failure (409
+    ``request_in_progress``, 5xx, no answer) leaves it ``uncertain`` for the next
+    reconcile. ``AbortRun`` escapes.
     """
     window = api.features.replay_window_s
     campaign = ledger.campaign_id
@@ -79,8 +87,9 @@ async def settle_by_replay(
         except AbortRun:
             raise
         except BadRequest as err:
-            writes.append(statements.mark_outcome(job.key, "failed", job.attempts + 1, str(err)))
-            result.failed += 1
+            result.still_uncertain += 1
+            refused = f"a replay of its key was refused ({err}): {REFUSED}"
+            writes.append(unsettled(job, refused))
             continue
         except EngineError as err:
             log.warning("reconcile: replaying job %s's key: %s", job.key, err)

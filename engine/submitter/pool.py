@@ -335,6 +335,11 @@ class Submitter:
         if step is Step.UNCERTAIN:
             return self._finish(key, "uncertain", attempts, str(err), ended)
         if step is Step.FAILED:
+            if made_by is not None:
+                # An earlier attempt may have made the video: a refusal of this one (a
+                # proxy's 404, a key forgotten) proves nothing of it. Never failed, so
+                # --retry-failed can never send it a second time.
+                return self._finish(key, "uncertain", attempts, f"{MAYBE_MADE}; {err}", made_by)
             return self._finish(key, "failed", attempts, str(err))
         delay = retry_delay(err, attempts)
         elapsed = self._control.work_clock() - started
@@ -342,6 +347,12 @@ class Submitter:
             gave_up = f"gave up after {tries} attempts: {err}"
             if made_by is not None:
                 return self._finish(key, "uncertain", attempts, gave_up, made_by)
+            if isinstance(err, ConnectFailed):
+                # The service answered earlier and now cannot be reached at all: the run's
+                # problem, not the job's (nothing of it was sent). The run stops; the job
+                # waits for the next one.
+                self._control.abort_run(ServiceUnreachable(gave_up, self._given_by))
+                return self._unsent(key, attempts, made_by)
             return self._finish(key, "failed", attempts, gave_up)
         if self._control.stopping:
             return self._unsent(key, attempts, made_by)

@@ -88,7 +88,8 @@ def may_have_made(error: EngineError) -> bool:
     ``uncertain`` (never ``pending`` or ``failed``) when the run stops retrying it."""
     if isinstance(error, TransportError):
         return error.maybe_sent
-    return isinstance(error, ServerError)
+    # 503 says the service is not taking requests (retried on V2 too): it made nothing.
+    return isinstance(error, ServerError) and error.status in GATEWAY_STATUSES
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
