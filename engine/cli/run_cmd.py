@@ -14,7 +14,7 @@ from engine.api.choose import ApiChoice
 from engine.campaign import RunOptions, run_campaign
 from engine.cli.config_file import config_option
 from engine.cli.errors import (
-    EXIT_CODES,
+    RUN_EXIT_CODES,
     SummaryCommand,
     UserError,
     abort_error,
@@ -68,8 +68,9 @@ def reconcile_grace(sandbox: bool) -> float:
 @click.command(
     cls=SummaryCommand,
     epilog=epilog(
-        f"{EXIT_CODES} {GRACE_HELP}",
-        "heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+        f"{RUN_EXIT_CODES} {GRACE_HELP}",
+        "heygen-batch run jobs/demo.csv --template jobs/demo-template.json "
+        "--key-column contact_id --sandbox",
     ),
 )
 @jobs_options

@@ -18,7 +18,6 @@ from engine.api.client import HeyGenClient
 from engine.cli.config_file import config_option
 from engine.cli.errors import (
     ENVIRONMENT,
-    EXIT_CODES,
     SummaryCommand,
     UserError,
     epilog,
@@ -140,7 +139,16 @@ async def _poll(
 
 @click.command(
     cls=SummaryCommand,
-    epilog=epilog(EXIT_CODES, "heygen-batch poll --ledger runs/demo.db --sandbox --until-done"),
+    epilog=epilog(
+        "Exit codes: 0 done, whatever the renders' outcome (failed renders are in the "
+        "ledger: see `status` or `export`); 2 usage or configuration error (no key and no "
+        "--sandbox, no such ledger, a ledger of another service, a bad --config key); 3 "
+        "the service refused the key; 75 another run or poll holds the ledger (nothing was "
+        "done); 130 interrupted (the ledger is consistent). With --json, stdout is one JSON "
+        f"object with exit_code and reason, whatever the exit. {ENVIRONMENT} "
+        f"{INTERVAL_VARIABLE}: seconds between --until-done rounds.",
+        "heygen-batch poll --ledger runs/demo.db --sandbox --until-done",
+    ),
 )
 @ledger_option(required=True)
 @service_options

@@ -66,7 +66,8 @@ def _problems(
         "Exit codes: 0 every row makes a valid request; 1 some rows are invalid or repeat a "
         "job key; 2 usage or configuration error (unreadable file, bad template, no rows). "
         "Nothing is sent and no ledger is touched: no key is needed.",
-        "heygen-batch validate jobs/demo.csv --template jobs/demo-template.json --json",
+        "heygen-batch validate jobs/demo.csv --template jobs/demo-template.json "
+        "--key-column contact_id --json",
     )
 )
 @jobs_options
