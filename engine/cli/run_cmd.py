@@ -38,6 +38,7 @@ from engine.cli.options import (
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
+from engine.cli.wording import counted
 from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
@@ -277,8 +278,9 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     c = report.counts
     layout = f" ({describe(report.delimiter)})" if report.delimiter else ""
     click.echo(
-        f"Read {report.read} rows{layout}: {report.new} new, {report.already_done} already done, "
-        f"{report.invalid} invalid, {report.duplicates} duplicate keys, "
+        f"Read {counted(report.read, 'row')}{layout}: {report.new} new, "
+        f"{report.already_done} already done, {report.invalid} invalid, "
+        f"{counted(report.duplicates, 'duplicate key')}, "
         f"{report.changed} changed since sent."
     )
     if report.invalid_unchanged:
@@ -293,7 +295,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         )
     if report.not_resent:
         click.echo(
-            f"{report.not_resent} jobs were failed or uncertain from an earlier run: failed "
+            f"{counted(report.not_resent, 'job')} failed or uncertain in an earlier run: failed "
             "ones are not sent again (see their error with `heygen-batch export`; "
             "`--retry-failed` sends them once more); uncertain "
             "ones are sent again only once reconcile proves the service never made them."
@@ -311,4 +313,4 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             f"{r['rendering']} not finished."
         )
     if report.held_by_limit:
-        click.echo(f"{report.held_by_limit} jobs wait for the next run (--limit).")
+        click.echo(f"{counted(report.held_by_limit, 'job')} wait for the next run (--limit).")

@@ -33,6 +33,7 @@ from engine.cli.options import (
     service_options,
 )
 from engine.cli.run_cmd import GRACE_HELP, GRACE_VARIABLE, reconcile_grace
+from engine.cli.wording import counted
 from engine.ledger import Ledger, ledger_lock
 from engine.ledger.binding import bind_ledger
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
@@ -210,7 +211,7 @@ def poll(
         print_summary(summary)
     else:
         click.echo(
-            f"{result.checked} status checks: {result.completed} completed, "
+            f"{counted(result.checked, 'status check')}: {result.completed} completed, "
             f"{result.failed} failed, {result.rendering} still rendering"
             + (f", {result.errors} could not be checked" if result.errors else "")
             + (f", {result.missing} unknown to the service" if result.missing else "")
@@ -270,8 +271,8 @@ def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None
     )
     if result.corrected:
         click.echo(
-            f"{result.corrected} submitted job(s) had been answered with another job's "
-            "video and now hold their own (by callback_id)."
+            f"{counted(result.corrected, 'submitted job')} had been answered with another "
+            "job's video and now hold their own (by callback_id)."
         )
     if result.problem is not None:
         click.echo(
