@@ -79,7 +79,7 @@ def test_a_body_without_dimension_validates_through_validate_on_a_jsonl_file(
     result = invoke("validate", str(jobs))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == "1 rows: 1 valid, 0 invalid.\n"
+    assert result.stdout == "1 row: 1 valid, 0 invalid.\n"
 
 
 def test_a_body_without_dimension_is_sent_without_one(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_validate_names_line_column_and_code_point_and_counts_by_reason(tmp_path
         '{{ product | default("text") }}',
         "line 6: title: column 'first_name' holds control character U+0009 (HT); "
         "remove it from the cell",
-        "5 rows (comma-separated): 1 valid, 4 invalid (2 control character, 2 empty cell).",
+        "5 rows (comma-separated): 1 valid, 4 invalid (2 control characters, 2 empty cells).",
     ]
 
 
@@ -182,7 +182,7 @@ def test_dry_run_counts_invalid_rows_by_reason_in_text_and_json(tmp_path: Path) 
 
     assert text.stdout.splitlines()[0] == (
         "Dry run: 5 rows read (comma-separated): 1 new, 0 already done, "
-        "4 invalid (2 control character, 2 empty cell), 0 repeated job keys."
+        "4 invalid (2 control characters, 2 empty cells), 0 repeated job keys."
     )
     summary = json.loads(as_json.stdout)
     assert summary["invalid"] == 4
@@ -276,4 +276,4 @@ def test_a_column_absent_from_the_header_is_fine_when_it_has_a_fallback(tmp_path
 
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    assert result.stdout == "1 rows (comma-separated): 1 valid, 0 invalid.\n"
+    assert result.stdout == "1 row (comma-separated): 1 valid, 0 invalid.\n"

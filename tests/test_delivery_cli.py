@@ -25,10 +25,10 @@ SECRET = "whsec_cli-test-secret"
 DEMO_ROWS = 12
 
 
-def heygen(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def heygen(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine", *args],
-        capture_output=True, text=True, env=cli_env(**env), timeout=120, check=False,
+        capture_output=True, text=True, env=cli_env(**env), timeout=120, check=False, cwd=cwd,
     )  # fmt: skip
 
 
@@ -152,3 +152,37 @@ def test_sandbox_webhooks_reach_the_ledger_through_webhook_serve(tmp_path: Path)
     assert len(jobs) == DEMO_ROWS
     assert {j.video_status for j in jobs} == {"completed"}
     assert all(j.video_url for j in jobs)
+
+
+def test_download_takes_its_options_from_the_campaign_file(tmp_path: Path) -> None:
+    # One file for the whole campaign: run's keys are left to run, paths are read from
+    # the file's folder, and a flag given on the command line still wins.
+    folder = tmp_path / "campaign"
+    folder.mkdir()
+    ledger = folder / "l.db"
+    with threaded_sandbox(config=SandboxConfig(render_seconds=0)) as (url, _):
+        assert run_keyed(DEMO_CSV, DEMO_TEMPLATE, ledger, url).returncode == 0
+        config = folder / "campaign.yaml"
+        config.write_text(
+            f"jobs: {DEMO_CSV}\ntemplate: {DEMO_TEMPLATE}\nkey_column: contact_id\n"
+            f"ledger: l.db\nbase_url: {url}\nrate: 100/s\nto: videos\nwhat: thumbnail\n"
+            "no_progress: true\n",
+            encoding="utf-8",
+        )
+        polled = heygen("poll", "--config", str(config))
+        assert polled.returncode == 0, polled.stderr
+        saved = heygen("download", "--config", str(config), cwd=tmp_path)
+        flagged = heygen("download", "--config", str(config), "--what", "video")
+    assert saved.returncode == 0, saved.stderr
+    assert f"{DEMO_ROWS} saved" in saved.stdout
+    assert len(list((folder / "videos").glob("*.jpg"))) == DEMO_ROWS
+    assert flagged.returncode == 0, flagged.stderr
+    assert len(list((folder / "videos").glob("*.mp4"))) == DEMO_ROWS
+
+
+def test_download_refuses_an_unknown_key_in_the_campaign_file(tmp_path: Path) -> None:
+    config = tmp_path / "campaign.yaml"
+    config.write_text("ledger: l.db\nto: videos\nwaht: video\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["download", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "unknown key 'waht'; did you mean 'what'?" in result.output

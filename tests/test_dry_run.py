@@ -98,8 +98,8 @@ def test_the_text_report_states_counts_cost_and_that_nothing_happened(tmp_path: 
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "Dry run: 4 rows read (comma-separated): 2 new, 0 already done, 1 invalid (1 schema), "
-        "1 repeated job keys.",
+        "Dry run: 4 rows read (comma-separated): 2 new, 0 already done, "
+        "1 invalid (1 schema error), 1 repeated job key.",
         f"  line 4: schema: {INVALID_SPEED}",
         "Would send 2 requests: about 1.3 video minutes, about 1.5 API credits.",
         f"Estimate basis: {PRICES.basis()}.",
@@ -204,7 +204,7 @@ def test_a_dry_run_that_would_send_nothing_exits_1(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     reason = (
-        "1 rows read, and none would be sent "
+        "1 row read, and none would be sent "
         "(1 invalid, 0 already done, 0 failed or uncertain, 0 repeated)."
     )
     assert reason in result.stderr

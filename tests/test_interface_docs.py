@@ -33,13 +33,32 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tupl
 COMMANDS = list(_commands(cli))
 
 
+def _everything(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command path, the groups (``webhook``) as well as their commands."""
+    for name, command in sorted(group.commands.items()):
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _everything(command, (*prefix, name))
+
+
+EVERY_PATH = list(_everything(cli))
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
 def _help(path: tuple[str, ...]) -> str:
     result = CliRunner().invoke(cli, [*path, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     return " ".join(result.output.split())
 
 
-@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("path", EVERY_PATH, ids=" ".join)
 def test_every_command_help_has_exit_codes_and_an_example(path: tuple[str, ...]) -> None:
     text = _help(path)
     assert "Example: heygen-batch " in text
@@ -55,6 +74,77 @@ def test_commands_that_reach_the_service_name_its_environment(path: tuple[str, .
     assert "HEYGEN_BASE_URL" in text
     for code in ("0", "2", "3"):
         assert re.search(rf"\b{code} ", text.split("Exit code", 1)[1])
+
+
+@pytest.mark.parametrize("path", EVERY_PATH, ids=" ".join)
+def test_a_command_help_names_only_options_the_command_has(path: tuple[str, ...]) -> None:
+    # Exit-code texts copied from `run` named --max-wait and --json on commands without them.
+    command = _command(path)
+    own = {opt for param in command.params for opt in param.opts}
+    epilog = " ".join((command.epilog or "").split())
+    text = epilog.split("Example:", 1)[0]
+    for option in ("--max-wait", "--json"):
+        if option not in own:
+            assert option not in text, f"{' '.join(path)} names {option}"
+    exits = re.sub(r"`[^`]*`", "", text.split("Exit code", 1)[1])
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", exits))
+    assert named <= own, f"{' '.join(path)}'s exit codes name {sorted(named - own)}"
+
+
+def _run_examples(text: str) -> list[str]:
+    return re.findall(r"heygen-batch run [^`\n]*", text.replace("\\\n", " "))
+
+
+def test_every_example_of_a_campaign_names_its_key_column() -> None:
+    # Without --key-column an edited row is a new job (its key is the body's hash): paid again.
+    helps = [
+        " ".join((_command(path).epilog or "").split("Example:")[-1].split()) for path in EVERY_PATH
+    ]
+    helps.append(" ".join((cli.help or "").split()))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    interface = INTERFACE.read_text(encoding="utf-8")
+    examples = [e for text in [*helps, readme, interface] for e in _run_examples(text)]
+    assert len(examples) >= 5
+    for example in examples:
+        assert "--key-column" in example or "--config" in example, example
+
+
+def _synopses() -> dict[tuple[str, ...], set[str]]:
+    """Each command's options as the interface doc's synopsis gives them."""
+    block = INTERFACE.read_text(encoding="utf-8").split("```", 2)[1]
+    found: dict[tuple[str, ...], set[str]] = {}
+    current: tuple[str, ...] = ()
+    for line in block.splitlines():
+        if line.startswith("heygen-batch "):
+            words = line.split()[1:]
+            current = next(
+                p for p in sorted(COMMANDS, key=len, reverse=True) if tuple(words[: len(p)]) == p
+            )
+            found[current] = set()
+        if current:
+            found[current] |= set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", line))
+    return found
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_the_interface_synopsis_gives_every_option_of_the_command(path: tuple[str, ...]) -> None:
+    options = [
+        set(p.opts)
+        for p in _command(path).params
+        if isinstance(p, click.Option) and p.name != "help"
+    ]
+    given = _synopses()[path]
+    unknown = given - set().union(*options)
+    assert not unknown, f"the synopsis of {' '.join(path)} names {sorted(unknown)}"
+    if path != ("sandbox",):  # its many fault flags are left to its --help
+        missing = [sorted(opts)[-1] for opts in options if not opts & given]
+        assert not missing, f"the synopsis of {' '.join(path)} lacks {missing}"
+
+
+def test_run_help_says_why_the_key_column_matters() -> None:
+    text = _help(("run",))
+    assert "--key-column COL" in text
+    assert "a row edited after it was sent (a typo fixed) is a new job and a second, paid" in text
 
 
 def test_the_readme_never_links_outside_the_repository() -> None:

@@ -118,7 +118,7 @@ def test_the_delimiter_option_overrides_detection(
     assert "the jobs file (read as " in detected.stderr
     assert "has no such column" in detected.stderr
     assert given.exit_code == 0, given.output
-    assert given.stdout.startswith("1 rows (")
+    assert given.stdout.startswith("1 row (")
 
 
 def test_an_unknown_delimiter_is_a_usage_error(tmp_path: Path, template: str) -> None:

@@ -110,8 +110,8 @@ def test_text_output_names_line_and_field_of_each_problem(tmp_path: Path) -> Non
         == "line 7: id: job key a appeared earlier in this file; this row would not be sent"
     )
     assert lines[-1] == (
-        "5 rows (comma-separated): 1 valid, 3 invalid (1 empty cell, 1 row shape, 1 schema), "
-        "1 repeated job keys."
+        "5 rows (comma-separated): 1 valid, 3 invalid (1 empty cell, 1 row shape, 1 schema error), "
+        "1 repeated job key."
     )
 
 
@@ -216,7 +216,7 @@ def test_standard_input_with_format(tmp_path: Path) -> None:
     not_utf8 = validate("-", "--format", "jsonl", "--template", TEMPLATE, stdin=b'{"a": "\xff"}\n')
 
     assert good.exit_code == 0, good.output
-    assert good.stdout == "1 rows (comma-separated): 1 valid, 0 invalid.\n"
+    assert good.stdout == "1 row (comma-separated): 1 valid, 0 invalid.\n"
     assert no_format.exit_code == 2
     assert "--format" in no_format.stderr
     assert not_utf8.exit_code == 2

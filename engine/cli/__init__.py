@@ -31,7 +31,9 @@ from engine.cli.validate_cmd import validate
 def cli(verbose: bool) -> None:
     """One personalised HeyGen avatar video per row of a CSV or JSONL file.
 
-    Start with `heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox`.
+    Start with `heygen-batch run jobs/demo.csv --template jobs/demo-template.json
+    --key-column contact_id --sandbox`: --key-column names the column that identifies
+    a contact, so a row edited later is the same job, never a second paid video.
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,

@@ -18,6 +18,7 @@ from engine.cli.errors import (
     print_summary,
 )
 from engine.cli.options import resolve_where, service_options
+from engine.cli.wording import counted
 from engine.errors import AbortRun, BadRequest, ConnectFailed, EngineError
 from engine.request.catalogue import AvatarList, VoiceList
 from engine.service import Service, service_address
@@ -94,7 +95,9 @@ def avatars(base_url: str | None, sandbox: bool, as_json: bool) -> None:
             ("talking_photo_id", "name"),
         )
     click.echo(
-        f"{len(found.avatars)} avatars, {len(found.talking_photos)} talking photos.", err=True
+        f"{counted(len(found.avatars), 'avatar')}, "
+        f"{counted(len(found.talking_photos), 'talking photo')}.",
+        err=True,
     )
 
 
@@ -120,4 +123,4 @@ def voices(base_url: str | None, sandbox: bool, as_json: bool) -> None:
         [(v.voice_id, v.language, v.gender, v.name) for v in found.voices],
         ("voice_id", "language", "gender", "name"),
     )
-    click.echo(f"{len(found.voices)} voices.", err=True)
+    click.echo(f"{counted(len(found.voices), 'voice')}.", err=True)

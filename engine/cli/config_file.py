@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_HELP = (
     "YAML file of options by name (jobs, template, key_column, ledger, rate, sandbox, ...): "
-    "one file serves run, validate and poll, each taking its own; flags given on the "
+    "one file serves run, validate, poll and download, each taking its own; flags given on the "
     "command line win; relative paths in it are read from the YAML file's folder."
 )
 

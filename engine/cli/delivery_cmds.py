@@ -15,9 +15,9 @@ import click
 from yarl import URL
 
 from engine.api.client import HeyGenClient
+from engine.cli.config_file import config_option
 from engine.cli.errors import (
     ENVIRONMENT,
-    EXIT_CODES,
     SummaryCommand,
     UserError,
     epilog,
@@ -101,10 +101,16 @@ def _bar() -> contextlib.AbstractContextManager[Progress]:
     # For its exit 130 on Ctrl-C: a download cut there leaves only .part files, removed.
     cls=SummaryCommand,
     epilog=epilog(
-        EXIT_CODES, "heygen-batch download --ledger runs/demo.db --to runs/videos --sandbox"
+        "Exit codes: 0 every completed video saved (or already there); 1 some files failed "
+        "(see the log; run again to retry them); 2 usage or configuration error (no key and "
+        "no --sandbox, no such ledger, a bad --config key), or the folder cannot be written "
+        "(full disk, no permission); 3 the service refused the key; 75 another run holds "
+        "the ledger; 130 interrupted (partial .part files are removed). " + ENVIRONMENT,
+        "heygen-batch download --ledger runs/demo.db --to runs/videos --sandbox",
     ),
 )
 @ledger_option(required=True)
+@config_option
 @click.option(
     "--to",
     "folder",
@@ -169,7 +175,16 @@ def download(
         raise SystemExit(1)
 
 
-@click.group()
+@click.group(
+    epilog=epilog(
+        "Exit codes: those of the subcommand (see `heygen-batch webhook serve --help` and "
+        "`heygen-batch webhook register --help`); 2 for an unknown subcommand. "
+        "Environment: HEYGEN_API_KEY and HEYGEN_BASE_URL (both subcommands), "
+        "HEYGEN_WEBHOOK_SECRET (serve: the secret register printed).",
+        "heygen-batch webhook register --url https://hooks.example.com/webhook\n"
+        "  HEYGEN_WEBHOOK_SECRET=... heygen-batch webhook serve --ledger runs/demo.db",
+    ),
+)
 def webhook() -> None:
     """Receive HeyGen's render webhooks into a ledger, or register the receiver's URL."""
 
@@ -242,7 +257,10 @@ async def _serve(ledger: Ledger, service: Service, secret: str, host: str, port:
 
 @webhook.command(
     epilog=epilog(
-        EXIT_CODES, "heygen-batch webhook register --url https://hooks.example.com/webhook"
+        "Exit codes: 0 registered (the secret is printed); 2 usage or configuration error "
+        "(no key, a URL that is not https, the service unreachable or refusing the "
+        "registration); 3 the service refused the key. " + ENVIRONMENT,
+        "heygen-batch webhook register --url https://hooks.example.com/webhook",
     ),
 )
 @click.option(

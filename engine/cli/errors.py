@@ -120,7 +120,7 @@ ENVIRONMENT = (
     "for a standalone `heygen-batch sandbox`), HEYGEN_BASE_URL (the address when --base-url "
     "is not given; default https://api.heygen.com)."
 )
-EXIT_CODES = (
+RUN_EXIT_CODES = (
     "Exit codes: 0 done; 1 some jobs invalid, failed or uncertain; 2 usage or configuration "
     "error; 3 key refused or out of credit; 75 try again later (the ledger is in use, or the "
     "service asked for a wait beyond --max-wait); 130 interrupted. With --json, stdout is one "

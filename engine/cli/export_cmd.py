@@ -13,6 +13,7 @@ import click
 
 from engine.cli.errors import UserError, epilog, user_errors
 from engine.cli.options import ledger_option
+from engine.cli.wording import counted
 from engine.export import export_ledger
 from engine.ledger import Ledger
 
@@ -164,4 +165,4 @@ def export(ledger: Path, output: Path | None, fmt: str | None, excel: bool) -> N
             count = _write_file(store, output, chosen, excel)
         finally:
             store.close()
-    click.echo(f"Wrote {count} jobs to {output}.", err=True)
+    click.echo(f"Wrote {counted(count, 'job')} to {output}.", err=True)

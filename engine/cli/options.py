@@ -49,7 +49,10 @@ def jobs_options(func: F) -> F:
             click.option(
                 "--key-column",
                 metavar="COL",
-                help="Column whose value is the job key (default: a hash of the request).",
+                help="Column whose value is the job key, e.g. contact_id. Give it for a real "
+                "campaign: without it the key is a hash of the rendered request, so a row "
+                "edited after it was sent (a typo fixed) is a new job and a second, paid "
+                "video.",
             ),
             click.option(
                 "--delimiter",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from engine.api.choose import ApiChoice
+from engine.cli.wording import counted
 from engine.errors import ConfigError
 from engine.prepare import Preparer
 from engine.reader import JobsFormat, JobsSource, describe
@@ -51,9 +52,15 @@ def warn_missing_columns(preparer: Preparer, source: JobsSource) -> None:
         )
 
 
+#: The noun a summary counts each invalid-row reason by, where the reason's own name is none.
+_REASON_NOUNS = {"schema": "schema error"}
+
+
 def reasons_text(by_reason: Mapping[str, int]) -> str:
-    """`` (2 empty cell, 1 schema)``: invalid rows by reason, for a summary line."""
+    """`` (2 empty cells, 1 schema error)``: invalid rows by reason, for a summary line."""
     if not by_reason:
         return ""
-    words = (f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(by_reason.items()))
+    words = (
+        counted(n, _REASON_NOUNS.get(r, r.replace("_", " "))) for r, n in sorted(by_reason.items())
+    )
     return f" ({', '.join(words)})"

@@ -11,6 +11,7 @@ import click
 
 from engine.cli.errors import print_summary
 from engine.cli.preparing import reasons_text, warn_missing_columns
+from engine.cli.wording import counted
 from engine.ledger.kinds import KindGuard
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
@@ -119,7 +120,7 @@ class _Plan:
         # Jobs --limit holds back are still to be sent (a later run), as run counts them.
         if c.read and not c.new:
             return (
-                f"{c.read} rows read, and none would be sent ({c.invalid} invalid, "
+                f"{counted(c.read, 'row')} read, and none would be sent ({c.invalid} invalid, "
                 f"{c.already_done} already done, {c.not_resent} failed or uncertain, "
                 f"{c.duplicates} repeated)."
             )
@@ -163,9 +164,9 @@ def _report(
         return
     layout = f" ({describe(delimiter)})" if delimiter else ""
     click.echo(
-        f"Dry run: {counts.read} rows read{layout}: {counts.new} new, "
+        f"Dry run: {counted(counts.read, 'row')} read{layout}: {counts.new} new, "
         f"{counts.already_done} already done, {counts.invalid} invalid{reasons_text(by_reason)}, "
-        f"{counts.duplicates} repeated job keys."
+        f"{counted(counts.duplicates, 'repeated job key')}."
     )
     for row in plan.first_invalid:
         click.echo(f"  line {row.line}: {row.reason.replace('_', ' ')}: {row.error}")
@@ -176,8 +177,8 @@ def _report(
         )
     if counts.changed or counts.not_resent:
         click.echo(
-            f"{counts.changed} jobs changed since they were sent and "
-            f"{counts.not_resent} failed or uncertain jobs would not be sent again."
+            f"{counted(counts.changed, 'job')} changed since sent and "
+            f"{counted(counts.not_resent, 'failed or uncertain job')} would not be sent again."
         )
     if counts.changed:
         click.echo(
@@ -185,11 +186,13 @@ def _report(
             "campaign a new --ledger (each of its jobs is then sent, and paid, again)."
         )
     if counts.held_by_limit:
-        click.echo(f"{counts.held_by_limit} new jobs would wait for a later run (--limit).")
+        click.echo(
+            f"{counted(counts.held_by_limit, 'new job')} would wait for a later run (--limit)."
+        )
     click.echo(
-        f"Would send {cost.videos} requests: about {cost.minutes:.1f} video minutes, "
+        f"Would send {counted(cost.videos, 'request')}: about {cost.minutes:.1f} video minutes, "
         f"about {cost.credits:g} API credits"
-        + (f" ({cost.test_videos} test videos cost none)" if cost.test_videos else "")
+        + (f" ({counted(cost.test_videos, 'test video')} cost none)" if cost.test_videos else "")
         + "."
     )
     click.echo(f"Estimate basis: {PRICES.basis()}.")
@@ -207,7 +210,7 @@ def _report(
         )
     if cost.audio_scenes_unknown:
         click.echo(
-            f"{cost.audio_scenes_unknown} audio scenes are not counted: their length is unknown."
+            f"{counted(cost.audio_scenes_unknown, 'audio scene')} not counted: length unknown."
         )
     click.echo("Nothing was sent and nothing was written.")
     if plan.reason:

@@ -8,6 +8,7 @@ import click
 
 from engine.cli.errors import UserError, user_errors
 from engine.cli.options import ledger_option
+from engine.cli.wording import counted
 
 
 def default_output(ledger: Path) -> Path:
@@ -44,4 +45,4 @@ def report(ledger: Path, output: Path | None) -> None:
             raise UserError(
                 f"cannot write {target}: {err.strerror or err}. Choose another -o FILE.html."
             ) from err
-    click.echo(f"Wrote the report of {facts.jobs} jobs to {target}.", err=True)
+    click.echo(f"Wrote the report of {counted(facts.jobs, 'job')} to {target}.", err=True)

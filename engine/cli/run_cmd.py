@@ -14,7 +14,7 @@ from engine.api.choose import ApiChoice
 from engine.campaign import RunOptions, run_campaign
 from engine.cli.config_file import config_option
 from engine.cli.errors import (
-    EXIT_CODES,
+    RUN_EXIT_CODES,
     SummaryCommand,
     UserError,
     abort_error,
@@ -38,6 +38,7 @@ from engine.cli.options import (
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.preview import preview_run
+from engine.cli.wording import counted
 from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
@@ -68,8 +69,9 @@ def reconcile_grace(sandbox: bool) -> float:
 @click.command(
     cls=SummaryCommand,
     epilog=epilog(
-        f"{EXIT_CODES} {GRACE_HELP}",
-        "heygen-batch run jobs/demo.csv --template jobs/demo-template.json --sandbox",
+        f"{RUN_EXIT_CODES} {GRACE_HELP}",
+        "heygen-batch run jobs/demo.csv --template jobs/demo-template.json "
+        "--key-column contact_id --sandbox",
     ),
 )
 @jobs_options
@@ -280,8 +282,9 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     c = report.counts
     layout = f" ({describe(report.delimiter)})" if report.delimiter else ""
     click.echo(
-        f"Read {report.read} rows{layout}: {report.new} new, {report.already_done} already done, "
-        f"{report.invalid} invalid, {report.duplicates} duplicate keys, "
+        f"Read {counted(report.read, 'row')}{layout}: {report.new} new, "
+        f"{report.already_done} already done, {report.invalid} invalid, "
+        f"{counted(report.duplicates, 'duplicate key')}, "
         f"{report.changed} changed since sent."
     )
     if report.invalid_unchanged:
@@ -296,7 +299,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
         )
     if report.not_resent:
         click.echo(
-            f"{report.not_resent} jobs were failed or uncertain from an earlier run: failed "
+            f"{counted(report.not_resent, 'job')} failed or uncertain in an earlier run: failed "
             "ones are not sent again (see their error with `heygen-batch export`; "
             "`--retry-failed` sends them once more); uncertain "
             "ones are sent again only once reconcile proves the service never made them."
@@ -319,4 +322,4 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             f"{r['rendering']} not finished."
         )
     if report.held_by_limit:
-        click.echo(f"{report.held_by_limit} jobs wait for the next run (--limit).")
+        click.echo(f"{counted(report.held_by_limit, 'job')} wait for the next run (--limit).")

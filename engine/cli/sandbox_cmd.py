@@ -63,7 +63,7 @@ def _retry_after(ctx: click.Context, param: click.Parameter, value: str) -> floa
         "cannot be bound, or is not loopback without --allow-remote; 2 a bad flag.",
         "heygen-batch sandbox --port 8000   # then, in another shell:\n"
         "  HEYGEN_API_KEY=any heygen-batch run jobs/demo.csv --template "
-        "jobs/demo-template.json --base-url http://127.0.0.1:8000",
+        "jobs/demo-template.json --key-column contact_id --base-url http://127.0.0.1:8000",
     ),
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")

@@ -18,7 +18,6 @@ from engine.api.client import HeyGenClient
 from engine.cli.config_file import config_option
 from engine.cli.errors import (
     ENVIRONMENT,
-    EXIT_CODES,
     SummaryCommand,
     UserError,
     epilog,
@@ -34,6 +33,7 @@ from engine.cli.options import (
     service_options,
 )
 from engine.cli.run_cmd import GRACE_HELP, GRACE_VARIABLE, reconcile_grace
+from engine.cli.wording import counted
 from engine.ledger import Ledger, ledger_lock
 from engine.ledger.binding import bind_ledger
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
@@ -140,7 +140,16 @@ async def _poll(
 
 @click.command(
     cls=SummaryCommand,
-    epilog=epilog(EXIT_CODES, "heygen-batch poll --ledger runs/demo.db --sandbox --until-done"),
+    epilog=epilog(
+        "Exit codes: 0 done, whatever the renders' outcome (failed renders are in the "
+        "ledger: see `status` or `export`); 2 usage or configuration error (no key and no "
+        "--sandbox, no such ledger, a ledger of another service, a bad --config key); 3 "
+        "the service refused the key; 75 another run or poll holds the ledger (nothing was "
+        "done); 130 interrupted (the ledger is consistent). With --json, stdout is one JSON "
+        f"object with exit_code and reason, whatever the exit. {ENVIRONMENT} "
+        f"{INTERVAL_VARIABLE}: seconds between --until-done rounds.",
+        "heygen-batch poll --ledger runs/demo.db --sandbox --until-done",
+    ),
 )
 @ledger_option(required=True)
 @service_options
@@ -211,7 +220,7 @@ def poll(
         )
     else:
         click.echo(
-            f"{result.checked} status checks: {result.completed} completed, "
+            f"{counted(result.checked, 'status check')}: {result.completed} completed, "
             f"{result.failed} failed, {result.rendering} still rendering"
             + (f", {result.errors} could not be checked" if result.errors else "")
             + (f", {result.missing} unknown to the service" if result.missing else "")
@@ -271,8 +280,8 @@ def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None
     )
     if result.corrected:
         click.echo(
-            f"{result.corrected} submitted job(s) had been answered with another job's "
-            "video and now hold their own (by callback_id)."
+            f"{counted(result.corrected, 'submitted job')} had been answered with another "
+            "job's video and now hold their own (by callback_id)."
         )
     if result.problem is not None:
         click.echo(

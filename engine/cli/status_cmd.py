@@ -10,6 +10,7 @@ import click
 
 from engine.cli.errors import SummaryCommand, epilog, note_ledger, print_summary, user_errors
 from engine.cli.options import ledger_option
+from engine.cli.wording import counted
 from engine.ledger.summary import LedgerSummary, summarise
 
 STATUS_EPILOG = (
@@ -56,7 +57,7 @@ def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
 def _print(summary: LedgerSummary, now: float) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no jobs yet"
     campaign = f" (campaign {summary.campaign_id})" if summary.campaign_id else ""
-    click.echo(f"Ledger {summary.path}{campaign}: {summary.total} jobs: {counts}.")
+    click.echo(f"Ledger {summary.path}{campaign}: {counted(summary.total, 'job')}: {counts}.")
     if summary.renders:
         renders = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in summary.renders.items())
         click.echo(f"Renders of submitted jobs: {renders}.")

@@ -14,6 +14,7 @@ from engine.cli.config_file import config_option
 from engine.cli.errors import UserError, epilog, user_errors
 from engine.cli.options import jobs_delimiter, jobs_format, jobs_options
 from engine.cli.preparing import make_preparer, reasons_text, warn_missing_columns
+from engine.cli.wording import counted
 from engine.errors import Reason
 from engine.prepare import PreparedJob, Preparer, Repeats
 from engine.reader import describe, open_rows
@@ -66,7 +67,8 @@ def _problems(
         "Exit codes: 0 every row makes a valid request; 1 some rows are invalid or repeat a "
         "job key; 2 usage or configuration error (unreadable file, bad template, no rows). "
         "Nothing is sent and no ledger is touched: no key is needed.",
-        "heygen-batch validate jobs/demo.csv --template jobs/demo-template.json --json",
+        "heygen-batch validate jobs/demo.csv --template jobs/demo-template.json "
+        "--key-column contact_id --json",
     )
 )
 @jobs_options
@@ -131,9 +133,9 @@ def validate(
     else:
         layout = f" ({describe(source.delimiter)})" if source.delimiter else ""
         click.echo(
-            f"{counts.rows} rows{layout}: {counts.valid} valid, {counts.invalid} invalid"
+            f"{counted(counts.rows, 'row')}{layout}: {counts.valid} valid, {counts.invalid} invalid"
             + reasons_text(counts.invalid_by_reason)
-            + (f", {counts.duplicates} repeated job keys" if counts.duplicates else "")
+            + (f", {counted(counts.duplicates, 'repeated job key')}" if counts.duplicates else "")
             + "."
         )
     if counts.rows == 0:

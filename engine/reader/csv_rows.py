@@ -176,10 +176,12 @@ def _records(
     # header (a --key-column check) must not say it a second time.
     if header.unnamed:
         log.warning(
-            "%s: the header ends in %d empty cells; those columns are ignored "
-            "(a row with text under one of them is invalid).",
+            "%s: the header ends in %s (a row with text under %s is invalid).",
             name,
-            header.unnamed,
+            "1 empty cell; that column is ignored"
+            if header.unnamed == 1
+            else f"{header.unnamed} empty cells; those columns are ignored",
+            "it" if header.unnamed == 1 else "one of them",
         )
     last_line: int = skipped + reader.line_num
     while True:
