@@ -133,7 +133,7 @@ def test_after_a_run_sent_rows_are_done_and_an_edited_one_is_changed_not_new(
     assert summary["estimate"]["credits"] == 0.5
     text = invoke("run", jobs, "--template", TEMPLATE, "--key-column", "id", "--ledger",
                   str(ledger), "--dry-run")  # fmt: skip
-    assert "1 jobs changed since they were sent" in text.stdout
+    assert "1 job changed since sent" in text.stdout
     assert "give the campaign a new --ledger" in text.stdout
     assert ledger.read_bytes() == before
 
