@@ -68,6 +68,8 @@ class RunOptions:
     videos: Videos | None = None
     #: --strict: rows still invalid from an earlier run count toward exit 1 too.
     strict: bool = False
+    #: --rebind: the ledger's service under a new key or address (see bind_ledger).
+    rebind: bool = False
     #: The CSV delimiter --delimiter gave; None detects it from the header.
     delimiter: str | None = None
     #: --max-rendering: at most this many of the ledger's videos rendering at once.
@@ -181,7 +183,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     refused: Exception | None = None
     ledger = Ledger(opts.ledger_path)
     try:
-        bound_now = bind_ledger(ledger, opts.service)
+        bound_now = bind_ledger(ledger, opts.service, opts.rebind)
         if opts.videos == "test":
             # --test-videos makes every body a test one: refused before any reconcile.
             ledger.require_videos(opts.videos)

@@ -194,6 +194,12 @@ class Feeder:
             self._writer.write(
                 statements.insert_job(t.key, t.line, "invalid", job.source, None, error, mark)
             )
+        elif t.previous.status == "pending":
+            # Left pending with a body (a stop, a 429 beyond --max-wait, proven absent):
+            # the end of this run would resend that body for a row it calls invalid.
+            self._writer.write(
+                statements.pending_now_invalid(t.key, t.line, job.source, error, mark)
+            )
 
     async def _new(self, t: Triaged) -> None:
         """Record a job to send and queue it, unless --limit holds it back.

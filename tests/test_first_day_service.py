@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from engine.api.client import HeyGenClient
 from engine.api.v2 import GENERATE_PATH
@@ -153,8 +154,21 @@ def test_the_refusal_says_how_to_go_on_with_the_ledger_before_offering_a_new_one
     assert "sent (and paid) again" in polled.stderr
     assert f"{key_fingerprint(KEY)}.{key_fingerprint(KEY)}" not in polled.stderr
     assert other_key.returncode == 2
-    assert "set HEYGEN_API_KEY to that account's key" in other_key.stderr
+    assert "set HEYGEN_API_KEY to that key" in other_key.stderr
+    assert "add --rebind once" in other_key.stderr
     assert f"contacts.{key_fingerprint(KEY + '-x')}.ledger.db" in other_key.stderr
+
+
+def test_rebind_never_moves_a_ledger_between_the_sandbox_and_a_real_service(
+    tmp_path: Path,
+) -> None:
+    jobs = contacts(tmp_path, 3)
+    assert run(jobs, "--sandbox").returncode == 0
+    with standalone_sandbox(key=KEY) as base_url:
+        real = run(jobs, "--base-url", base_url, "--rebind", key=KEY)
+        seen = counters(base_url)
+    assert real.returncode == 2
+    assert seen["requests"] == 0
 
 
 def test_a_dry_run_never_binds(tmp_path: Path) -> None:
@@ -232,7 +246,9 @@ REFUSED = aiohttp.ClientConnectorError(
 async def test_a_connect_failure_stops_the_run_only_before_any_answer(
     tmp_path: Path, http: FixedAioresponses, answered: bool
 ) -> None:
-    """After the service answered once, a connect failure is a passing fault: retried."""
+    """After the service answered once, a connect failure is a passing fault: retried;
+    when the retries run out the service is gone: the run stops, the job stays pending
+    (a job is failed only by the service's own refusal)."""
     path = tmp_path / "l.db"
     with closing(Ledger(path)) as ledger:
         ledger.transaction([statements.insert_job("k", 1, "pending", {}, "sha", None)])
@@ -258,7 +274,10 @@ async def test_a_connect_failure_stops_the_run_only_before_any_answer(
         job = ledger.get("k")
     assert job is not None
     if answered:
-        assert (status, job.attempts, control.abort) == ("failed", 3, None)
+        assert (status, job.status, job.attempts) == ("pending", "pending", 3)
+        assert len(http.requests[("POST", URL("http://heygen.test" + GENERATE_PATH))]) == 3
+        assert isinstance(control.abort, ServiceUnreachable)
+        assert "gave up after 3 attempts" in str(control.abort)
     else:
         assert (status, job.status, job.attempts, job.error) == ("pending", "pending", 0, None)
         assert isinstance(control.abort, ServiceUnreachable)

@@ -88,6 +88,15 @@ def service_options(func: F) -> F:
     )
 
 
+rebind_option = click.option(
+    "--rebind",
+    is_flag=True,
+    help="The ledger's own service under a new API key or address (a rotated key, a "
+    "proxy): bind the ledger to this one and go on. Never between the sandbox and a real "
+    "service.",
+)
+
+
 def rate_option_for(default: str, what: str) -> Callable[[F], F]:
     """``--rate``, with no click default: ``resolve_rate`` fills it in, by --sandbox."""
     return click.option(

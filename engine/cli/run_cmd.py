@@ -32,6 +32,7 @@ from engine.cli.options import (
     ledger_option,
     max_wait_option,
     rate_option,
+    rebind_option,
     resolve_rate,
     resolve_where,
     service_options,
@@ -135,6 +136,7 @@ def reconcile_grace(sandbox: bool) -> float:
     help="Refuse template fields the schema does not know; count rows still invalid and "
     "unchanged from an earlier run toward exit 1.",
 )
+@rebind_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def run(
@@ -158,6 +160,7 @@ def run(
     test_videos: bool,
     dry_run: bool,
     strict: bool,
+    rebind: bool,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -218,6 +221,7 @@ def run(
             fingerprint_salt=salt,
             videos=videos,
             strict=strict,
+            rebind=rebind,
         )
         with ledger_lock(ledger_path):
             report = asyncio.run(run_campaign(options))

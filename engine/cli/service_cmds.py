@@ -28,6 +28,7 @@ from engine.cli.errors import (
 from engine.cli.options import (
     ledger_option,
     rate_option_for,
+    rebind_option,
     resolve_rate,
     resolve_where,
     service_options,
@@ -161,6 +162,7 @@ async def _poll(
     help="Keep polling until every submitted video is completed or failed "
     f"(every 15s; 0.5s with --sandbox; ${INTERVAL_VARIABLE} overrides).",
 )
+@rebind_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def poll(
@@ -171,6 +173,7 @@ def poll(
     until_done: bool,
     as_json: bool,
     no_progress: bool,
+    rebind: bool,
 ) -> None:
     """Fill in video_status, video_url and thumbnail_url for submitted jobs, and the
     reason in error for a failed render.
@@ -188,7 +191,7 @@ def poll(
         with ledger_lock(ledger):
             store = Ledger(ledger, create=False)
             try:
-                bind_ledger(store, service)
+                bind_ledger(store, service, rebind)
                 shown = RoundProgress(not no_progress and not as_json and sys.stderr.isatty())
                 result = asyncio.run(_poll(store, service, parsed, until_done, interval, shown))
                 counts = store.counts()
@@ -243,10 +246,10 @@ async def _reconcile(ledger: Ledger, service: Service) -> ReconcileResult:
         return await reconcile(ledger, client, limiter, reconcile_grace(service.is_sandbox))
 
 
-def _reconcile_locked(ledger: Path, service: Service) -> ReconcileResult:
+def _reconcile_locked(ledger: Path, service: Service, rebind: bool) -> ReconcileResult:
     store = Ledger(ledger, create=False)
     try:
-        bind_ledger(store, service)
+        bind_ledger(store, service, rebind)
         # Holding the lock, any job still 'submitting' was left by a killed run.
         store.transaction([in_flight_to_uncertain(time.time())])
         return asyncio.run(_reconcile(store, service))
@@ -266,14 +269,15 @@ def _reconcile_locked(ledger: Path, service: Service) -> ReconcileResult:
 )
 @ledger_option(required=True)
 @service_options
-def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool) -> None:
+@rebind_option
+def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool, rebind: bool) -> None:
     """Settle uncertain jobs: find the video each one created, or prove it absent
     (then it is pending and the next run sends it). Exits 1 while some stay uncertain."""
     service = resolve_where(base_url, sandbox)
     with user_errors():
         require_ledger(ledger)
         with ledger_lock(ledger):
-            result = _reconcile_locked(ledger, service)
+            result = _reconcile_locked(ledger, service, rebind)
     click.echo(
         f"{result.found} found and marked submitted, {result.absent} proven absent and "
         f"pending again, {result.still_uncertain} still uncertain."

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ConfigError
 from engine.ledger.store import Ledger
 from engine.service import Service, sandbox_state_file
+
+log = logging.getLogger(__name__)
 
 META_NAME = "service"
 #: Hex digits of the key's digest kept: enough to tell accounts apart, too few to matter.
@@ -76,9 +79,12 @@ class Binding:
         return ledger.with_name(f"{stem}.{self.tag}{suffix}")
 
 
-def bind_ledger(ledger: Ledger, service: Service) -> bool:
+def bind_ledger(ledger: Ledger, service: Service, rebind: bool = False) -> bool:
     """Refuse ``service`` if ``ledger`` belongs to another; else record it as the
     ledger's. True when it was recorded now (it was the ledger's first).
+
+    ``rebind`` (``--rebind``): the user says ``service`` is the ledger's own under a new
+    key or address; it is recorded instead, unless one of the two is the sandbox.
 
     A ledger from before bindings that has sent jobs and has the sandbox's state
     file beside it was a sandbox trial: it is taken as bound to the sandbox.
@@ -94,6 +100,10 @@ def bind_ledger(ledger: Ledger, service: Service) -> bool:
     if held == wanted:
         if held_text is None:
             ledger.set_meta(META_NAME, wanted.text())
+        return False
+    if rebind and held.base_url is not None and wanted.base_url is not None:
+        log.warning("%s: bound to %s from now on (--rebind)", ledger.path, wanted.describe())
+        ledger.set_meta(META_NAME, wanted.text())
         return False
     raise ConfigError(_refusal(ledger.path, held, wanted))
 
@@ -118,13 +128,15 @@ def _refusal(path: Path, held: Binding, wanted: Binding) -> str:
     if held.account == wanted.account:
         return (
             said + f"To go on with this ledger, run with --base-url {held.base_url} (or set "
-            f"HEYGEN_BASE_URL to it). Only for a different service, start a ledger of its "
-            f"own, {own}, where every job would be sent (and paid) again."
+            "HEYGEN_BASE_URL to it); if this address reaches the same service (a proxy), "
+            "add --rebind once. Only for a different service, start a ledger of its own, "
+            f"{own}, where every job would be sent (and paid) again."
         )
     return (
         said + "It was run with another API key: to go on with it, set HEYGEN_API_KEY to "
-        f"that account's key. Only for a different account, start a ledger of its own, "
-        f"{own}, where every job would be sent (and paid) again."
+        "that key, or, if this is the same account's new key (a rotated key), add --rebind "
+        f"once. Only for a different account, start a ledger of its own, {own}, where every "
+        "job would be sent (and paid) again."
     )
 
 

@@ -96,6 +96,19 @@ def insert_job(
     )
 
 
+def pending_now_invalid(
+    key: str, line: int, source: dict[str, Any], error: str | None, fingerprint: str | None
+) -> Statement:
+    """A pending job whose row is invalid now (blanked, edited): it is never sent with the
+    body an earlier attempt stored. Only ``pending`` (nothing was made) is replaced."""
+    return (
+        "UPDATE jobs SET status = 'invalid', line = ?, source = ?, error = ?, body = NULL, "
+        "request_sha256 = NULL, row_fingerprint = ?, updated_at = ? "
+        "WHERE key = ? AND status = 'pending'",
+        (line, _json_text(source), error_text(error), fingerprint, now_iso(), key),
+    )
+
+
 def refresh_pending(
     key: str,
     line: int,
