@@ -152,7 +152,19 @@ class RequestInProgress(StatusError):
 
 
 class ServerError(StatusError):
-    """5xx: the service had a fault; the request may be retried."""
+    """5xx: the service had a fault; the request may be retried (after ``retry_after``
+    seconds when the service gave one, as a 503 for maintenance does)."""
+
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        code: str | None,
+        message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, body, code, message)
+        self.retry_after = retry_after
 
 
 class AbortRun(StatusError):
@@ -187,16 +199,18 @@ class PageForAnswer(WrongAddress):
 
 
 class ServiceUnreachable(WrongAddress):
-    """No connection could be opened to the service, and none ever was in this run:
-    the address (or the network) is wrong, not the jobs, so none of them is failed.
+    """No connection can be opened to the service: the address (or the network) is
+    wrong, or the service went away, not the jobs, so none of them is failed.
 
     ``given_by`` names where the address came from (``--base-url``,
-    ``HEYGEN_BASE_URL``, or "" for the default), for the message.
+    ``HEYGEN_BASE_URL``, or "" for the default), for the message; ``answered_before``:
+    the service answered earlier in the run (so jobs were sent before it went away).
     """
 
-    def __init__(self, message: str, given_by: str) -> None:
+    def __init__(self, message: str, given_by: str, answered_before: bool = False) -> None:
         super().__init__(0, None, None, message)
         self.given_by = given_by
+        self.answered_before = answered_before
 
 
 #: A trial key's daily cap (HTTP 429 on v3): stop, do not retry until tomorrow.
@@ -268,5 +282,5 @@ def make_status_error(status: int, body: Any, retry_after: float | None = None) 
     if status == 429:
         return RateLimited(status, body, code, message, retry_after)
     if status >= 500:
-        return ServerError(status, body, code, message)
+        return ServerError(status, body, code, message, retry_after)
     return BadRequest(status, body, code, message)

@@ -143,4 +143,6 @@ def test_what_may_have_made_a_video() -> None:
     assert may_have_made(RequestTimeout("no answer"))
     assert may_have_made(ServerError(504, None, None, "timeout"))
     assert not may_have_made(BadRequest(400, None, None, "no"))
-    assert not may_have_made(RequestInProgress(409, None, "request_in_progress", "wait"))
+    assert may_have_made(RequestInProgress(409, None, "request_in_progress", "wait"))
+    assert may_have_made(ServerError(503, None, None, "a proxy's reset"))
+    assert not may_have_made(ServerError(505, None, None, "HTTP version"))

@@ -104,5 +104,6 @@ async def test_a_job_stopped_after_an_attempt_that_may_have_made_it_is_uncertain
 @pytest.mark.usefixtures("no_backoff")
 async def test_a_refusal_after_a_fault_that_made_nothing_fails_the_job(tmp_path: Path) -> None:
     refused = BadRequest(400, None, "invalid_parameter", "no")
-    status, _, _ = await send(tmp_path, [ServerError(503, None, None, "busy"), refused])
+    never_taken = ServerError(505, None, None, "HTTP version not supported")
+    status, _, _ = await send(tmp_path, [never_taken, refused])
     assert status == "failed"

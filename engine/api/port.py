@@ -169,5 +169,17 @@ def blames_address(err: StatusError) -> bool:
         return False
     if 300 <= err.status < 400 or err.status == 405:
         return True
-    shaped = isinstance(err.body, Mapping) and bool({"error", "code"} & err.body.keys())
-    return err.status == 404 and not shaped
+    return err.status == 404 and not heygen_shaped(err.body)
+
+
+def heygen_shaped(body: Any) -> bool:
+    """Whether an error body is in one of HeyGen's own shapes: ``{"error": {"code",
+    "message"}}``, or the older ``{"code": 400144, "message"}`` whose codes have six
+    digits (a web framework's ``{"error": "Not Found"}`` or ``{"code": 5}`` is not)."""
+    if not isinstance(body, Mapping):
+        return False
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        return bool({"code", "message"} & error.keys())
+    code = body.get("code")
+    return isinstance(code, int) and code >= 10_000 and isinstance(body.get("message"), str)

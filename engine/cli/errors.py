@@ -81,6 +81,13 @@ def abort_message(err: AbortRun) -> str:
             "daily cap, not a rate: run again tomorrow, or use a paid key; unsent jobs stay "
             "pending."
         )
+    if isinstance(err, ServiceUnreachable) and err.answered_before:
+        return (
+            f"The service stopped answering in the middle of the run ({err.message}), so the "
+            "run stopped. Jobs it took before are recorded; the jobs not yet sent stay "
+            "pending and none failed for it (one in flight may be uncertain: reconcile "
+            "settles it). Run again when the service is back."
+        )
     if isinstance(err, ServiceUnreachable):
         where = {
             "": "--base-url (none was given: the default address; is the network up?)",

@@ -315,8 +315,8 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     )
     if report.not_yet:
         click.echo(
-            f"The service answered {report.not_yet} requests with 429 (not yet): the run "
-            "waited as it asked; no job failed for it."
+            f"The service answered {counted(report.not_yet, 'request')} with 429 (not yet): "
+            "the run waited as it asked; no job failed for it."
         )
     click.echo("Ledger " + report.ledger + ": " + ", ".join(f"{n} {s}" for s, n in c.items() if n))
     if report.renders is not None:

@@ -15,6 +15,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
 from engine.ledger.store import Ledger
@@ -56,6 +57,22 @@ class Binding:
 
     def text(self) -> str:
         return json.dumps({"base_url": self.base_url, "account": self.account})
+
+    @property
+    def local(self) -> bool:
+        """A sandbox: the built-in one, or one on this machine (a standalone ``heygen-batch
+        sandbox`` on loopback): never the same service as a real one."""
+        if self.base_url is None:
+            return True
+        host = urlsplit(self.base_url).hostname or ""
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
+    def may_become(self, other: Binding) -> bool:
+        """Whether ``--rebind`` may move a ledger from this service to ``other``: the same
+        service under a new key or address, so never between a sandbox and a real one."""
+        return (
+            self.base_url is not None and other.base_url is not None and (self.local == other.local)
+        )
 
     def describe(self) -> str:
         if self.base_url is None:
@@ -101,7 +118,7 @@ def bind_ledger(ledger: Ledger, service: Service, rebind: bool = False) -> bool:
         if held_text is None:
             ledger.set_meta(META_NAME, wanted.text())
         return False
-    if rebind and held.base_url is not None and wanted.base_url is not None:
+    if rebind and held.may_become(wanted):
         log.warning("%s: bound to %s from now on (--rebind)", ledger.path, wanted.describe())
         ledger.set_meta(META_NAME, wanted.text())
         return False
@@ -128,14 +145,24 @@ def _refusal(path: Path, held: Binding, wanted: Binding) -> str:
     if held.account == wanted.account:
         return (
             said + f"To go on with this ledger, run with --base-url {held.base_url} (or set "
-            "HEYGEN_BASE_URL to it); if this address reaches the same service (a proxy), "
-            "add --rebind once. Only for a different service, start a ledger of its own, "
+            "HEYGEN_BASE_URL to it)"
+            + (
+                "; if this address reaches the same service (a proxy), add --rebind once"
+                if held.may_become(wanted)
+                else ""
+            )
+            + ". Only for a different service, start a ledger of its own, "
             f"{own}, where every job would be sent (and paid) again."
         )
     return (
         said + "It was run with another API key: to go on with it, set HEYGEN_API_KEY to "
-        "that key, or, if this is the same account's new key (a rotated key), add --rebind "
-        f"once. Only for a different account, start a ledger of its own, {own}, where every "
+        "that key"
+        + (
+            ", or, if this is the same account's new key (a rotated key), add --rebind once"
+            if held.may_become(wanted)
+            else ""
+        )
+        + f". Only for a different account, start a ledger of its own, {own}, where every "
         "job would be sent (and paid) again."
     )
 

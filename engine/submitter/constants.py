@@ -28,9 +28,9 @@ TOTAL_TIMEOUT_S = 60.0
 
 # Statuses that say nothing was created: always retried.
 RETRYABLE_STATUSES = frozenset({429, 503})
-# A gateway's fault may hide a created video: retried only where create is idempotent
-# (v3's Idempotency-Key); otherwise the job is uncertain and reconciled (CONTRACT 5).
-GATEWAY_STATUSES = frozenset({500, 502, 504})
+# 5xx that say the request was never taken: 501 (no such method) and 505 (HTTP version).
+# Every other 5xx may hide a created video (a proxy's 503 and 524 included).
+NOT_TAKEN_5XX = frozenset({501, 505})
 
 # Every window is stretched by this fraction of its length, so the service, which
 # sees arrivals with network jitter, never counts N+1 in its own window.

@@ -15,6 +15,7 @@ from engine.errors import (
     EngineError,
     RateLimited,
     RequestInProgress,
+    ServerError,
     ServiceUnreachable,
 )
 from engine.ledger import render_writes, statements
@@ -342,8 +343,15 @@ class Submitter:
                 return self._finish(key, "uncertain", attempts, f"{MAYBE_MADE}; {err}", made_by)
             return self._finish(key, "failed", attempts, str(err))
         delay = retry_delay(err, attempts)
+        asked = err.retry_after if isinstance(err, ServerError) else None
+        if asked is not None and not self._control.service_wait(asked, self._clock()):
+            # A 5xx asking for a wait beyond --max-wait (maintenance): the run stops with
+            # exit 75, and the job waits for the next one.
+            return self._unsent(key, attempts, made_by)
         elapsed = self._control.work_clock() - started
-        if out_of_budget(tries, self._max_attempts, elapsed, delay):
+        # A wait the service asked for is its own, not this job's: it spends no budget.
+        own_delay = 0.0 if asked is not None else delay
+        if out_of_budget(tries, self._max_attempts, elapsed, own_delay):
             gave_up = f"gave up after {tries} attempts: {err}"
             if made_by is not None:
                 return self._finish(key, "uncertain", attempts, gave_up, made_by)
@@ -351,7 +359,9 @@ class Submitter:
                 # The service answered earlier and now cannot be reached at all: the run's
                 # problem, not the job's (nothing of it was sent). The run stops; the job
                 # waits for the next one.
-                self._control.abort_run(ServiceUnreachable(gave_up, self._given_by))
+                self._control.abort_run(
+                    ServiceUnreachable(gave_up, self._given_by, answered_before=True)
+                )
                 return self._unsent(key, attempts, made_by)
             return self._finish(key, "failed", attempts, gave_up)
         if self._control.stopping:

@@ -28,8 +28,8 @@ from engine.errors import (
 from engine.submitter.constants import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
-    GATEWAY_STATUSES,
     MAX_TOTAL_RETRY_S,
+    NOT_TAKEN_5XX,
     RETRY_AFTER_MAX_S,
     RETRYABLE_STATUSES,
 )
@@ -68,7 +68,7 @@ def next_step(error: EngineError, *, idempotent: bool = False) -> Step:
     if isinstance(error, StatusError):
         if error.status in RETRYABLE_STATUSES:
             return Step.RETRY
-        return maybe_created if error.status in GATEWAY_STATUSES else Step.FAILED
+        return maybe_created if may_hide_a_video(error.status) else Step.FAILED
     if isinstance(error, ConnectFailed):
         return Step.RETRY
     if isinstance(error, UnreadableAnswer):
@@ -76,6 +76,12 @@ def next_step(error: EngineError, *, idempotent: bool = False) -> Step:
     if isinstance(error, TransportError):
         return maybe_created if error.maybe_sent else Step.RETRY
     return Step.FAILED
+
+
+def may_hide_a_video(status: int) -> bool:
+    """Whether an HTTP status may come after the service made the video: any 5xx but
+    ``NOT_TAKEN_5XX`` (a gateway's 502/504, Cloudflare's 520/524, a proxy's 503)."""
+    return status >= 500 and status not in NOT_TAKEN_5XX
 
 
 #: The error of a job stopped after an attempt that may have made its video.
@@ -88,8 +94,10 @@ def may_have_made(error: EngineError) -> bool:
     ``uncertain`` (never ``pending`` or ``failed``) when the run stops retrying it."""
     if isinstance(error, TransportError):
         return error.maybe_sent
-    # 503 says the service is not taking requests (retried on V2 too): it made nothing.
-    return isinstance(error, ServerError) and error.status in GATEWAY_STATUSES
+    # A 409 request_in_progress says the service is taking a request with this key.
+    if isinstance(error, RequestInProgress):
+        return True
+    return isinstance(error, ServerError) and may_hide_a_video(error.status)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -135,7 +143,7 @@ def retry_delay(error: EngineError, attempt: int, rng: random.Random | None = No
     """The wait before the next attempt: the service's Retry-After when it sent one."""
     if _testing:
         return 0.0
-    if isinstance(error, RateLimited) and error.retry_after is not None:
+    if isinstance(error, RateLimited | ServerError) and error.retry_after is not None:
         return error.retry_after
     return backoff_delay(attempt, rng)
 
