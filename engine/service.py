@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, as in a URL) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 KEY_VARIABLE = "HEYGEN_API_KEY"

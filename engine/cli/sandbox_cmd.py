@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 
 import click
 
 from engine.cli.errors import epilog
 from engine.errors import ConfigError
+from engine.service import is_loopback
 from engine.submitter.rate import parse_rate
 
 KEY_ENV = "HEYGEN_SANDBOX_KEY"
 
 _PROBABILITY = click.FloatRange(0, 1)
 _NON_NEGATIVE = click.FloatRange(min=0)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _rate_limit(
@@ -196,7 +187,7 @@ def sandbox(
     to them. GET /_sandbox/counters is for tests (it also counts slot refusals and the
     most renders seen at once). Faults apply to create requests (both APIs) only.
     """
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback(host):
         raise click.ClickException(
             f"refusing to bind {host}: it is not a loopback address. "
             "Use --host 127.0.0.1, or add --allow-remote to expose the sandbox."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,6 +9,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from engine.errors import ConfigError, UnreadableAnswer, make_status_error
+from engine.service import is_loopback
 from engine.submitter.constants import CONNECT_TIMEOUT_S, TOTAL_TIMEOUT_S
 
 ENDPOINTS_PATH = "/v3/webhooks/endpoints"
@@ -34,22 +34,13 @@ def check_webhook_url(url: str) -> None:
         raise ConfigError(f"--url '{url}': {err}.") from err
     if parts.scheme == "https" and host:
         return
-    if parts.scheme == "http" and _loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return
     raise ConfigError(
         f"--url '{url}' must be an https:// address HeyGen can reach (plain http only "
         "for a loopback address, in tests); put `webhook serve` behind a TLS reverse "
         "proxy (see the README) and register its https URL."
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def register_endpoint(base_url: str, api_key: str | None, url: str) -> Registered:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
 from engine.ledger.store import Ledger
-from engine.service import Service, sandbox_state_file
+from engine.service import Service, is_loopback, sandbox_state_file
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ class Binding:
         sandbox`` on loopback): never the same service as a real one."""
         if self.base_url is None:
             return True
-        host = urlsplit(self.base_url).hostname or ""
-        return host == "localhost" or host.startswith("127.") or host == "::1"
+        return is_loopback(urlsplit(self.base_url).hostname or "")
 
     def may_become(self, other: Binding) -> bool:
         """Whether ``--rebind`` may move a ledger from this service to ``other``: the same
