@@ -244,7 +244,7 @@ async def test_latency_holds_a_create_in_flight_and_a_repeat_meanwhile_gets_409(
         entered.set()
         await gate.wait()
 
-    monkeypatch.setattr("engine.sandbox.v3.asyncio", SimpleNamespace(sleep=held))
+    monkeypatch.setattr("engine.sandbox.answers.asyncio", SimpleNamespace(sleep=held))
     async with serve(latency_ms=250) as (_, session):
         first = asyncio.create_task(create(session, v3_body(), key="job-1"))
         await entered.wait()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -13,11 +12,12 @@ from aiohttp import web
 
 from engine.errors import RequestInvalid
 from engine.request import validate_request
+from engine.sandbox.answers import at_capacity, injected_fault, key_refusal, over_limit
 from engine.sandbox.catalogue import add_catalogue
 from engine.sandbox.config import SandboxConfig
-from engine.sandbox.faults import Outcome, drop_connection, format_retry_after
+from engine.sandbox.faults import Outcome, drop_connection
 from engine.sandbox.media import add_media_routes, media_url
-from engine.sandbox.state import InvalidToken, Refusal, SandboxState, Video
+from engine.sandbox.state import InvalidToken, SandboxState, Video
 from engine.sandbox.v3 import add_v3_routes
 from engine.sandbox.webhooks import add_webhooks
 
@@ -63,13 +63,6 @@ def _error(
     )
 
 
-def _refused(refusal: Refusal) -> web.Response:
-    """The 429 a create meets while the service is at its limit (see ``refuse_create``)."""
-    wait = refusal.retry_after_s
-    headers = {} if wait is None else {"Retry-After": format_retry_after(wait)}
-    return _error(429, "rate_limit_exceeded", refusal.message, headers)
-
-
 def _v1_error(status: int, message: str) -> web.Response:
     return web.json_response({"code": V1_ERROR_CODE, "message": message}, status=status)
 
@@ -79,9 +72,7 @@ class _Handlers:
         self.state = state
 
     def _refuse_key(self, request: web.Request) -> web.Response | None:
-        if self.state.key_accepted(request.headers.get("X-Api-Key", "")):
-            return None
-        return _error(401, "unauthorized", "Invalid or missing API key (X-Api-Key)")
+        return key_refusal(self.state, request, _error)
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         state = self.state
@@ -90,28 +81,12 @@ class _Handlers:
         state.counters.request_times.append(arrived)
         if (refused := self._refuse_key(request)) is not None:
             return refused
-        wait = None if state.limiter is None else state.limiter.try_acquire(arrived)
-        if wait is not None:
-            state.counters.violations += 1
-            return _error(
-                429,
-                "rate_limit_exceeded",
-                "Too many requests, slow down",
-                {"Retry-After": format_retry_after(wait)},
-            )
+        if (limited := over_limit(state, arrived, _error)) is not None:
+            return limited
         decision = state.faults.decide()
         raw = await request.read()
-        if decision.latency_s:
-            await asyncio.sleep(decision.latency_s)
-        outcome = decision.outcome
-        if outcome is Outcome.RATE_LIMITED:
-            retry = state.config.retry_after_s
-            headers = {} if retry is None else {"Retry-After": format_retry_after(retry)}
-            return _error(429, "rate_limit_exceeded", "Too many requests (injected)", headers)
-        if outcome is Outcome.SERVER_ERROR:
-            return _error(decision.status, "internal_error", "Internal server error (injected)")
-        if outcome is Outcome.DROP_BEFORE:
-            return drop_connection(request)
+        if (fault := await injected_fault(state, decision, request, _error)) is not None:
+            return fault
         try:
             body = json.loads(raw)
         except ValueError:
@@ -124,10 +99,10 @@ class _Handlers:
             return _error(400, "invalid_parameter", str(exc))
         if state.out_of_credit(video_request):
             return _error(400, "insufficient_credit", "Insufficient credit to create the video")
-        if (refusal := state.refuse_create()) is not None:
-            return _refused(refusal)
+        if (full := at_capacity(state, _error)) is not None:
+            return full
         video = state.create_video(video_request)
-        if outcome is Outcome.DROP_AFTER:
+        if decision.outcome is Outcome.DROP_AFTER:
             return drop_connection(request)
         return web.json_response({"error": None, "data": {"video_id": video.video_id}})
 

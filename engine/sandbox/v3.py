@@ -9,16 +9,17 @@ API made it. Every error uses the v3 envelope ``{"error": {"code", "message", "p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from engine.errors import RequestInvalid
 from engine.request.v3 import MAX_LIST_LIMIT, MAX_STATUS_IDS, validate_v3_request
-from engine.sandbox.faults import Decision, Outcome, drop_connection, format_retry_after
+from engine.sandbox.answers import at_capacity, injected_fault, key_refusal, over_limit
+from engine.sandbox.faults import Decision, Outcome, drop_connection
 from engine.sandbox.idempotency import Claim, Seen, valid_key
 from engine.sandbox.media import media_url
 from engine.sandbox.state import InvalidToken, SandboxState, Video
@@ -46,7 +47,7 @@ def v3_error(
     code: str,
     message: str,
     param: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if param is not None:
@@ -65,9 +66,7 @@ class _V3Handlers:
         self.state = state
 
     def _refuse_key(self, request: web.Request) -> web.Response | None:
-        if self.state.key_accepted(request.headers.get("X-Api-Key", "")):
-            return None
-        return v3_error(401, "unauthorized", "Invalid or missing API key (X-Api-Key)")
+        return key_refusal(self.state, request, v3_error)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         state = self.state
@@ -86,15 +85,8 @@ class _V3Handlers:
                 "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 _ - : .",
                 "Idempotency-Key",
             )
-        wait = None if state.limiter is None else state.limiter.try_acquire(arrived)
-        if wait is not None:
-            counters.violations += 1
-            return v3_error(
-                429,
-                "rate_limit_exceeded",
-                "Too many requests, slow down",
-                headers={"Retry-After": format_retry_after(wait)},
-            )
+        if (limited := over_limit(state, arrived, v3_error)) is not None:
+            return limited
         decision = state.faults.decide()
         raw = await request.read()
         claim = None if key is None else state.keys.claim(CREATE_ROUTE, key)
@@ -122,19 +114,9 @@ class _V3Handlers:
         key: str | None,
     ) -> web.StreamResponse:
         state = self.state
-        if decision.latency_s:
-            await asyncio.sleep(decision.latency_s)
+        if (fault := await injected_fault(state, decision, request, v3_error)) is not None:
+            return fault
         outcome = decision.outcome
-        if outcome is Outcome.RATE_LIMITED:
-            retry = state.config.retry_after_s
-            headers = {} if retry is None else {"Retry-After": format_retry_after(retry)}
-            return v3_error(
-                429, "rate_limit_exceeded", "Too many requests (injected)", headers=headers
-            )
-        if outcome is Outcome.SERVER_ERROR:
-            return v3_error(decision.status, "internal_error", "Internal server error (injected)")
-        if outcome is Outcome.DROP_BEFORE:
-            return drop_connection(request)
         if claim is not None and claim.seen is Seen.REPLAY:
             # The first answer again, whatever this body says (HeyGen only logs a warning).
             state.counters.v3_replays += 1
@@ -152,10 +134,8 @@ class _V3Handlers:
             return v3_error(400, "invalid_parameter", str(exc), exc.errors[0].path or None)
         if state.out_of_credit(video_request):
             return v3_error(402, "insufficient_credit", "Insufficient credit to create the video")
-        if (refusal := state.refuse_create()) is not None:
-            wait = refusal.retry_after_s
-            headers = {} if wait is None else {"Retry-After": format_retry_after(wait)}
-            return v3_error(429, "rate_limit_exceeded", refusal.message, headers=headers)
+        if (full := at_capacity(state, v3_error)) is not None:
+            return full
         video = state.create_video(video_request)
         if key is not None:
             state.keys.settle(CREATE_ROUTE, key, video.video_id)
