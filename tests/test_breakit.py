@@ -293,11 +293,9 @@ def test_retry_failed_a_day_later_makes_no_second_video_for_a_job_that_made_one(
         assert len(state.videos) == 1, "one job, two paid videos"
 
 
-def test_a_service_gone_mid_run_fails_no_job(tmp_path: Path) -> None:
-    """The service answers, then its address refuses connections (restarted, network
-    down). Every job left is retried --max-attempts times and marked ``failed`` ("gave
-    up after N attempts: cannot connect"), for good: CONTRACT 2 says a job is ``failed``
-    only by the service's own refusal, and --retry-failed that nothing was created."""
+def run_until_the_service_goes_away(tmp_path: Path) -> tuple[int, str, Path]:
+    """A v3 run of 20 jobs against a standalone sandbox killed (SIGKILL) once two jobs
+    are submitted, so later connections are refused: (exit code, stderr, ledger)."""
     import signal
     import sqlite3
     import time
@@ -319,7 +317,7 @@ def test_a_service_gone_mid_run_fails_no_job(tmp_path: Path) -> None:
         [sys.executable, "-m", "engine", "run", str(jobs), "--template", str(template),
          "--key-column", "contact_id", "--ledger", str(ledger), "--base-url", url,
          "--no-progress", "--rate", "5/s", "--max-attempts", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -336,13 +334,24 @@ def test_a_service_gone_mid_run_fails_no_job(tmp_path: Path) -> None:
                         break
         sandbox.send_signal(signal.SIGKILL)
         sandbox.wait(10)
-        run.wait(120)
+        _, stderr = run.communicate(timeout=120)
     finally:
         for process in (run, sandbox):
             if process.poll() is None:
                 process.kill()
                 process.wait()
         sandbox.stdout.close()
+    return run.returncode, stderr, ledger
+
+
+def test_a_service_gone_mid_run_fails_no_job(tmp_path: Path) -> None:
+    """The service answers, then its address refuses connections (restarted, network
+    down). Every job left was retried --max-attempts times and marked ``failed`` ("gave
+    up after N attempts: cannot connect"), for good: CONTRACT 2 says a job is ``failed``
+    only by the service's own refusal, and --retry-failed that nothing was created."""
+    import sqlite3
+
+    _, _, ledger = run_until_the_service_goes_away(tmp_path)
     conn = sqlite3.connect(ledger)
     failed = conn.execute(
         "SELECT count(*), max(error) FROM jobs WHERE status = 'failed'"

@@ -81,56 +81,13 @@ def test_a_service_gone_mid_run_is_not_said_to_have_been_sent_nothing(tmp_path: 
     (exit 2), whose message was written for a service never reached: "Nothing was sent
     and no job failed: they stay pending". Here jobs were submitted (paid) in this very
     run; a user reading "nothing was sent" may start over on a new ledger and pay twice."""
-    import contextlib
-    import signal
-    import subprocess
-    import sys
-    import time
+    from tests.test_breakit import run_until_the_service_goes_away
 
-    from tests.processes import environment
-    from tests.test_crash_resume import cli_env
-
-    jobs = tmp_path / "contacts.csv"
-    write_contacts(jobs, 0, 20)
-    ledger = tmp_path / "contacts.ledger.db"
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "engine", "sandbox", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment(),
-    )  # fmt: skip
-    assert sandbox.stdout is not None
-    url = sandbox.stdout.readline().rsplit(" ", 1)[1].strip()
-    run = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", str(jobs), "--template", str(TEMPLATE_V3),
-         "--key-column", "contact_id", "--ledger", str(ledger), "--base-url", url,
-         "--no-progress", "--rate", "5/s", "--max-attempts", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(),
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-            if ledger.exists():
-                with contextlib.suppress(sqlite3.Error):
-                    conn = sqlite3.connect(ledger)
-                    (done,) = conn.execute(
-                        "SELECT count(*) FROM jobs WHERE status = 'submitted'"
-                    ).fetchone()
-                    conn.close()
-                    if done >= 2:
-                        break
-        sandbox.send_signal(signal.SIGKILL)
-        sandbox.wait(10)
-        _, stderr = run.communicate(timeout=120)
-    finally:
-        for process in (run, sandbox):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        sandbox.stdout.close()
+    returncode, stderr, ledger = run_until_the_service_goes_away(tmp_path)
     conn = sqlite3.connect(ledger)
     (submitted,) = conn.execute("SELECT count(*) FROM jobs WHERE status = 'submitted'").fetchone()
     conn.close()
-    assert run.returncode == 2, stderr
+    assert returncode == 2, stderr
     assert submitted >= 2
     assert "Nothing was sent" not in stderr, f"{submitted} jobs were sent in this run: {stderr}"
 
