@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from engine.progress import ProgressLine
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.stats import PoolStats
 from tests.processes import counters, environment, standalone_sandbox
-from tests.test_signals import ledger_statuses, run_args
+from tests.test_signals import interrupt_run, ledger_statuses, run_args
 from tests.test_submission_sandbox import audit, campaign, report_path, statuses, write_jobs
 from tests.threaded_sandbox import Handler, threaded_sandbox
 
@@ -71,24 +70,16 @@ def test_sigterm_while_the_pool_waits_for_the_service_leaves_the_jobs_pending(
 ) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", 5)
     with standalone_sandbox("--sustained-429-s", "600", "--retry-after", "30") as base_url:
-        run = subprocess.Popen(
+        # Once a 429 came, the whole pool waits 30 s for the service.
+        returncode, out, err = interrupt_run(
             run_args(jobs, base_url, "--rate", "50/s", "--concurrency", "2"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=environment(HEYGEN_API_KEY="sk-any"),
-        )  # fmt: skip
-        try:
-            # A 429 came: the whole pool now waits 30 s for the service.
-            deadline = time.monotonic() + 30
-            while counters(base_url)["sustained_refusals"] < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            run.send_signal(signal.SIGTERM)
-            out, err = run.communicate(timeout=60)  # guards against a hang, not timing
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
+            base_url,
+            signal.SIGTERM,
+            counter="sustained_refusals",
+            at_least=1,
+        )
         seen = counters(base_url)
-    assert run.returncode == 130, err
+    assert returncode == 130, err
     assert "This run: 0 submitted, 0 failed, 0 uncertain" in out
     assert set(ledger_statuses(tmp_path / "jobs.ledger.db").values()) == {"pending"}
     assert seen["created"] == 0

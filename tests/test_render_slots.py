@@ -39,7 +39,7 @@ from engine.submitter.slots import RenderTracker
 from engine.submitter.stats import PoolStats
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env
-from tests.test_signals import run_args
+from tests.test_signals import interrupt_run, run_args
 from tests.test_submission_sandbox import audit, statuses, write_jobs
 from tests.threaded_sandbox import Handler, threaded_sandbox
 
@@ -279,22 +279,16 @@ async def test_no_render_ending_within_max_wait_stops_the_run_for_later() -> Non
 def test_sigterm_while_jobs_wait_for_a_slot_leaves_them_pending(tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", 5)
     with standalone_sandbox("--render-seconds", "600") as base_url:
-        run = subprocess.Popen(
+        returncode, _, err = interrupt_run(
             run_args(jobs, base_url, "--rate", "100/s", "--max-rendering", "2"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while counters(base_url)["created"] < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            run.send_signal(signal.SIGTERM)
-            _, err = run.communicate(timeout=60)  # guards against a hang, not timing
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
+            base_url,
+            signal.SIGTERM,
+            counter="created",
+            at_least=2,
+            env=cli_env(),
+        )
         seen = counters(base_url)
-    assert run.returncode == 130, err
+    assert returncode == 130, err
     assert seen["created"] == 2
     with closing(Ledger(tmp_path / "jobs.ledger.db")) as opened:
         counts = opened.counts()

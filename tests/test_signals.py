@@ -40,18 +40,27 @@ def run_args(jobs: Path, base_url: str, *extra: str) -> list[str]:
     ]
 
 
-def interrupt_run(args: list[str], base_url: str, sig: signal.Signals) -> tuple[int, str, str]:
-    """Start a run, send ``sig`` once four requests have reached the sandbox; its outcome."""
+def interrupt_run(
+    args: list[str],
+    base_url: str,
+    sig: signal.Signals,
+    *,
+    counter: str = "requests",
+    at_least: int = 4,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """Start a run, send ``sig`` once the sandbox's ``counter`` reaches ``at_least``
+    (four requests by default); its exit code, stdout and stderr."""
     run = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment(HEYGEN_API_KEY="sk-any"),
+        env=env or environment(HEYGEN_API_KEY="sk-any"),
     )
     try:
         deadline = time.monotonic() + 30
-        while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
+        while counters(base_url)[counter] < at_least and time.monotonic() < deadline:
             time.sleep(0.05)
         run.send_signal(sig)
         out, err = run.communicate(timeout=60)  # guards against a hang, not a timing check
