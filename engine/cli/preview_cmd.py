@@ -1,9 +1,7 @@
 """``heygen-batch preview``: one line's request and spoken text, sending nothing.
 
-The command is ``preview_command`` (as ``reconcile_command``): ``engine.cli.preview`` is
-the module of ``run --dry-run``'s counts and cost, and a function of that name in the
-package would be shadowed by it.
-"""
+The command function is ``preview_command`` (as ``reconcile_command``), so the
+package's names never clash with a module's."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import click
 from engine.api.choose import ApiChoice
 from engine.campaign import RunOptions, run_campaign
 from engine.cli.config_file import config_option
+from engine.cli.dry_run import preview_run
 from engine.cli.errors import (
     RUN_EXIT_CODES,
     SummaryCommand,
@@ -38,7 +39,6 @@ from engine.cli.options import (
     service_options,
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
-from engine.cli.preview import preview_run
 from engine.cli.wording import counted
 from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
