@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # browser download is not used).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean pg pg-stop
 
 install: $(STAMP) $(CHROMIUM)
 
@@ -39,6 +39,15 @@ test: lint
 
 bench: install
 	$(PY) -m tests.bench
+
+# A throwaway PostgreSQL cluster for the PostgreSQL tests and a shell's experiments (Debian's
+# postgresql, installed when missing): `eval "$$(make -s pg)"` exports its URL, which the
+# tests then use instead of starting a cluster of their own; `make pg-stop` removes it.
+pg: install
+	@$(PY) -m tests.pg_cluster start | sed 's/^/export /'
+
+pg-stop:
+	@test -n "$$HEYGEN_TEST_PG_DIR" && $(PY) -m tests.pg_cluster stop "$$HEYGEN_TEST_PG_DIR"
 
 clean:
 	rm -rf $(VENV) runs .mypy_cache .pytest_cache .ruff_cache

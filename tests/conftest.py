@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +15,7 @@ import pytest
 from aioresponses import aioresponses
 
 from engine.submitter import retry
+from tests import pg_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CSV = ROOT / "jobs" / "demo.csv"
@@ -46,3 +50,55 @@ def no_backoff() -> Iterator[None]:
     retry.set_testing(True)
     yield
     retry.set_testing(False)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server's URL: ``HEYGEN_TEST_PG_URL`` (``.ci/run``, ``make pg``), else a
+    throwaway cluster started here (see ``tests/pg_cluster.py``) and stopped at the end.
+    Without PostgreSQL the test is skipped, saying why, except where ``HEYGEN_REQUIRE_PG``
+    is set (CI): there it fails."""
+    given = os.environ.get(pg_cluster.URL_VARIABLE)
+    if given:
+        yield given
+        return
+    folder = pg_cluster.fresh_folder()
+    try:
+        url = pg_cluster.start(folder)
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as err:
+        pg_cluster.stop(folder)
+        reason = f"no PostgreSQL server could be started here: {err}"
+        if os.environ.get(pg_cluster.REQUIRE_VARIABLE):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield url
+    finally:
+        pg_cluster.stop(folder)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """The URL of a new, empty database on ``pg_server``, dropped after the test."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(pg_server)
+    params["dbname"] = name
+    yield _as_url(make_conninfo(**params))
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _as_url(conninfo: str) -> str:
+    """``conninfo`` (``key=value ...``) as a ``postgresql://`` URL, the spelling users give."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(conninfo)
+    dbname = params.pop("dbname")
+    user = params.pop("user", "")
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"postgresql://{user}@/{dbname}" + (f"?{query}" if query else "")
