@@ -22,7 +22,7 @@ from engine.errors import OutOfCredit, RateLimited, RequestInvalid, make_status_
 from engine.request import validate_request
 from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
 from engine.sandbox.faults import FaultDecider, Outcome, SlidingWindowLimiter, format_retry_after
-from engine.sandbox.state import estimate_duration
+from engine.sandbox.state import account_label, estimate_duration
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -252,6 +252,24 @@ async def test_server_side_rate_limit_counts_violations() -> None:
     assert seen["created"] == 3
     assert len(seen["request_times"]) == 5
     assert seen["request_times"] == sorted(seen["request_times"])
+
+
+async def test_the_server_side_limit_is_each_accounts_own() -> None:
+    """HeyGen limits an account, not the service: two keys each get the whole limit, and
+    the counters tell their starts and refusals apart by a digest, never the key."""
+    async with serve(rate_limit=2, rate_limit_period_s=60) as (_, session):
+        first = [await post(session, make_body(f"a-{i}"), {"X-Api-Key": "key-a"}) for i in range(3)]
+        second = [
+            await post(session, make_body(f"b-{i}"), {"X-Api-Key": "key-b"}) for i in range(2)
+        ]
+        seen = await counters(session)
+    assert [status for status, _, _ in first] == [200, 200, 429]
+    assert [status for status, _, _ in second] == [200, 200]
+    a, b = account_label("key-a"), account_label("key-b")
+    assert seen["violations_by_account"] == {a: 1}
+    assert {k: len(v) for k, v in seen["request_times_by_account"].items()} == {a: 3, b: 2}
+    assert "key-a" not in str(seen)
+    assert "key-b" not in str(seen)
 
 
 def test_sliding_window_admits_n_per_window_and_says_how_long_to_wait() -> None:

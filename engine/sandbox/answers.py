@@ -35,12 +35,14 @@ def key_refusal(
     return error(401, "unauthorized", "Invalid or missing API key (X-Api-Key)")
 
 
-def over_limit(state: SandboxState, arrived: float, error: ErrorAnswer) -> web.Response | None:
-    """429 from the server-side rate limit, counted as a violation of it; None within it."""
-    wait = None if state.limiter is None else state.limiter.try_acquire(arrived)
+def over_limit(
+    state: SandboxState, request: web.Request, arrived: float, error: ErrorAnswer
+) -> web.Response | None:
+    """429 from the account's server-side rate limit, counted as a violation of it; None
+    within it."""
+    wait = state.over_limit(request.headers.get("X-Api-Key", ""), arrived)
     if wait is None:
         return None
-    state.counters.violations += 1
     return error(
         429, "rate_limit_exceeded", "Too many requests, slow down", headers=retry_after(wait)
     )

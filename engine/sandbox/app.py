@@ -77,11 +77,10 @@ class _Handlers:
     async def generate(self, request: web.Request) -> web.StreamResponse:
         state = self.state
         arrived = time.monotonic()
-        state.counters.requests += 1
-        state.counters.request_times.append(arrived)
+        state.arrival(request.headers.get("X-Api-Key", ""), arrived)
         if (refused := self._refuse_key(request)) is not None:
             return refused
-        if (limited := over_limit(state, arrived, _error)) is not None:
+        if (limited := over_limit(state, request, arrived, _error)) is not None:
             return limited
         decision = state.faults.decide()
         raw = await request.read()

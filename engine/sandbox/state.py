@@ -7,6 +7,7 @@ move time by changing the clock instead of sleeping, and no background task runs
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import logging
@@ -68,6 +69,10 @@ class Counters:
     created_by_callback_id: dict[str, int] = field(default_factory=dict)
     #: ``time.monotonic()`` of every create request's arrival (both APIs), faulted or not.
     request_times: list[float] = field(default_factory=list)
+    #: The same, and the server-side limit's refusals, by account (``account_label``):
+    #: HeyGen's limits are an account's, so two keys are limited apart.
+    request_times_by_account: dict[str, list[float]] = field(default_factory=dict)
+    violations_by_account: dict[str, int] = field(default_factory=dict)
     #: ``POST /v3/videos`` requests (also counted in ``requests``), and of those the ones
     #: answered from a remembered ``Idempotency-Key`` or refused as still in flight.
     v3_requests: int = 0
@@ -88,6 +93,12 @@ class Refusal:
 
     message: str
     retry_after_s: float | None
+
+
+def account_label(api_key: str) -> str:
+    """Which account a request is from, as the counters name it: a short digest of its
+    ``X-Api-Key``, never the key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 class InvalidToken(ValueError):
@@ -114,16 +125,37 @@ class SandboxState:
         self.started_at = self.clock()
         self.slots = RenderSlots(c.render_slots)
         self.faults = FaultDecider(c)
-        self.limiter = (
-            SlidingWindowLimiter(int(c.rate_limit), c.rate_limit_period_s)
-            if c.rate_limit is not None
-            else None
-        )
+        self._limiters: dict[str, SlidingWindowLimiter] = {}
         # Render failures get their own stream so turning a fault on does not change
         # which videos fail.
         self._rng = random.Random(c.seed + 1)
 
     # --- creation ---------------------------------------------------------------------
+
+    def arrival(self, api_key: str, arrived: float) -> None:
+        """Count a create request (either API) as it arrives, before anything is decided."""
+        counters = self.counters
+        counters.requests += 1
+        counters.request_times.append(arrived)
+        counters.request_times_by_account.setdefault(account_label(api_key), []).append(arrived)
+
+    def over_limit(self, api_key: str, arrived: float) -> float | None:
+        """Seconds until the account's server-side limit (``--rate-limit``) has room, or
+        None when this start is within it (and taken). A refusal counts as a violation."""
+        c = self.config
+        if c.rate_limit is None:
+            return None
+        account = account_label(api_key)
+        limiter = self._limiters.get(account)
+        if limiter is None:
+            limiter = SlidingWindowLimiter(int(c.rate_limit), c.rate_limit_period_s)
+            self._limiters[account] = limiter
+        wait = limiter.try_acquire(arrived)
+        if wait is not None:
+            self.counters.violations += 1
+            by_account = self.counters.violations_by_account
+            by_account[account] = by_account.get(account, 0) + 1
+        return wait
 
     def key_accepted(self, given: str) -> bool:
         """Whether ``given`` is the configured API key (any key when none is set)."""
@@ -265,6 +297,8 @@ class SandboxState:
             "status_requests": c.status_requests,
             "list_requests": c.list_requests,
             "request_times": list(c.request_times),
+            "request_times_by_account": {a: list(t) for a, t in c.request_times_by_account.items()},
+            "violations_by_account": dict(c.violations_by_account),
             "v3_requests": c.v3_requests,
             "v3_created": sum(1 for v in self._order if v.api == "v3"),
             "v3_replays": c.v3_replays,

@@ -72,9 +72,8 @@ class _V3Handlers:
         state = self.state
         arrived = time.monotonic()
         counters = state.counters
-        counters.requests += 1
+        state.arrival(request.headers.get("X-Api-Key", ""), arrived)
         counters.v3_requests += 1
-        counters.request_times.append(arrived)
         if (refused := self._refuse_key(request)) is not None:
             return refused
         key = request.headers.get("Idempotency-Key")
@@ -85,7 +84,7 @@ class _V3Handlers:
                 "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 _ - : .",
                 "Idempotency-Key",
             )
-        if (limited := over_limit(state, arrived, v3_error)) is not None:
+        if (limited := over_limit(state, request, arrived, v3_error)) is not None:
             return limited
         decision = state.faults.decide()
         raw = await request.read()
