@@ -505,3 +505,38 @@ async def test_the_reconciler_lock_admits_one_holder_per_account_and_frees_on_co
                 assert after_loss is True
         async with other.reconciler("acct") as again:
             assert again is True
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+async def test_workers_lists_who_holds_what(pg_url: str, fleet: Fleet) -> None:
+    await make_campaign(pg_url, CAMPAIGN, 6)
+    await make_campaign(pg_url, "campaign_autumn", 2)
+    a = await fleet.register(campaigns=[CAMPAIGN, "campaign_autumn"], lease_s=60)
+    b = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
+    await fleet.claim(a, CAMPAIGN, 2)
+    await fleet.claim(a, "campaign_autumn", 5)
+    await fleet.claim(b, CAMPAIGN, 3)
+    await mark_submitting(pg_url, b, ["k3"])
+    await sql(pg_url, f"UPDATE {CAMPAIGN}.jobs SET status = 'submitted' WHERE key = 'k4'")
+    rows = await fleet.workers()
+    assert [r.id for r in rows] == [a.worker_id, b.worker_id]
+    first, second = rows
+    assert first.campaigns == (CAMPAIGN, "campaign_autumn")
+    assert first.holding == {CAMPAIGN: 2, "campaign_autumn": 2}
+    assert second.holding == {CAMPAIGN: 2}  # one sent, one being sent: only the latter held
+    assert first.pid == second.pid > 0
+    assert first.host
+    assert 0 <= first.heartbeat_age_s < 60
+    assert first.started_at <= first.heartbeat_at < first.lease_until
+
+
+async def test_connections_the_server_dropped_are_replaced(pg_url: str, fleet: Fleet) -> None:
+    lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
+    await sql(
+        pg_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert await fleet.heartbeat(lease) is True

@@ -50,6 +50,9 @@ class Fleet:
             max_size=pool_size,
             kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
             timeout=CONNECT_TIMEOUT_S,
+            # A connection the server dropped while idle (a restart, a failover) is
+            # replaced before use, not reported as the database being unreachable.
+            check=AsyncConnectionPool.check_connection,
             open=False,
         )
         # One connection first, outside the pool: a database that cannot be reached is
