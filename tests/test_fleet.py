@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from engine.errors import LeaseLost, LedgerUnreachable, without_password
 from engine.ledger.postgres.constants import RENDER_SLOT_WAIT_S
 from engine.ledger.postgres.fleet import Fleet, Lease, lease_left
-from engine.ledger.postgres.leases import fence_sql, is_lease_lost
+from engine.ledger.postgres.leases import fence_sql
 
 CAMPAIGN = "campaign_spring"
 
@@ -83,16 +83,27 @@ async def expire(url: str, lease: Lease) -> None:
     )
 
 
-async def mark_submitting(url: str, lease: Lease, keys: list[str]) -> None:
-    """What the store's writer does before a send: fence first, then the job."""
+async def fenced(conn: psycopg.AsyncConnection[Any], lease: Lease) -> bool:
+    """Run ``lease``'s fence as the store's writer does (its ``?`` marks bound as the
+    store binds them): whether the transaction may write."""
+    text, params = fence_sql(lease)
+    cur = await conn.execute(text.replace("?", "%s"), params)  # type: ignore[arg-type]
+    return await cur.fetchone() is not None
+
+
+async def mark_submitting(url: str, lease: Lease, keys: list[str]) -> bool:
+    """What the store's writer does before a send: the fence first, then the jobs, or
+    nothing at all when the fence finds no row. Whether the jobs were marked."""
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        fence, params = fence_sql(lease)
-        await conn.execute(fence, params)  # type: ignore[arg-type]
+        if not await fenced(conn, lease):
+            await conn.rollback()
+            return False
         await conn.execute(
             f"UPDATE {CAMPAIGN}.jobs SET status = 'submitting' WHERE key = ANY(%s)",
             (keys,),
         )
         await conn.commit()
+        return True
 
 
 async def statuses(url: str) -> dict[str, tuple[str, str | None]]:
@@ -217,9 +228,7 @@ async def test_a_claim_skips_live_workers_jobs_and_takes_an_expired_ones(
     assert await fleet.heartbeat(a) is False
     with pytest.raises(LeaseLost):
         await fleet.claim(a, CAMPAIGN, 1)
-    with pytest.raises(psycopg.Error) as lost:
-        await mark_submitting(pg_url, a, ["k1"])
-    assert is_lease_lost(lost.value)
+    assert await mark_submitting(pg_url, a, ["k1"]) is False
     assert (await statuses(pg_url))["k1"] == ("pending", b.worker_id)
 
 
@@ -231,8 +240,7 @@ async def test_an_expired_workers_write_in_progress_keeps_its_jobs_until_it_comm
     b = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(a, CAMPAIGN, 3)
     async with await psycopg.AsyncConnection.connect(pg_url) as writer:
-        fence, params = fleet.fence_sql(a)
-        await writer.execute(fence, params)  # type: ignore[arg-type]
+        assert await fenced(writer, a)
         await expire(pg_url, a)  # a heartbeat-like update: it does not wait for the writer
         assert await fleet.claim(b, CAMPAIGN, 10) == []
         await writer.execute(f"UPDATE {CAMPAIGN}.jobs SET status = 'submitting' WHERE key = 'k1'")
@@ -248,7 +256,7 @@ async def test_release_gives_back_only_pending_jobs_the_worker_holds(
     b = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(a, CAMPAIGN, 2)
     await fleet.claim(b, CAMPAIGN, 2)
-    await mark_submitting(pg_url, a, ["k1"])
+    assert await mark_submitting(pg_url, a, ["k1"])
     await fleet.release(a, CAMPAIGN, ["k1", "k2", "k3"])
     held = await statuses(pg_url)
     assert held["k1"] == ("submitting", a.worker_id)
@@ -279,9 +287,7 @@ async def test_a_stale_fence_matches_no_row(pg_url: str, fleet: Fleet) -> None:
     lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=30)
     stale = Lease(lease.worker_id, lease.fence - 1, lease.lease_s, lease.campaigns, lease.renewed)
     assert await fleet.heartbeat(stale) is False
-    with pytest.raises(psycopg.Error) as lost:
-        await mark_submitting(pg_url, stale, ["k1"])
-    assert is_lease_lost(lost.value)
+    assert await mark_submitting(pg_url, stale, ["k1"]) is False
     assert (await statuses(pg_url))["k1"] == ("pending", None)
 
 
@@ -293,8 +299,8 @@ async def test_reap_makes_an_expired_workers_sends_uncertain_once_and_frees_its_
     live = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(dead, CAMPAIGN, 5)
     await fleet.claim(live, CAMPAIGN, 2)
-    await mark_submitting(pg_url, dead, ["k1", "k2", "k3"])
-    await mark_submitting(pg_url, live, ["k6"])
+    assert await mark_submitting(pg_url, dead, ["k1", "k2", "k3"])
+    assert await mark_submitting(pg_url, live, ["k6"])
     await expire(pg_url, dead)
     [(until,)] = await sql(
         pg_url,
@@ -317,9 +323,7 @@ async def test_reap_makes_an_expired_workers_sends_uncertain_once_and_frees_its_
     assert by_key["k6"][:2] == ("submitting", live.worker_id)
     assert by_key["k7"][:2] == ("pending", live.worker_id)
     assert await fleet.heartbeat(dead) is False
-    with pytest.raises(psycopg.Error) as lost:
-        await mark_submitting(pg_url, dead, ["k4"])
-    assert is_lease_lost(lost.value)
+    assert await mark_submitting(pg_url, dead, ["k4"]) is False
     assert [w.id for w in await fleet.workers()] == [live.worker_id]
     assert await fleet.reap(sent_grace_s=7.0) == []
 
@@ -331,8 +335,7 @@ async def test_reap_waits_for_no_one_and_skips_a_worker_mid_write(
     a = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(a, CAMPAIGN, 2)
     async with await psycopg.AsyncConnection.connect(pg_url) as writer:
-        fence, params = fleet.fence_sql(a)
-        await writer.execute(fence, params)  # type: ignore[arg-type]
+        assert await fenced(writer, a)
         await expire(pg_url, a)
         assert await asyncio.wait_for(fleet.reap(sent_grace_s=1.0), 60) == []
         await writer.execute(f"UPDATE {CAMPAIGN}.jobs SET status = 'submitting' WHERE key = 'k1'")
@@ -341,11 +344,25 @@ async def test_reap_waits_for_no_one_and_skips_a_worker_mid_write(
     assert (await statuses(pg_url))["k2"] == ("pending", None)
 
 
+async def test_a_campaign_dropped_under_a_dead_worker_does_not_stop_the_reaping(
+    pg_url: str, fleet: Fleet
+) -> None:
+    await make_campaign(pg_url, CAMPAIGN, 2)
+    await make_campaign(pg_url, "campaign_gone", 2)
+    lease = await fleet.register(campaigns=["campaign_gone", CAMPAIGN], lease_s=60)
+    await fleet.claim(lease, CAMPAIGN, 1)
+    assert await mark_submitting(pg_url, lease, ["k1"])
+    await sql(pg_url, "DROP SCHEMA campaign_gone CASCADE")
+    assert [w.holding for w in await fleet.workers()] == [{CAMPAIGN: 1}]
+    await expire(pg_url, lease)
+    assert await fleet.reap(sent_grace_s=0.0) == [(CAMPAIGN, "k1")]
+
+
 async def test_retire_frees_claims_and_leaves_no_row(pg_url: str, fleet: Fleet) -> None:
     await make_campaign(pg_url, CAMPAIGN, 3)
     lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(lease, CAMPAIGN, 3)
-    await mark_submitting(pg_url, lease, ["k3"])
+    assert await mark_submitting(pg_url, lease, ["k3"])
     assert await fleet.retire(lease) == [(CAMPAIGN, "k3")]
     held = await statuses(pg_url)
     assert held == {"k1": ("pending", None), "k2": ("pending", None), "k3": ("uncertain", None)}
@@ -518,7 +535,7 @@ async def test_workers_lists_who_holds_what(pg_url: str, fleet: Fleet) -> None:
     await fleet.claim(a, CAMPAIGN, 2)
     await fleet.claim(a, "campaign_autumn", 5)
     await fleet.claim(b, CAMPAIGN, 3)
-    await mark_submitting(pg_url, b, ["k3"])
+    assert await mark_submitting(pg_url, b, ["k3"])
     await sql(pg_url, f"UPDATE {CAMPAIGN}.jobs SET status = 'submitted' WHERE key = 'k4'")
     rows = await fleet.workers()
     assert [r.id for r in rows] == [a.worker_id, b.worker_id]

@@ -112,8 +112,8 @@ class Fleet:
             return await leases.reap(conn, sent_grace_s=sent_grace_s)
 
     def fence_sql(self, lease: Lease) -> tuple[str, tuple[object, ...]]:
-        """See ``leases.fence_sql``: run first in each of the worker's write transactions;
-        a ``psycopg.Error`` for which ``leases.is_lease_lost`` holds means LeaseLost."""
+        """The guard of the worker's ledger writer (see ``leases.fence_sql``): run first in
+        each of its transactions, it returns no row once ``lease`` is lost."""
         return leases.fence_sql(lease)
 
     # --- claims ---------------------------------------------------------------------------
