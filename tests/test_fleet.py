@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import LeaseLost, LedgerUnreachable, without_password
-from engine.ledger.postgres.constants import RENDER_SLOT_WAIT_S
-from engine.ledger.postgres.fleet import Fleet, Lease, lease_left
-from engine.ledger.postgres.leases import fence_sql
+from engine.ledger.postgres.constants import LEASE_MARGIN_S, RENDER_SLOT_WAIT_S
+from engine.ledger.postgres.fleet import Fleet, Lease, lease_left, lease_margin
+from engine.ledger.postgres.leases import Renewal, fence_sql
 
 CAMPAIGN = "campaign_spring"
 
@@ -49,6 +49,7 @@ async def make_campaign(url: str, schema: str, pending: int, *, others: int = 0)
                 claimed_by TEXT
             );
             CREATE INDEX jobs_line ON {schema}.jobs (line);
+            CREATE INDEX jobs_status ON {schema}.jobs (status);
             CREATE FUNCTION {schema}.free_claim() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN NEW.claimed_by := NULL; RETURN NEW; END $$;
             CREATE TRIGGER jobs_free_claim BEFORE UPDATE OF status ON {schema}.jobs
@@ -280,6 +281,16 @@ async def test_each_registration_has_a_new_fence_and_a_lease_the_worker_can_reck
     renewed_from = first.renewed.at
     assert await fleet.heartbeat(first) is True
     assert first.renewed.at >= renewed_from
+
+
+def test_the_margin_leaves_room_to_send_between_heartbeats_whatever_the_lease() -> None:
+    def lease(seconds: float) -> Lease:
+        return Lease("w", 1, seconds, (), Renewal(0.0))
+
+    assert lease_margin(lease(30)) == LEASE_MARGIN_S
+    # Just before the next heartbeat (a third of the lease run down) a send may start.
+    for seconds in (0.5, 3, 9, 30, 600):
+        assert lease_left(lease(seconds), seconds / 3) > lease_margin(lease(seconds)) > 0
 
 
 async def test_a_stale_fence_matches_no_row(pg_url: str, fleet: Fleet) -> None:

@@ -21,13 +21,22 @@ from engine.errors import LedgerUnreachable
 from engine.ledger.postgres import leases, limits
 from engine.ledger.postgres.constants import CONNECT_TIMEOUT_S, DEFAULT_LEASE_S
 from engine.ledger.postgres.fleet_schema import migrate
-from engine.ledger.postgres.leases import Claimed, Lease, WorkerRow, lease_left
+from engine.ledger.postgres.leases import Claimed, Lease, WorkerRow, lease_left, lease_margin
 from engine.ledger.postgres.limits import Slot
 
 #: An account: a short hash of (base URL, API key), never the key.
 ACCOUNT = str
 
-__all__ = ["ACCOUNT", "Claimed", "Fleet", "Lease", "Slot", "WorkerRow", "lease_left"]
+__all__ = [
+    "ACCOUNT",
+    "Claimed",
+    "Fleet",
+    "Lease",
+    "Slot",
+    "WorkerRow",
+    "lease_left",
+    "lease_margin",
+]
 
 _UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 

@@ -26,6 +26,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from engine.errors import LeaseLost
+from engine.ledger.postgres.constants import LEASE_MARGIN_S, LEASE_MARGIN_SHARE
 from engine.ledger.statements import now_iso
 
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -59,6 +60,12 @@ class Lease:
 def lease_left(lease: Lease, now_monotonic: float) -> float:
     """Seconds of ``lease`` left by the worker's monotonic clock (negative: expired)."""
     return lease.renewed.at + lease.lease_s - now_monotonic
+
+
+def lease_margin(lease: Lease) -> float:
+    """The least lease left, in seconds, with which a worker may start a send:
+    ``LEASE_MARGIN_S``, or ``LEASE_MARGIN_SHARE`` of a lease too short for it."""
+    return min(LEASE_MARGIN_S, lease.lease_s * LEASE_MARGIN_SHARE)
 
 
 @dataclass(frozen=True)
