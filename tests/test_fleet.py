@@ -233,6 +233,15 @@ async def test_a_claim_skips_live_workers_jobs_and_takes_an_expired_ones(
     assert (await statuses(pg_url))["k1"] == ("pending", b.worker_id)
 
 
+async def test_a_claim_takes_jobs_of_a_worker_no_longer_registered(
+    pg_url: str, fleet: Fleet
+) -> None:
+    await make_campaign(pg_url, CAMPAIGN, 2)
+    await sql(pg_url, f"UPDATE {CAMPAIGN}.jobs SET claimed_by = 'gone.1.1' WHERE key = 'k1'")
+    lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
+    assert [c.key for c in await fleet.claim(lease, CAMPAIGN, 5)] == ["k1", "k2"]
+
+
 async def test_an_expired_workers_write_in_progress_keeps_its_jobs_until_it_commits(
     pg_url: str, fleet: Fleet
 ) -> None:
@@ -455,6 +464,31 @@ async def test_concurrent_starts_never_exceed_n_in_any_window(pg_url: str, fleet
     assert all(later - earlier >= period for earlier, later in zip(times, times[n:], strict=False))
     assert waits
     assert all(0 < w <= period for w in waits)
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(n=st.integers(1, 4), period=st.floats(0.02, 0.1), callers=st.integers(1, 6))
+def test_any_rate_holds_in_every_window(pg_url: str, n: int, period: float, callers: int) -> None:
+    account = f"acct-{n}-{period}-{callers}"
+
+    async def scenario() -> None:
+        async with await Fleet.open(pg_url, pool_size=callers) as fleet:
+
+            async def ask() -> None:
+                granted = 0
+                while granted <= n:
+                    wait = await fleet.start_allowed(account, n, period)
+                    granted += wait == 0
+                    await asyncio.sleep(wait)
+
+            await asyncio.gather(*(ask() for _ in range(callers)))
+
+    asyncio.run(scenario())
+    times = asyncio.run(grant_times(pg_url, account))
+    assert len(times) == callers * (n + 1)
+    assert all(later - earlier >= period for earlier, later in zip(times, times[n:], strict=False))
 
 
 async def test_a_full_window_says_how_long_until_its_oldest_grant_leaves(fleet: Fleet) -> None:
