@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import LeaseLost, LedgerUnreachable, without_password
+from engine.errors import ConfigError, LeaseLost, LedgerUnreachable, without_password
 from engine.ledger.postgres.constants import LEASE_MARGIN_S, RENDER_SLOT_WAIT_S
 from engine.ledger.postgres.fleet import Fleet, Lease, lease_left, lease_margin
 from engine.ledger.postgres.leases import Renewal, fence_sql
@@ -404,6 +405,19 @@ async def test_an_unreachable_database_is_named_without_its_password(tmp_path: A
         await Fleet.open(url)
     assert "hunter2" not in str(err.value)
     assert f"postgresql://someone@/heygen?host={tmp_path}" in str(err.value)
+
+
+async def test_a_database_that_refuses_the_shared_tables_is_a_configuration_error(
+    pg_url: str,
+) -> None:
+    # A role of its own may connect, but not create a schema (no CREATE on the database).
+    role = f"visitor_{uuid.uuid4().hex[:8]}"
+    await sql(pg_url, f"CREATE ROLE {role} LOGIN")
+    try:
+        with pytest.raises(ConfigError, match="refused the workers' tables"):
+            await Fleet.open(pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"))
+    finally:
+        await sql(pg_url, f"DROP ROLE {role}")
 
 
 @given(

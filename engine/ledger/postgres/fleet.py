@@ -17,7 +17,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from engine.errors import LedgerUnreachable
+from engine.errors import ConfigError, LedgerUnreachable, one_line, without_password
 from engine.ledger.postgres import leases, limits
 from engine.ledger.postgres.constants import CONNECT_TIMEOUT_S, DEFAULT_LEASE_S
 from engine.ledger.postgres.fleet_schema import migrate
@@ -52,7 +52,7 @@ class Fleet:
     async def open(cls, url: str, *, pool_size: int = 4) -> Fleet:
         """Connect (up to ``pool_size`` connections) and create or migrate the shared
         tables. LedgerUnreachable when the database cannot be reached within
-        ``CONNECT_TIMEOUT_S``."""
+        ``CONNECT_TIMEOUT_S``; ConfigError when it refuses them (no right to)."""
         pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -75,6 +75,13 @@ class Fleet:
         except _UNREACHABLE as err:
             await pool.close()
             raise LedgerUnreachable(url, str(err) or type(err).__name__) from err
+        except psycopg.Error as err:
+            # Reached, but refused (no right to create the shared schema, say): the fix
+            # is the database's configuration.
+            raise ConfigError(
+                f"the ledger database {without_password(url)} refused the workers' "
+                f"tables: {one_line(str(err))}"
+            ) from err
         return cls(url, pool)
 
     async def close(self) -> None:
