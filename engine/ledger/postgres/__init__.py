@@ -1,0 +1,1 @@
+"""The PostgreSQL ledger: campaigns as schemas, and the coordination of many workers."""
