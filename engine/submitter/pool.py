@@ -7,8 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiolimiter import AsyncLimiter
-
 from engine.errors import (
     AbortRun,
     ConnectFailed,
@@ -24,6 +22,7 @@ from engine.ledger.writer import BatchWriter
 from engine.prepare.estimate import estimated_seconds
 from engine.submitter.control import RunControl
 from engine.submitter.items import Creators, SlotGate, SubmitItem, VideoCreator
+from engine.submitter.rate import Limiter
 from engine.submitter.retry import (
     MAYBE_MADE,
     Step,
@@ -43,7 +42,7 @@ class Submitter:
     def __init__(
         self,
         client: Creators,
-        limiter: AsyncLimiter,
+        limiter: Limiter,
         writer: BatchWriter,
         control: RunControl,
         max_attempts: int,
