@@ -177,7 +177,7 @@ def run(
     note_ledger(ledger_path)
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos, api, strict)
-        salt = _fingerprint_salt(template, key_column, test_videos)
+        salt = fingerprint_salt(template, key_column, test_videos)
         videos: Videos | None = None
         if key_column is not None:
             videos = "test" if test_videos else "real"
@@ -238,7 +238,7 @@ def run(
         raise SystemExit(report.exit_code)
 
 
-def _fingerprint_salt(template: Path | None, key_column: str | None, test_videos: bool) -> bytes:
+def fingerprint_salt(template: Path | None, key_column: str | None, test_videos: bool) -> bytes:
     """Everything besides the row that shapes its request; a change makes every row new again."""
     parts = [
         version("heygen-batch").encode(),

@@ -36,6 +36,13 @@ def key_fingerprint(key: str) -> str:
     return hashlib.sha256(_SALT + key.encode()).hexdigest()[:FINGERPRINT_HEX]
 
 
+def account_id(base_url: str, key: str | None) -> str:
+    """Who a rate limit is shared by: an address and key, as a short digest that holds
+    neither the key nor anything to recover it by (``key_fingerprint``'s salted hash)."""
+    account = key_fingerprint(key) if key else ""
+    return hashlib.sha256(f"{base_url.rstrip('/')}\0{account}".encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Binding:
     #: None for the built-in sandbox.
