@@ -14,6 +14,7 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.ledger import migrations, render_writes, statements
+from engine.ledger.database import LedgerStoreError
 from engine.ledger.migrations import MIGRATIONS
 from engine.ledger.store import Ledger
 from tests.test_reconcile import job
@@ -353,7 +354,7 @@ def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path
 def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
     ledger.transaction(job("a", "pending"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(LedgerStoreError):
         ledger.transaction([*job("b", "pending"), *job("a", "pending")])
     assert ledger.get("b") is None
     assert json.loads(json.dumps(ledger.counts()))["pending"] == 1

@@ -26,10 +26,10 @@ pytestmark = pytest.mark.usefixtures("no_backoff")
 
 def attempt_rows(path: Path) -> list[tuple[Any, ...]]:
     with closing(Ledger(path)) as ledger:
-        return ledger._conn.execute(
+        return ledger.query(
             "SELECT key, attempt, outcome, code, retry_after_s, latency_ms, started_at "
             "FROM attempts ORDER BY attempt"
-        ).fetchall()
+        )
 
 
 def spoken(key: str, words: int) -> SubmitItem:
@@ -60,9 +60,7 @@ async def test_each_request_is_kept_with_its_outcome(
     assert all(r[5] >= 0 and r[6] > 1e9 for r in rows)
     # 150 words at 150 a minute: the estimate is kept with the mark.
     with closing(Ledger(p.path)) as ledger:
-        estimated = ledger._conn.execute(
-            "SELECT estimated_seconds FROM jobs WHERE key = 'job-0'"
-        ).fetchone()[0]
+        estimated = ledger.query("SELECT estimated_seconds FROM jobs WHERE key = 'job-0'")[0][0]
     assert estimated == pytest.approx(60.0)
 
 
@@ -99,10 +97,7 @@ def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path
         ledger.transaction([statements.insert_job("a", 1, "submitted", {}, "s", None)])
 
         def read() -> tuple[Any, ...]:
-            found = ledger._conn.execute(
-                "SELECT render_ended_at, duration_s FROM jobs WHERE key = 'a'"
-            ).fetchone()
-            assert found is not None
+            (found,) = ledger.query("SELECT render_ended_at, duration_s FROM jobs WHERE key = 'a'")
             return tuple(found)
 
         ledger.transaction([render_writes.render_update("a", "processing", None, None, None)])

@@ -42,7 +42,7 @@ from engine.delivery.download import (
 from engine.delivery.register import Registered, check_webhook_url, register_endpoint
 from engine.errors import AbortRun, ConfigError, EngineError
 from engine.ledger import Ledger, ledger_lock
-from engine.ledger.store import require_ledger
+from engine.ledger.sqlite_db import require_ledger
 from engine.service import Service, service_address
 from engine.submitter.constants import CONNECT_TIMEOUT_S, DOWNLOAD_TIMEOUT_S
 from engine.submitter.rate import Rate, make_limiter
@@ -73,7 +73,7 @@ async def _download(
 ) -> DownloadResult:
     timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S)
     async with (
-        service_address(service, ledger.path) as (base_url, key),
+        service_address(service, ledger.file) as (base_url, key),
         HeyGenClient(base_url, key) as client,
         # Its own session: the storage host never gets the API key. Bytes as sent, so
         # the length check compares like with like.
@@ -240,7 +240,7 @@ async def _serve(ledger: Ledger, service: Service, secret: str, host: str, port:
     # What each delivery did is the point of a long-running receiver: shown by default.
     logging.getLogger("engine.delivery.webhook").setLevel(logging.INFO)
     async with (
-        service_address(service, ledger.path) as (api_url, key),
+        service_address(service, ledger.file) as (api_url, key),
         HeyGenClient(api_url, key) as client,
     ):
         runner = webhook_runner(create_webhook_app(ledger, client, secret))

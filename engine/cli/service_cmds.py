@@ -39,8 +39,8 @@ from engine.ledger import Ledger, ledger_lock
 from engine.ledger.binding import bind_ledger
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
+from engine.ledger.sqlite_db import require_ledger
 from engine.ledger.statements import in_flight_to_uncertain
-from engine.ledger.store import require_ledger
 from engine.service import Service, service_address
 from engine.submitter.constants import DEFAULT_POLL_RATE
 from engine.submitter.control import utc_clock
@@ -120,7 +120,7 @@ async def _poll(
         _progress(result)
 
     async with (
-        service_address(service, ledger.path) as (base_url, key),
+        service_address(service, ledger.file) as (base_url, key),
         HeyGenClient(base_url, key, POLL_CONCURRENCY) as client,
     ):
         try:
@@ -240,7 +240,7 @@ def poll(
 async def _reconcile(ledger: Ledger, service: Service) -> ReconcileResult:
     limiter = make_limiter(Rate(1, 1.0) if not service.is_sandbox else Rate(1000, 1.0))
     async with (
-        service_address(service, ledger.path) as (base_url, key),
+        service_address(service, ledger.file) as (base_url, key),
         HeyGenClient(base_url, key) as client,
     ):
         return await reconcile(ledger, client, limiter, reconcile_grace(service.is_sandbox))

@@ -20,9 +20,10 @@ class KindGuard:
     """One kind of video on a keyed ledger, judged by the bodies sent: the first body a
     run sends against the ledger's earlier runs, each later one against the first."""
 
-    def __init__(self, ledger: Ledger | None, path: Path) -> None:
+    def __init__(self, ledger: Ledger | None, where: Path | Ledger) -> None:
+        """``where``: the ledger as the refusal names it (its path when not made yet)."""
         self._ledger = ledger
-        self._path = path
+        self._where = where
         #: The kind of this run's bodies, once one was checked.
         self.kind: Videos | None = None
 
@@ -33,4 +34,4 @@ class KindGuard:
                 self._ledger.require_videos(kind)
             self.kind = kind
         elif kind != self.kind:
-            raise mixed_videos(self._path, self.kind, kind)
+            raise mixed_videos(self._where, self.kind, kind)

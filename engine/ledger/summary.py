@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.ledger.database import LedgerStoreError
 from engine.ledger.statements import set_last_run
 from engine.ledger.store import STATUSES, Ledger
 
@@ -103,7 +103,7 @@ def record_run(path: Path, record: Mapping[str, Any]) -> None:
         return
     try:
         ledger.transaction([set_last_run(record)])
-    except sqlite3.Error as err:
+    except LedgerStoreError as err:
         log.warning("the last run was not recorded in %s: %s", path, err)
     finally:
         ledger.close()

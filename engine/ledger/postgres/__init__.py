@@ -1,0 +1,1 @@
+"""The ledger on PostgreSQL: one database, many campaigns, one schema each."""
