@@ -26,6 +26,42 @@ class ConfigError(EngineError):
     """A usage or configuration problem: bad flag, unreadable file, bad template, no key."""
 
 
+# --- ledger database errors ---------------------------------------------------------------
+
+
+def without_password(url: str) -> str:
+    """A database URL (``postgresql://user:secret@host/db?password=...``) or conninfo
+    (``host=... password=...``) as it may be shown: every password removed. Parsed by
+    hand: a password may hold what ``urlsplit`` refuses (``[``)."""
+    user_info = _URL_USER_INFO.match(url)
+    if user_info is None:
+        return _CONNINFO_PASSWORD.sub("", url).strip()
+    scheme, user = user_info.group(1), user_info.group(2)
+    base, _, query = url[user_info.end() :].partition("?")
+    kept = "&".join(p for p in query.split("&") if p and not p.lower().startswith("password="))
+    at = "" if user is None else f"{user.partition(':')[0]}@"
+    return f"{scheme}{at}{base}" + (f"?{kept}" if kept else "")
+
+
+_URL_USER_INFO = re.compile(r"(postgres(?:ql)?://)(?:([^@/?#]*)@)?", re.IGNORECASE)
+_CONNINFO_PASSWORD = re.compile(r"\bpassword\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S*)\s*", re.IGNORECASE)
+
+
+class LedgerUnreachable(EngineError):
+    """The ledger's database cannot be reached (refused, unknown host, timed out, the
+    connection lost): nothing may be sent until it can be. ``url`` is the database's
+    URL without its password."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = without_password(url)
+        super().__init__(f"cannot reach the ledger database {self.url}: {one_line(reason)}")
+
+
+class LeaseLost(EngineError):
+    """A worker's lease expired or was taken over: it must send nothing more; its claims
+    are free for other workers, and its unanswered jobs are reconciled."""
+
+
 # --- input errors -------------------------------------------------------------------------
 
 

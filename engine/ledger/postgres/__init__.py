@@ -1,1 +1,2 @@
-"""The ledger on PostgreSQL: one database, many campaigns, one schema each."""
+"""The ledger on PostgreSQL: one database, many campaigns (one schema each), and the
+coordination of many workers."""

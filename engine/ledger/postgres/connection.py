@@ -77,7 +77,7 @@ def redacted(url: str) -> str:
 def connect(url: str) -> psycopg.Connection[Row]:
     """An autocommit connection to ``url``. Raises LedgerUnavailable when it cannot be made."""
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        return psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S))
     except psycopg.Error as err:
         raise LedgerUnavailable(
             f"cannot connect to the ledger database {redacted(url)}: {one_line(err)}"
