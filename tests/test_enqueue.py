@@ -95,9 +95,7 @@ def test_invalid_rows_are_recorded_invalid_and_exit_1(tmp_path: Path, pg_url: st
     assert (again["exit_code"], again["invalid_unchanged"]) == (0, 1)
 
 
-def test_a_campaign_records_the_variable_its_key_is_read_from(
-    tmp_path: Path, pg_url: str
-) -> None:
+def test_a_campaign_records_the_variable_its_key_is_read_from(tmp_path: Path, pg_url: str) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", 1)
     enqueue(jobs, pg_url, "--campaign", "Spring_2026", "--key-env", "TEAM_B_KEY")
     with psycopg.connect(pg_url) as conn:
@@ -113,5 +111,6 @@ def test_a_ledger_file_is_refused_naming_run(tmp_path: Path) -> None:
         cli, ["enqueue", str(jobs), "--ledger", str(tmp_path / "jobs.ledger.db")]
     )
     assert result.exit_code == 2
-    assert "postgresql://" in result.output and "heygen-batch run" in result.output
+    assert "postgresql://" in result.output
+    assert "heygen-batch run" in result.output
     assert not (tmp_path / "jobs.ledger.db").exists()

@@ -50,7 +50,9 @@ class Clock:
         self.now += seconds
 
 
-def limiter(gate: Gate, clock: Clock, lease_s: float = 30.0) -> tuple[SharedLimiter, list[EngineError]]:
+def limiter(
+    gate: Gate, clock: Clock, lease_s: float = 30.0
+) -> tuple[SharedLimiter, list[EngineError]]:
     stopped: list[EngineError] = []
     lease = Lease("host.1.1", 1, lease_s, ("campaign_x",), Renewal(clock.now))
     return (
@@ -66,7 +68,8 @@ def test_a_start_waits_as_the_database_says_then_goes() -> None:
     asyncio.run(shared.acquire())
     # Long waits are slept in pieces, so the lease is looked at in between.
     assert clock.slept == [0.25, 1.0]
-    assert len(gate.asked) == 3 and not stopped
+    assert len(gate.asked) == 3
+    assert not stopped
     # One start per bucket interval: never more than the rate in any window, no burst.
     account, n, period = gate.asked[0]
     assert (account, n) == ("acct", 1)

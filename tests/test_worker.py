@@ -113,7 +113,7 @@ def test_sigterm_drains_a_worker(tmp_path: Path, pg_url: str) -> None:
         while counters(base_url)["requests"] < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         worker.send_signal(signal.SIGTERM)
-        code, summary, err = finish(worker)
+        code, _, err = finish(worker)
         assert code == 130, err
         statuses = settled(pg_url)
         seen = counters(base_url)
@@ -131,7 +131,7 @@ def test_sigterm_drains_a_worker(tmp_path: Path, pg_url: str) -> None:
             assert conn.execute("SELECT count(*) FROM heygen_batch.workers").fetchone() == (0,)
 
         # Another worker finishes the campaign: nothing sent twice.
-        code, summary, err = finish(start_worker(pg_url, base_url, "--rate", "100/s"))
+        code, _summary, err = finish(start_worker(pg_url, base_url, "--rate", "100/s"))
         assert code == 0, err
         made_once_each(base_url, 40)
     assert set(settled(pg_url).values()) == {"submitted"}
@@ -155,7 +155,7 @@ def test_a_worker_reads_the_key_from_the_campaigns_variable(tmp_path: Path, pg_u
     missing = "TEAM_B_KEY"
     enqueue(jobs, pg_url, "--key-env", missing)
     with standalone_sandbox() as base_url:
-        code, summary, err = finish(start_worker(pg_url, base_url))
+        code, summary, _err = finish(start_worker(pg_url, base_url))
         assert code == 2
         assert missing in summary["reason"]
         assert counters(base_url)["requests"] == 0

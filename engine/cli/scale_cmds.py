@@ -175,9 +175,7 @@ def enqueue(
             f"{report.elapsed_s:.1f}s."
         )
         if report.changed:
-            click.echo(
-                f"{counted(report.changed, 'job')} changed since sent: not sent again."
-            )
+            click.echo(f"{counted(report.changed, 'job')} changed since sent: not sent again.")
         if reason:
             click.echo(reason + ".", err=True)
     if report.exit_code:

@@ -51,8 +51,7 @@ _UPSERT_INVALID = (
     "VALUES (?, ?, 'invalid', ?, ?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET line = excluded.line, status = 'invalid', "
     "error = excluded.error, updated_at = excluded.updated_at, source = excluded.source, "
-    "row_fingerprint = excluded.row_fingerprint, body = NULL, request_sha256 = NULL "
-    + _STILL_OURS
+    "row_fingerprint = excluded.row_fingerprint, body = NULL, request_sha256 = NULL " + _STILL_OURS
 )
 
 
@@ -146,7 +145,9 @@ def _judged(
         error = job.error_text or ""
         mark = (
             t.fingerprint
-            or hashlib.blake2b(salt + repr((job.source, error)).encode(), digest_size=16).hexdigest()
+            or hashlib.blake2b(
+                salt + repr((job.source, error)).encode(), digest_size=16
+            ).hexdigest()
         )
         if mark in known_invalid:
             report.invalid_unchanged += 1
@@ -166,7 +167,8 @@ def _judged(
             ),
         )
     if t.verdict is Verdict.NEW:
-        assert job is not None and job.sha256 is not None
+        assert job is not None
+        assert job.sha256 is not None
         if previous is not None and previous.request_sha256 == job.sha256:
             report.unchanged += 1
             return None

@@ -26,8 +26,8 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.prepare.keys import idempotency_key
 from engine.submitter.constants import (
-    RECONCILE_EVERY_S,
     REAPED_SENT_GRACE_S,
+    RECONCILE_EVERY_S,
     SETTLE_ROUNDS,
     SETTLE_WAIT_MAX_S,
     WORKER_IDLE_S,
@@ -138,9 +138,7 @@ class Lane:
     async def run(self) -> None:
         """Serve the campaign until it has nothing left to send (or the worker stops)."""
         await self.reconcile_round()
-        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(
-            maxsize=self._opts.concurrency * 4
-        )
+        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=self._opts.concurrency * 4)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._feed(queue))
             group.create_task(

@@ -210,29 +210,50 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
     try:
-        with contextlib.ExitStack() as ledgers, contextlib.AsyncExitStack() as stack:
-            for name, service in services.items():
-                ledger = open_ledger(opts.url, campaign=name, create=False)
-                ledgers.callback(ledger.close)
-                bind_ledger(ledger, service)
-                lane = await _open_lane(
-                    stack, name, ledger, service, fleet, lease, opts, report, stop)
-                lanes.append(lane)
-            beat = asyncio.create_task(_heartbeat(fleet, lease, stop))
-            display = ProgressDisplay(report.stats, enabled=opts.progress)
-            try:
-                with display:
-                    work = asyncio.create_task(_run_lanes(lanes))
-                    await _wait_or_stop(work, stop_now)
-            except* _DATABASE_GONE as group:
-                stop(group.exceptions[0])  # type: ignore[arg-type]
-            finally:
-                beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beat
+        with contextlib.ExitStack() as ledgers:
+            async with contextlib.AsyncExitStack() as stack:
+                for name, service in services.items():
+                    ledger = open_ledger(opts.url, campaign=name, create=False)
+                    ledgers.callback(ledger.close)
+                    bind_ledger(ledger, service)
+                    lanes.append(
+                        await _open_lane(
+                            stack, name, ledger, service, fleet, lease, opts, report, stop
+                        )
+                    )
+                await _work(lanes, fleet, lease, opts, report, stop, stop_now)
+            # The writers are closed: what they wrote is in the counts.
+            _account(lanes, report)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _work(
+    lanes: list[Lane],
+    fleet: Fleet,
+    lease: Lease,
+    opts: WorkerOptions,
+    report: WorkerReport,
+    stop: Callable[[EngineError | None], None],
+    stop_now: asyncio.Event,
+) -> None:
+    """Run the lanes, the heartbeat beside them, until done or stopped."""
+    beat = asyncio.create_task(_heartbeat(fleet, lease, stop))
+    try:
+        with ProgressDisplay(report.stats, enabled=opts.progress):
+            work = asyncio.create_task(_run_lanes(lanes))
+            await _wait_or_stop(work, stop_now)
+    except* _DATABASE_GONE as group:
+        stop(group.exceptions[0])  # type: ignore[arg-type]
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+
+
+def _account(lanes: list[Lane], report: WorkerReport) -> None:
+    """What the lanes did and how their campaigns stand now, into ``report``."""
     for lane in lanes:
         report.reconciled_found += lane.found
         report.reconciled_absent += lane.absent
