@@ -18,11 +18,14 @@ from engine.errors import (
     TRIAL_CAP_CODE,
     AbortRun,
     ConfigError,
+    LeaseLost,
+    LedgerUnreachable,
     LegacyApi,
     ServiceUnreachable,
     WrongAddress,
     one_line,
 )
+from engine.ledger.database import LedgerUnavailable
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -51,6 +54,11 @@ def user_errors() -> Iterator[None]:
         raise UserError(str(err)) from err
     except LedgerBusy as err:
         raise LockedError(str(err)) from err
+    except (LedgerUnavailable, LedgerUnreachable, LeaseLost) as err:
+        raise LockedError(
+            f"{err}. Nothing more was sent; run again once the database can be reached "
+            "(jobs caught in flight are reconciled then)."
+        ) from err
     except LedgerWriteFailed as err:
         raise UserError(
             f"{err}. Nothing more was sent. Free the disk (or fix the file) and run again: "

@@ -168,8 +168,8 @@ def enqueue(
     else:
         layout = f" ({describe(report.delimiter)})" if report.delimiter else ""
         click.echo(
-            f"Read {counted(report.read, 'row')}{layout} into campaign {name} of "
-            f"{report.ledger}: {report.added} added, {report.refreshed} refreshed, "
+            f"Read {counted(report.read, 'row')}{layout} into {report.ledger}: "
+            f"{report.added} added, {report.refreshed} refreshed, "
             f"{report.unchanged} already waiting, {report.already_done} already sent, "
             f"{report.invalid} invalid, {counted(report.duplicates, 'duplicate key')}. "
             f"{report.elapsed_s:.1f}s."
