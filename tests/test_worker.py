@@ -159,3 +159,20 @@ def test_a_worker_reads_the_key_from_the_campaigns_variable(tmp_path: Path, pg_u
         assert code == 2
         assert missing in summary["reason"]
         assert counters(base_url)["requests"] == 0
+
+
+def test_two_workers_keep_to_a_shared_max_rendering(tmp_path: Path, pg_url: str) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 12)
+    enqueue(jobs, pg_url)
+    with standalone_sandbox("--render-seconds", "0.5", "--render-slots", "3") as base_url:
+        workers = [
+            start_worker(pg_url, base_url, "--rate", "100/s", "--max-rendering", "3")
+            for _ in range(2)
+        ]
+        for code, _, err in [finish(w) for w in workers]:
+            assert code == 0, err
+        seen = counters(base_url)
+        assert seen["max_rendering"] <= 3
+        assert seen["slot_refusals"] == 0  # never one create beyond the cap
+        made_once_each(base_url, 12)
+    assert set(settled(pg_url).values()) == {"submitted"}

@@ -25,6 +25,7 @@ from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.prepare.keys import idempotency_key
+from engine.scaleout.slots import LaneSubmitter, SharedSlots
 from engine.submitter.constants import (
     REAPED_SENT_GRACE_S,
     RECONCILE_EVERY_S,
@@ -34,7 +35,6 @@ from engine.submitter.constants import (
 )
 from engine.submitter.control import RunControl
 from engine.submitter.items import SubmitItem
-from engine.submitter.pool import Submitter
 from engine.submitter.rate import Limiter, StartRefused
 from engine.submitter.stats import PoolStats
 from engine.submitter.workers import run_workers
@@ -57,7 +57,7 @@ class SharedControl(RunControl):
     def __init__(self, max_wait_s: float, fleet: Fleet, account: str) -> None:
         super().__init__(max_wait_s)
         self._fleet = fleet
-        self._account = account
+        self.account = account
         self._telling: set[asyncio.Task[None]] = set()
 
     def pause_for(self, seconds: float) -> None:
@@ -68,7 +68,7 @@ class SharedControl(RunControl):
 
     async def _tell(self, seconds: float) -> None:
         try:
-            await self._fleet.pause(self._account, seconds)
+            await self._fleet.pause(self.account, seconds)
         except Exception as err:
             # This worker pauses anyway; a database that cannot be told stops it soon.
             log.warning("could not share a pause with the other workers: %s", err)
@@ -83,6 +83,8 @@ class LaneOptions:
     depth: int
     #: Keep serving when the campaign is done (new jobs may be enqueued).
     follow: bool = False
+    #: --max-rendering: the account's videos rendering at once, every worker together.
+    max_rendering: int | None = None
     clock: Callable[[], float] = time.time
 
 
@@ -109,15 +111,21 @@ class Lane:
         self.ledger = ledger
         self.writer = writer
         self.control = control
-        self._client = client
-        self._limiter = limiter
-        self._account = account
+        self.client = client
+        self.limiter = limiter
+        self.account = account
         self._fleet = fleet
         self._lease = lease
         self._stats = stats
         self._opts = options
         self._campaign_id = ledger.campaign_id
-        self.submitter = Submitter(
+        slots = (
+            None
+            if options.max_rendering is None
+            else SharedSlots(fleet, account, schema, options.max_rendering)
+        )
+        self.submitter = LaneSubmitter(
+            schema,
             client,
             limiter,
             writer,
@@ -127,6 +135,7 @@ class Lane:
             options.clock,
             client.service_clock_offset,
             client.has_answered,
+            slots=slots,
         )
         self.found = 0
         self.absent = 0
@@ -152,13 +161,13 @@ class Lane:
         account's one reconciler of the moment, settle the campaign's uncertain jobs.
         None when another worker is reconciling."""
         await self._fleet.reap(sent_grace_s=REAPED_SENT_GRACE_S)
-        async with self._fleet.reconciler(self._account) as mine:
+        async with self._fleet.reconciler(self.account) as mine:
             if not mine:
                 return None
             await self.writer.flush()
             try:
                 result = await reconcile(
-                    self.ledger, self._client, self._limiter, self._opts.grace_s, self._opts.clock
+                    self.ledger, self.client, self.limiter, self._opts.grace_s, self._opts.clock
                 )
             except AbortRun as err:
                 self.control.abort_run(err)

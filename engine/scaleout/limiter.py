@@ -11,6 +11,7 @@ from typing import NoReturn, Protocol
 from engine.errors import EngineError, LeaseLost, LedgerUnreachable
 from engine.ledger.postgres.constants import LEASE_MARGIN_S
 from engine.ledger.postgres.fleet import Lease, lease_left
+from engine.scaleout.jobs import CURRENT_JOB
 from engine.submitter.rate import Rate, StartRefused, bucket_shape
 
 # A wait the database asks for is slept in pieces no longer than this, so a lease that
@@ -21,7 +22,16 @@ _LONGEST_NAP_S = 1.0
 class StartGate(Protocol):
     """engine.ledger.postgres.fleet.Fleet, as the limiter uses it."""
 
-    async def start_allowed(self, account: str, n: int, period_s: float) -> float: ...
+    async def start_allowed(
+        self,
+        account: str,
+        n: int,
+        period_s: float,
+        *,
+        max_rendering: int | None = None,
+        campaign: str | None = None,
+        key: str | None = None,
+    ) -> float: ...
 
 
 class SharedLimiter:
@@ -35,6 +45,10 @@ class SharedLimiter:
     leaves). Then, and when the database cannot be asked, ``on_stop`` gets the cause
     (``LeaseLost``, ``LedgerUnreachable``), so the worker stops everything, and
     ``acquire`` raises ``StartRefused``.
+
+    ``max_rendering`` (--max-rendering): a start for a job (``CURRENT_JOB``: a create,
+    not a status call) is granted only with one of the account's render slots free, and
+    takes it (engine.scaleout.slots).
     """
 
     def __init__(
@@ -46,8 +60,10 @@ class SharedLimiter:
         on_stop: Callable[[EngineError], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        max_rendering: int | None = None,
     ) -> None:
         shape = bucket_shape(rate)
+        self._max_rendering = max_rendering
         self._n = max(int(shape.capacity), 1)
         self._period_s = self._n * shape.interval_s
         self._gate = gate
@@ -64,8 +80,19 @@ class SharedLimiter:
     async def acquire(self, amount: float = 1) -> None:
         while True:
             self._check_lease()
+            job = CURRENT_JOB.get() if self._max_rendering is not None else None
             try:
-                wait = await self._gate.start_allowed(self._account, self._n, self._period_s)
+                if job is None:
+                    wait = await self._gate.start_allowed(self._account, self._n, self._period_s)
+                else:
+                    wait = await self._gate.start_allowed(
+                        self._account,
+                        self._n,
+                        self._period_s,
+                        max_rendering=self._max_rendering,
+                        campaign=job[0],
+                        key=job[1],
+                    )
             except LedgerUnreachable as err:
                 self._stop(err)
             if wait <= 0:

@@ -36,6 +36,7 @@ from engine.ledger.writer import BatchWriter, LedgerWriteFailed
 from engine.progress import ProgressDisplay
 from engine.scaleout.lane import Lane, LaneOptions, SharedControl
 from engine.scaleout.limiter import SharedLimiter
+from engine.scaleout.slots import RenderPoller
 from engine.service import Service, resolve_service, service_address
 from engine.submitter.constants import (
     DEFAULT_GRACE_S,
@@ -69,6 +70,8 @@ class WorkerOptions:
     grace_s: float = DEFAULT_GRACE_S
     follow: bool = False
     progress: bool = False
+    #: --max-rendering: at most this many videos of an account rendering at once.
+    max_rendering: int | None = None
 
 
 @dataclass
@@ -239,7 +242,12 @@ async def _work(
     stop_now: asyncio.Event,
 ) -> None:
     """Run the lanes, the heartbeat beside them, until done or stopped."""
-    beat = asyncio.create_task(_heartbeat(fleet, lease, stop))
+    beside = [asyncio.create_task(_heartbeat(fleet, lease, stop))]
+    if opts.max_rendering is not None:
+        # One poller per account (the first lane of each), while the lanes run.
+        for lane in {lane.account: lane for lane in reversed(lanes)}.values():
+            poller = RenderPoller(fleet, lane.account, opts.url, lane.client, lane.limiter)
+            beside.append(asyncio.create_task(poller.run(lane.control)))
     try:
         with ProgressDisplay(report.stats, enabled=opts.progress):
             work = asyncio.create_task(_run_lanes(lanes))
@@ -247,9 +255,11 @@ async def _work(
     except* _DATABASE_GONE as group:
         stop(group.exceptions[0])  # type: ignore[arg-type]
     finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
+        for task in beside:
+            task.cancel()
+        for task in beside:
+            with contextlib.suppress(asyncio.CancelledError, *_DATABASE_GONE):
+                await task
 
 
 def _account(lanes: list[Lane], report: WorkerReport) -> None:
@@ -285,13 +295,16 @@ async def _open_lane(
     client = await stack.enter_async_context(HeyGenClient(base_url, key, opts.concurrency))
     account = account_id(base_url, key)
     control = SharedControl(opts.max_wait_s, fleet, account)
-    limiter = SharedLimiter(fleet, account, opts.rate, lease, stop)
+    limiter = SharedLimiter(
+        fleet, account, opts.rate, lease, stop, max_rendering=opts.max_rendering
+    )
     lane_options = LaneOptions(
         concurrency=opts.concurrency,
         max_attempts=opts.max_attempts,
         grace_s=opts.grace_s,
         depth=marking_depth(opts.rate, opts.concurrency),
         follow=opts.follow,
+        max_rendering=opts.max_rendering,
     )
     return Lane(
         name,
