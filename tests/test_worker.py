@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from click.testing import CliRunner
 
+from engine.cli import cli
 from tests.processes import counters, environment, standalone_sandbox
 from tests.test_enqueue import enqueue, jobs_of
 from tests.test_submission_sandbox import write_jobs
@@ -61,8 +63,8 @@ def made_once_each(base_url: str, jobs: int) -> None:
     assert seen["created"] == jobs
 
 
-def settled(url: str) -> dict[str, str]:
-    return {key: row[0] for key, row in jobs_of(url).items()}
+def settled(url: str, campaign: str = "jobs") -> dict[str, str]:
+    return {key: row[0] for key, row in jobs_of(url, campaign).items()}
 
 
 def test_one_worker_sends_an_enqueued_campaign_once_per_job(tmp_path: Path, pg_url: str) -> None:
@@ -176,3 +178,18 @@ def test_two_workers_keep_to_a_shared_max_rendering(tmp_path: Path, pg_url: str)
         assert seen["slot_refusals"] == 0  # never one create beyond the cap
         made_once_each(base_url, 12)
     assert set(settled(pg_url).values()) == {"submitted"}
+
+
+def test_run_on_a_database_enqueues_and_sends_in_one_process(tmp_path: Path, pg_url: str) -> None:
+    jobs = write_jobs(tmp_path / "spring.jsonl", 8)
+    args = ["run", str(jobs), "--key-column", "callback_id", "--ledger", pg_url, "--json"]
+    first = CliRunner().invoke(cli, [*args, "--sandbox"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout.splitlines()[-1])
+    assert (summary["new"], summary["this_run"]["submitted"]) == (8, 8)
+    assert summary["counts"]["submitted"] == 8
+    assert set(settled(pg_url, "spring").values()) == {"submitted"}
+    # Options a database run does not take are refused before anything is done.
+    refused = CliRunner().invoke(cli, [*args, "--sandbox", "--limit", "2"])
+    assert refused.exit_code == 2
+    assert "--limit" in refused.output

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from engine.ledger.open import is_database_url
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_HELP = (
@@ -102,7 +104,7 @@ def _value(ctx: click.Context, target: click.Parameter, key: str, raw: Any, path
     if isinstance(target.type, click.Path) or target.name == "jobs":
         if not isinstance(raw, str):
             raise click.BadParameter(f"{path}: key '{key}' must be a path, got {raw!r}.", ctx)
-        if raw != "-" and not Path(raw).is_absolute():
+        if raw != "-" and not Path(raw).is_absolute() and not is_database_url(raw):
             raw = str(path.parent / raw)
     try:
         target.type_cast_value(ctx, raw)

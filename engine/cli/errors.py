@@ -164,7 +164,7 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         context.meta[_PRINTED] = True
 
 
-def note_ledger(path: Path) -> None:
+def note_ledger(path: str | Path) -> None:
     """The ledger a failure's summary names, once the command has worked it out."""
     click.get_current_context().meta[_LEDGER] = str(path)
 

@@ -111,10 +111,26 @@ def rate_option_for(default: str, what: str) -> Callable[[F], F]:
 rate_option = rate_option_for(DEFAULT_RATE, "requests")
 
 
+class LedgerSpec(click.Path):
+    """``--ledger``: a ledger file's path (a ``Path``; relative to a ``--config`` file's
+    folder there), or a PostgreSQL URL kept as given (a ``str``: a path would fold its
+    ``//``)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from engine.ledger.open import is_database_url
+
+        if isinstance(value, str) and is_database_url(value):
+            return value
+        return super().convert(value, param, ctx)
+
+
 def ledger_option(required: bool) -> Callable[[F], F]:
     return click.option(
         "--ledger",
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=LedgerSpec(),
         required=required,
         help="The results ledger (SQLite)."
         + ("" if required else " Default: JOBS with its suffix replaced by .ledger.db."),

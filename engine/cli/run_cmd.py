@@ -40,6 +40,7 @@ from engine.cli.options import (
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.wording import counted
+from engine.errors import without_password
 from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
@@ -137,6 +138,18 @@ def reconcile_grace(sandbox: bool) -> float:
     "unchanged from an earlier run toward exit 1.",
 )
 @rebind_option
+@click.option(
+    "--campaign",
+    metavar="NAME",
+    help="With a PostgreSQL ledger: the campaign (letters, digits, _). Default: JOBS's "
+    "name without its suffix, lowered.",
+)
+@click.option(
+    "--key-env",
+    metavar="NAME",
+    help="With a PostgreSQL ledger: the environment variable the campaign's API key is "
+    "read from [default: HEYGEN_API_KEY].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def run(
@@ -146,7 +159,7 @@ def run(
     key_column: str | None,
     delimiter: str | None,
     fmt: str | None,
-    ledger: Path | None,
+    ledger: str | Path | None,
     base_url: str | None,
     sandbox: bool,
     rate: str | None,
@@ -161,6 +174,8 @@ def run(
     dry_run: bool,
     strict: bool,
     rebind: bool,
+    campaign: str | None,
+    key_env: str | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -173,6 +188,48 @@ def run(
     parsed_rate = resolve_rate(rate, sandbox)
     file_format = jobs_format(jobs, fmt)
     given_delimiter = jobs_delimiter(delimiter, file_format)
+    if isinstance(ledger, str):
+        from engine.cli.scale_cmds import run_on_database
+
+        refuse_on_database(
+            {
+                "--dry-run": dry_run,
+                "--limit": limit is not None,
+                "--until-done": until_done,
+                "--retry-failed": retry_failed,
+                "--test-videos": test_videos,
+                "--rebind": rebind,
+            }
+        )
+        note_ledger(without_password(ledger))
+        with user_errors():
+            report = run_on_database(
+                jobs=jobs,
+                file_format=file_format,
+                delimiter=given_delimiter,
+                preparer=make_preparer(template, key_column, file_format, False, api, strict),
+                salt=fingerprint_salt(template, key_column, False),
+                url=ledger,
+                campaign=campaign,
+                key_env=key_env,
+                base_url=base_url,
+                sandbox=sandbox,
+                rate=parsed_rate,
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                max_rendering=max_rendering,
+                max_wait_s=max_wait,
+                progress=not no_progress and not as_json,
+                strict=strict,
+            )
+        _finish(report, as_json)
+        return
+    if campaign is not None or key_env is not None:
+        raise UserError(
+            f"--campaign and --key-env name a campaign of a PostgreSQL ledger (--ledger "
+            f"postgresql://...); {default_ledger(jobs, ledger)} is a ledger file, which holds "
+            "one campaign and reads HEYGEN_API_KEY. Leave them out."
+        )
     ledger_path = default_ledger(jobs, ledger)
     note_ledger(ledger_path)
     with user_errors():
@@ -229,6 +286,21 @@ def run(
                 ledger_path,
                 report.last_run(None if report.abort is None else abort_message(report.abort)),
             )
+    _finish(report, as_json)
+
+
+def refuse_on_database(given: dict[str, bool]) -> None:
+    """Options a run on a PostgreSQL ledger does not take yet: exit 2 naming them."""
+    named = [option for option, on in given.items() if on]
+    if named:
+        raise UserError(
+            f"{', '.join(named)}: not available with a PostgreSQL ledger; leave "
+            f"{'it' if len(named) == 1 else 'them'} out, or run with a ledger file."
+        )
+
+
+def _finish(report: RunReport, as_json: bool) -> None:
+    """Print the run's summary, and exit with its code."""
     _print_report(report, as_json)
     if report.abort is not None and not report.interrupted:
         raise abort_error(report.abort)

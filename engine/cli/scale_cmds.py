@@ -192,7 +192,7 @@ def enqueue(
     cls=SummaryCommand,
     epilog=epilog(
         WORKER_EXITS,
-        f"HEYGEN_API_KEY=... heygen-batch worker --ledger {EXAMPLE_URL} --rate 2/s",
+        f"heygen-batch worker --ledger {EXAMPLE_URL} --rate 2/s --max-rendering 10",
     ),
 )
 @click.option(
@@ -348,6 +348,7 @@ def run_on_database(
     rate: Rate,
     concurrency: int,
     max_attempts: int,
+    max_rendering: int | None,
     max_wait_s: float,
     progress: bool,
     strict: bool,
@@ -379,6 +380,7 @@ def run_on_database(
         max_wait_s=max_wait_s,
         grace_s=reconcile_grace(sandbox),
         progress=progress,
+        max_rendering=max_rendering,
     )
     worked = asyncio.run(serve(options))
     if worked.stopped is not None:
