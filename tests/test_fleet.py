@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import LeaseLost, LedgerUnreachable, without_password
-from engine.ledger.postgres.constants import RENDER_SLOT_WAIT_S
-from engine.ledger.postgres.fleet import Fleet, Lease, lease_left
-from engine.ledger.postgres.leases import fence_sql, is_lease_lost
+from engine.errors import ConfigError, LeaseLost, LedgerUnreachable, without_password
+from engine.ledger.postgres.constants import LEASE_MARGIN_S, RENDER_SLOT_WAIT_S
+from engine.ledger.postgres.fleet import Fleet, Lease, lease_left, lease_margin
+from engine.ledger.postgres.leases import Renewal, fence_sql
 
 CAMPAIGN = "campaign_spring"
 
@@ -49,6 +50,7 @@ async def make_campaign(url: str, schema: str, pending: int, *, others: int = 0)
                 claimed_by TEXT
             );
             CREATE INDEX jobs_line ON {schema}.jobs (line);
+            CREATE INDEX jobs_status ON {schema}.jobs (status);
             CREATE FUNCTION {schema}.free_claim() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN NEW.claimed_by := NULL; RETURN NEW; END $$;
             CREATE TRIGGER jobs_free_claim BEFORE UPDATE OF status ON {schema}.jobs
@@ -83,16 +85,27 @@ async def expire(url: str, lease: Lease) -> None:
     )
 
 
-async def mark_submitting(url: str, lease: Lease, keys: list[str]) -> None:
-    """What the store's writer does before a send: fence first, then the job."""
+async def fenced(conn: psycopg.AsyncConnection[Any], lease: Lease) -> bool:
+    """Run ``lease``'s fence as the store's writer does (its ``?`` marks bound as the
+    store binds them): whether the transaction may write."""
+    text, params = fence_sql(lease)
+    cur = await conn.execute(text.replace("?", "%s"), params)  # type: ignore[arg-type]
+    return await cur.fetchone() is not None
+
+
+async def mark_submitting(url: str, lease: Lease, keys: list[str]) -> bool:
+    """What the store's writer does before a send: the fence first, then the jobs, or
+    nothing at all when the fence finds no row. Whether the jobs were marked."""
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        fence, params = fence_sql(lease)
-        await conn.execute(fence, params)  # type: ignore[arg-type]
+        if not await fenced(conn, lease):
+            await conn.rollback()
+            return False
         await conn.execute(
             f"UPDATE {CAMPAIGN}.jobs SET status = 'submitting' WHERE key = ANY(%s)",
             (keys,),
         )
         await conn.commit()
+        return True
 
 
 async def statuses(url: str) -> dict[str, tuple[str, str | None]]:
@@ -217,10 +230,17 @@ async def test_a_claim_skips_live_workers_jobs_and_takes_an_expired_ones(
     assert await fleet.heartbeat(a) is False
     with pytest.raises(LeaseLost):
         await fleet.claim(a, CAMPAIGN, 1)
-    with pytest.raises(psycopg.Error) as lost:
-        await mark_submitting(pg_url, a, ["k1"])
-    assert is_lease_lost(lost.value)
+    assert await mark_submitting(pg_url, a, ["k1"]) is False
     assert (await statuses(pg_url))["k1"] == ("pending", b.worker_id)
+
+
+async def test_a_claim_takes_jobs_of_a_worker_no_longer_registered(
+    pg_url: str, fleet: Fleet
+) -> None:
+    await make_campaign(pg_url, CAMPAIGN, 2)
+    await sql(pg_url, f"UPDATE {CAMPAIGN}.jobs SET claimed_by = 'gone.1.1' WHERE key = 'k1'")
+    lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
+    assert [c.key for c in await fleet.claim(lease, CAMPAIGN, 5)] == ["k1", "k2"]
 
 
 async def test_an_expired_workers_write_in_progress_keeps_its_jobs_until_it_commits(
@@ -231,8 +251,7 @@ async def test_an_expired_workers_write_in_progress_keeps_its_jobs_until_it_comm
     b = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(a, CAMPAIGN, 3)
     async with await psycopg.AsyncConnection.connect(pg_url) as writer:
-        fence, params = fleet.fence_sql(a)
-        await writer.execute(fence, params)  # type: ignore[arg-type]
+        assert await fenced(writer, a)
         await expire(pg_url, a)  # a heartbeat-like update: it does not wait for the writer
         assert await fleet.claim(b, CAMPAIGN, 10) == []
         await writer.execute(f"UPDATE {CAMPAIGN}.jobs SET status = 'submitting' WHERE key = 'k1'")
@@ -248,7 +267,7 @@ async def test_release_gives_back_only_pending_jobs_the_worker_holds(
     b = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(a, CAMPAIGN, 2)
     await fleet.claim(b, CAMPAIGN, 2)
-    await mark_submitting(pg_url, a, ["k1"])
+    assert await mark_submitting(pg_url, a, ["k1"])
     await fleet.release(a, CAMPAIGN, ["k1", "k2", "k3"])
     held = await statuses(pg_url)
     assert held["k1"] == ("submitting", a.worker_id)
@@ -274,14 +293,22 @@ async def test_each_registration_has_a_new_fence_and_a_lease_the_worker_can_reck
     assert first.renewed.at >= renewed_from
 
 
+def test_the_margin_leaves_room_to_send_between_heartbeats_whatever_the_lease() -> None:
+    def lease(seconds: float) -> Lease:
+        return Lease("w", 1, seconds, (), Renewal(0.0))
+
+    assert lease_margin(lease(30)) == LEASE_MARGIN_S
+    # Just before the next heartbeat (a third of the lease run down) a send may start.
+    for seconds in (0.5, 3, 9, 30, 600):
+        assert lease_left(lease(seconds), seconds / 3) > lease_margin(lease(seconds)) > 0
+
+
 async def test_a_stale_fence_matches_no_row(pg_url: str, fleet: Fleet) -> None:
     await make_campaign(pg_url, CAMPAIGN, 1)
     lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=30)
     stale = Lease(lease.worker_id, lease.fence - 1, lease.lease_s, lease.campaigns, lease.renewed)
     assert await fleet.heartbeat(stale) is False
-    with pytest.raises(psycopg.Error) as lost:
-        await mark_submitting(pg_url, stale, ["k1"])
-    assert is_lease_lost(lost.value)
+    assert await mark_submitting(pg_url, stale, ["k1"]) is False
     assert (await statuses(pg_url))["k1"] == ("pending", None)
 
 
@@ -293,8 +320,8 @@ async def test_reap_makes_an_expired_workers_sends_uncertain_once_and_frees_its_
     live = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(dead, CAMPAIGN, 5)
     await fleet.claim(live, CAMPAIGN, 2)
-    await mark_submitting(pg_url, dead, ["k1", "k2", "k3"])
-    await mark_submitting(pg_url, live, ["k6"])
+    assert await mark_submitting(pg_url, dead, ["k1", "k2", "k3"])
+    assert await mark_submitting(pg_url, live, ["k6"])
     await expire(pg_url, dead)
     [(until,)] = await sql(
         pg_url,
@@ -317,9 +344,7 @@ async def test_reap_makes_an_expired_workers_sends_uncertain_once_and_frees_its_
     assert by_key["k6"][:2] == ("submitting", live.worker_id)
     assert by_key["k7"][:2] == ("pending", live.worker_id)
     assert await fleet.heartbeat(dead) is False
-    with pytest.raises(psycopg.Error) as lost:
-        await mark_submitting(pg_url, dead, ["k4"])
-    assert is_lease_lost(lost.value)
+    assert await mark_submitting(pg_url, dead, ["k4"]) is False
     assert [w.id for w in await fleet.workers()] == [live.worker_id]
     assert await fleet.reap(sent_grace_s=7.0) == []
 
@@ -331,8 +356,7 @@ async def test_reap_waits_for_no_one_and_skips_a_worker_mid_write(
     a = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(a, CAMPAIGN, 2)
     async with await psycopg.AsyncConnection.connect(pg_url) as writer:
-        fence, params = fleet.fence_sql(a)
-        await writer.execute(fence, params)  # type: ignore[arg-type]
+        assert await fenced(writer, a)
         await expire(pg_url, a)
         assert await asyncio.wait_for(fleet.reap(sent_grace_s=1.0), 60) == []
         await writer.execute(f"UPDATE {CAMPAIGN}.jobs SET status = 'submitting' WHERE key = 'k1'")
@@ -341,11 +365,25 @@ async def test_reap_waits_for_no_one_and_skips_a_worker_mid_write(
     assert (await statuses(pg_url))["k2"] == ("pending", None)
 
 
+async def test_a_campaign_dropped_under_a_dead_worker_does_not_stop_the_reaping(
+    pg_url: str, fleet: Fleet
+) -> None:
+    await make_campaign(pg_url, CAMPAIGN, 2)
+    await make_campaign(pg_url, "campaign_gone", 2)
+    lease = await fleet.register(campaigns=["campaign_gone", CAMPAIGN], lease_s=60)
+    await fleet.claim(lease, CAMPAIGN, 1)
+    assert await mark_submitting(pg_url, lease, ["k1"])
+    await sql(pg_url, "DROP SCHEMA campaign_gone CASCADE")
+    assert [w.holding for w in await fleet.workers()] == [{CAMPAIGN: 1}]
+    await expire(pg_url, lease)
+    assert await fleet.reap(sent_grace_s=0.0) == [(CAMPAIGN, "k1")]
+
+
 async def test_retire_frees_claims_and_leaves_no_row(pg_url: str, fleet: Fleet) -> None:
     await make_campaign(pg_url, CAMPAIGN, 3)
     lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
     await fleet.claim(lease, CAMPAIGN, 3)
-    await mark_submitting(pg_url, lease, ["k3"])
+    assert await mark_submitting(pg_url, lease, ["k3"])
     assert await fleet.retire(lease) == [(CAMPAIGN, "k3")]
     held = await statuses(pg_url)
     assert held == {"k1": ("pending", None), "k2": ("pending", None), "k3": ("uncertain", None)}
@@ -367,6 +405,19 @@ async def test_an_unreachable_database_is_named_without_its_password(tmp_path: A
         await Fleet.open(url)
     assert "hunter2" not in str(err.value)
     assert f"postgresql://someone@/heygen?host={tmp_path}" in str(err.value)
+
+
+async def test_a_database_that_refuses_the_shared_tables_is_a_configuration_error(
+    pg_url: str,
+) -> None:
+    # A role of its own may connect, but not create a schema (no CREATE on the database).
+    role = f"visitor_{uuid.uuid4().hex[:8]}"
+    await sql(pg_url, f"CREATE ROLE {role} LOGIN")
+    try:
+        with pytest.raises(ConfigError, match="refused the workers' tables"):
+            await Fleet.open(pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"))
+    finally:
+        await sql(pg_url, f"DROP ROLE {role}")
 
 
 @given(
@@ -427,6 +478,31 @@ async def test_concurrent_starts_never_exceed_n_in_any_window(pg_url: str, fleet
     assert all(later - earlier >= period for earlier, later in zip(times, times[n:], strict=False))
     assert waits
     assert all(0 < w <= period for w in waits)
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(n=st.integers(1, 4), period=st.floats(0.02, 0.1), callers=st.integers(1, 6))
+def test_any_rate_holds_in_every_window(pg_url: str, n: int, period: float, callers: int) -> None:
+    account = f"acct-{n}-{period}-{callers}"
+
+    async def scenario() -> None:
+        async with await Fleet.open(pg_url, pool_size=callers) as fleet:
+
+            async def ask() -> None:
+                granted = 0
+                while granted <= n:
+                    wait = await fleet.start_allowed(account, n, period)
+                    granted += wait == 0
+                    await asyncio.sleep(wait)
+
+            await asyncio.gather(*(ask() for _ in range(callers)))
+
+    asyncio.run(scenario())
+    times = asyncio.run(grant_times(pg_url, account))
+    assert len(times) == callers * (n + 1)
+    assert all(later - earlier >= period for earlier, later in zip(times, times[n:], strict=False))
 
 
 async def test_a_full_window_says_how_long_until_its_oldest_grant_leaves(fleet: Fleet) -> None:
@@ -505,3 +581,38 @@ async def test_the_reconciler_lock_admits_one_holder_per_account_and_frees_on_co
                 assert after_loss is True
         async with other.reconciler("acct") as again:
             assert again is True
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+async def test_workers_lists_who_holds_what(pg_url: str, fleet: Fleet) -> None:
+    await make_campaign(pg_url, CAMPAIGN, 6)
+    await make_campaign(pg_url, "campaign_autumn", 2)
+    a = await fleet.register(campaigns=[CAMPAIGN, "campaign_autumn"], lease_s=60)
+    b = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
+    await fleet.claim(a, CAMPAIGN, 2)
+    await fleet.claim(a, "campaign_autumn", 5)
+    await fleet.claim(b, CAMPAIGN, 3)
+    assert await mark_submitting(pg_url, b, ["k3"])
+    await sql(pg_url, f"UPDATE {CAMPAIGN}.jobs SET status = 'submitted' WHERE key = 'k4'")
+    rows = await fleet.workers()
+    assert [r.id for r in rows] == [a.worker_id, b.worker_id]
+    first, second = rows
+    assert first.campaigns == (CAMPAIGN, "campaign_autumn")
+    assert first.holding == {CAMPAIGN: 2, "campaign_autumn": 2}
+    assert second.holding == {CAMPAIGN: 2}  # one sent, one being sent: only the latter held
+    assert first.pid == second.pid > 0
+    assert first.host
+    assert 0 <= first.heartbeat_age_s < 60
+    assert first.started_at <= first.heartbeat_at < first.lease_until
+
+
+async def test_connections_the_server_dropped_are_replaced(pg_url: str, fleet: Fleet) -> None:
+    lease = await fleet.register(campaigns=[CAMPAIGN], lease_s=60)
+    await sql(
+        pg_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert await fleet.heartbeat(lease) is True

@@ -23,6 +23,9 @@ HEARTBEAT_SHARE = 1 / 3
 # clock, so a request always leaves before the database could call the lease expired
 # (the two clocks may drift apart a little over one lease).
 LEASE_MARGIN_S = 5.0
+# ... and never more than this share of the lease: a short lease (a test's few seconds)
+# must leave room to send between heartbeats, when HEARTBEAT_SHARE of it has run down.
+LEASE_MARGIN_SHARE = 1 / 3
 
 # Grants are kept at least this long (and at least one period of the caller's rate):
 # callers sharing an account may use different periods, up to an hour (--rate N/h).

@@ -17,17 +17,26 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from engine.errors import LedgerUnreachable
+from engine.errors import ConfigError, LedgerUnreachable, one_line, without_password
 from engine.ledger.postgres import leases, limits
 from engine.ledger.postgres.constants import CONNECT_TIMEOUT_S, DEFAULT_LEASE_S
 from engine.ledger.postgres.fleet_schema import migrate
-from engine.ledger.postgres.leases import Claimed, Lease, WorkerRow, lease_left
+from engine.ledger.postgres.leases import Claimed, Lease, WorkerRow, lease_left, lease_margin
 from engine.ledger.postgres.limits import Slot
 
 #: An account: a short hash of (base URL, API key), never the key.
 ACCOUNT = str
 
-__all__ = ["ACCOUNT", "Claimed", "Fleet", "Lease", "Slot", "WorkerRow", "lease_left"]
+__all__ = [
+    "ACCOUNT",
+    "Claimed",
+    "Fleet",
+    "Lease",
+    "Slot",
+    "WorkerRow",
+    "lease_left",
+    "lease_margin",
+]
 
 _UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 
@@ -43,13 +52,16 @@ class Fleet:
     async def open(cls, url: str, *, pool_size: int = 4) -> Fleet:
         """Connect (up to ``pool_size`` connections) and create or migrate the shared
         tables. LedgerUnreachable when the database cannot be reached within
-        ``CONNECT_TIMEOUT_S``."""
+        ``CONNECT_TIMEOUT_S``; ConfigError when it refuses them (no right to)."""
         pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
             timeout=CONNECT_TIMEOUT_S,
+            # A connection the server dropped while idle (a restart, a failover) is
+            # replaced before use, not reported as the database being unreachable.
+            check=AsyncConnectionPool.check_connection,
             open=False,
         )
         # One connection first, outside the pool: a database that cannot be reached is
@@ -63,6 +75,13 @@ class Fleet:
         except _UNREACHABLE as err:
             await pool.close()
             raise LedgerUnreachable(url, str(err) or type(err).__name__) from err
+        except psycopg.Error as err:
+            # Reached, but refused (no right to create the shared schema, say): the fix
+            # is the database's configuration.
+            raise ConfigError(
+                f"the ledger database {without_password(url)} refused the workers' "
+                f"tables: {one_line(str(err))}"
+            ) from err
         return cls(url, pool)
 
     async def close(self) -> None:
@@ -109,8 +128,8 @@ class Fleet:
             return await leases.reap(conn, sent_grace_s=sent_grace_s)
 
     def fence_sql(self, lease: Lease) -> tuple[str, tuple[object, ...]]:
-        """See ``leases.fence_sql``: run first in each of the worker's write transactions;
-        a ``psycopg.Error`` for which ``leases.is_lease_lost`` holds means LeaseLost."""
+        """The guard of the worker's ledger writer (see ``leases.fence_sql``): run first in
+        each of its transactions, it returns no row once ``lease`` is lost."""
         return leases.fence_sql(lease)
 
     # --- claims ---------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-#: The SQLSTATE ``heygen_batch.hold_lease`` raises when the worker's lease is gone.
-LEASE_LOST_SQLSTATE = "HB001"
 #: Every migration of the shared schema takes this lock first (``hashtext`` of its name).
 MIGRATION_LOCK = "heygen_batch.migrate"
 
@@ -23,15 +21,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         "workers, limits, grants, rendering",
         # A worker's fence is new at each register: the id and fence a writer checks name
         # one registration, never a later one of the same process.
-        # hold_lease is what a worker's writer runs first in every transaction: it raises
-        # unless the worker's lease is in force, and keeps the row (FOR KEY SHARE) until
-        # the commit, so a reaper or a claimer taking over the worker (FOR UPDATE) waits
-        # for that commit, and after theirs the worker can commit nothing. KEY SHARE, not
-        # SHARE: a heartbeat's UPDATE never waits for the worker's own writes.
         # start_allowed is one call, so an account's lock is held for one round trip; its
         # statements each take a new snapshot (a volatile function under READ COMMITTED),
         # so each caller sees every grant committed before it took the lock.
-        f"""
+        """
         CREATE SEQUENCE heygen_batch.worker_fence;
         CREATE TABLE heygen_batch.workers (
             id TEXT PRIMARY KEY,
@@ -62,19 +55,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             started_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (account, campaign, key)
         );
-
-        CREATE FUNCTION heygen_batch.hold_lease(worker TEXT, worker_fence BIGINT)
-        RETURNS VOID LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM 1 FROM heygen_batch.workers
-                WHERE id = worker AND fence = worker_fence
-                  AND lease_until > clock_timestamp()
-                FOR KEY SHARE;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION 'worker % lost its lease', worker
-                    USING ERRCODE = '{LEASE_LOST_SQLSTATE}';
-            END IF;
-        END $$;
 
         CREATE FUNCTION heygen_batch.start_allowed(
             p_account TEXT, p_n INTEGER, p_period DOUBLE PRECISION, p_keep DOUBLE PRECISION,

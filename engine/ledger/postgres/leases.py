@@ -9,7 +9,7 @@ A campaign is named here by its schema (``campaign_<name>``), whose ``jobs`` tab
 the ledger's columns plus ``claimed_by``.
 
 Each function takes an autocommit connection and runs one transaction; psycopg's errors
-pass through (``Fleet`` maps them), except ``hold_lease``'s refusal, raised as LeaseLost.
+pass through (``Fleet`` maps them).
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection, sql
 
 from engine.errors import LeaseLost
-from engine.ledger.postgres.fleet_schema import LEASE_LOST_SQLSTATE
+from engine.ledger.postgres.constants import LEASE_MARGIN_S, LEASE_MARGIN_SHARE
 from engine.ledger.statements import now_iso
 
 Conn = AsyncConnection[tuple[Any, ...]]
 
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_WORKER_ID = re.compile(r"[a-z0-9.-]{1,80}")
 _HOST_CHARS = re.compile(r"[^a-z0-9-]+")
 _HOST_MAX = 40
 
@@ -62,6 +60,12 @@ class Lease:
 def lease_left(lease: Lease, now_monotonic: float) -> float:
     """Seconds of ``lease`` left by the worker's monotonic clock (negative: expired)."""
     return lease.renewed.at + lease.lease_s - now_monotonic
+
+
+def lease_margin(lease: Lease) -> float:
+    """The least lease left, in seconds, with which a worker may start a send:
+    ``LEASE_MARGIN_S``, or ``LEASE_MARGIN_SHARE`` of a lease too short for it."""
+    return min(LEASE_MARGIN_S, lease.lease_s * LEASE_MARGIN_SHARE)
 
 
 @dataclass(frozen=True)
@@ -100,30 +104,28 @@ def jobs_table(campaign: str) -> sql.Composed:
     return sql.SQL("{}.jobs").format(sql.Identifier(campaign))
 
 
+# A worker's write is fenced by this row lock: FOR KEY SHARE, held to the commit, makes a
+# reaper or a claimer taking the worker over (FOR UPDATE) wait for the commit, and after
+# theirs the row is gone or expired, so the worker can commit nothing more. KEY SHARE, not
+# SHARE: a heartbeat's UPDATE never waits for the worker's own writes.
+_FENCE = (
+    "SELECT 1 FROM heygen_batch.workers WHERE id = {0} AND fence = {0} "
+    "AND lease_until > clock_timestamp() FOR KEY SHARE"
+)
+
+
 def fence_sql(lease: Lease) -> tuple[str, tuple[object, ...]]:
-    """The statement a worker's writer runs first in every transaction: it raises (SQLSTATE
-    ``LEASE_LOST_SQLSTATE``) unless ``lease`` is in force, and holds the worker's row until
-    the commit. Values are inlined (both are checked), so the text needs no placeholder
-    translation."""
-    if not _WORKER_ID.fullmatch(lease.worker_id):
-        raise ValueError(f"not a worker id: {lease.worker_id!r}")
-    return (f"SELECT heygen_batch.hold_lease('{lease.worker_id}', {int(lease.fence)})", ())
-
-
-def is_lease_lost(err: BaseException) -> bool:
-    """Whether a database error is ``hold_lease``'s refusal."""
-    return isinstance(err, psycopg.Error) and err.sqlstate == LEASE_LOST_SQLSTATE
+    """The statement a worker's writer runs first in every transaction, with ``?`` marks
+    (the ledger's statements' own): one row while ``lease`` is in force, none once it is
+    lost, when the transaction must write nothing (the store raises Fenced)."""
+    return (_FENCE.format("?"), (lease.worker_id, lease.fence))
 
 
 async def hold(conn: Conn, lease: Lease) -> None:
-    """Run ``fence_sql`` in ``conn``'s transaction; LeaseLost when the lease is not in force."""
-    text, params = fence_sql(lease)
-    try:
-        await conn.execute(text, params)
-    except psycopg.Error as err:
-        if is_lease_lost(err):
-            raise LeaseLost(f"worker {lease.worker_id} lost its lease") from err
-        raise
+    """Run the fence in ``conn``'s transaction; LeaseLost when ``lease`` is not in force."""
+    cur = await conn.execute(_FENCE.format("%s"), (lease.worker_id, lease.fence))
+    if await cur.fetchone() is None:
+        raise LeaseLost(f"worker {lease.worker_id} lost its lease")
 
 
 async def register(conn: Conn, *, campaigns: Sequence[str], lease_s: float) -> Lease:
@@ -173,21 +175,28 @@ async def heartbeat(conn: Conn, lease: Lease) -> bool:
     return True
 
 
+async def _existing(conn: Conn, campaigns: Sequence[str]) -> list[str]:
+    """Those of ``campaigns`` whose jobs table exists: a campaign dropped while a worker
+    served it took its jobs with it."""
+    cur = await conn.execute(
+        "SELECT c FROM unnest(%s::text[]) WITH ORDINALITY AS u (c, n) "
+        "WHERE to_regclass(c || '.jobs') IS NOT NULL ORDER BY n",
+        (list(campaigns),),
+    )
+    return [str(c) for (c,) in await cur.fetchall()]
+
+
 async def _settle(
     conn: Conn, worker_id: str, campaigns: Sequence[str], sent_at: float, why: str
 ) -> list[tuple[str, str]]:
     """A departed worker's jobs: those it was sending become ``uncertain`` (``sent_at``
-    the last moment their request may have reached the service), every claim of it is
-    dropped. The (campaign, key) pairs made uncertain."""
+    the last moment their request may have reached the service), its pending ones free.
+    The (campaign, key) pairs made uncertain."""
     uncertain: list[tuple[str, str]] = []
     error = (
         f"worker {worker_id} {why} while this job's request may have been sent; to be reconciled"
     )
-    for campaign in campaigns:
-        cur = await conn.execute("SELECT to_regclass(%s)", (f"{campaign}.jobs",))
-        found = await cur.fetchone()
-        if found is None or found[0] is None:
-            continue  # the campaign is gone, and its jobs with it
+    for campaign in await _existing(conn, campaigns):
         jobs = jobs_table(campaign)
         cur = await conn.execute(
             sql.SQL(
@@ -198,8 +207,12 @@ async def _settle(
             (sent_at, error, now_iso(), worker_id),
         )
         uncertain.extend((campaign, str(key)) for (key,) in await cur.fetchall())
+        # Only the jobs a claim matters for: others (a reconcile settling one of its
+        # uncertain jobs) are not waited for, nor held.
         await conn.execute(
-            sql.SQL("UPDATE {} SET claimed_by = NULL WHERE claimed_by = %s").format(jobs),
+            sql.SQL(
+                "UPDATE {} SET claimed_by = NULL WHERE claimed_by = %s AND status = 'pending'"
+            ).format(jobs),
             (worker_id,),
         )
     await conn.execute("DELETE FROM heygen_batch.workers WHERE id = %s", (worker_id,))
@@ -254,7 +267,7 @@ async def claim(conn: Conn, lease: Lease, campaign: str, limit: int) -> list[Cla
 
     An expired worker's row is locked (FOR UPDATE SKIP LOCKED) before its jobs are taken:
     a write of that worker still in progress holds the row, so its jobs wait for the next
-    claim, and after this commit its ``hold_lease`` fails, so it can never mark a job
+    claim, and after this commit its fence finds no row, so it can never mark a job
     taken here as its own."""
     if campaign not in lease.campaigns:
         raise ValueError(f"worker {lease.worker_id} did not register campaign {campaign!r}")
@@ -306,7 +319,7 @@ async def workers(conn: Conn) -> list[WorkerRow]:
     )
     rows = await cur.fetchall()
     holding: dict[str, dict[str, int]] = {}
-    for campaign in sorted({c for row in rows for c in row[3]}):
+    for campaign in await _existing(conn, sorted({c for row in rows for c in row[3]})):
         cur = await conn.execute(
             sql.SQL(
                 "SELECT claimed_by, count(*) FROM {} WHERE claimed_by IS NOT NULL "
