@@ -79,8 +79,8 @@ def test_a_start_waits_as_the_database_says_then_goes() -> None:
 def test_no_start_with_less_than_the_margin_of_lease_left() -> None:
     clock = Clock()
     gate = Gate(0.0)
-    shared, stopped = limiter(gate, clock, lease_s=LEASE_MARGIN_S + 1)
-    clock.now += 1.5
+    shared, stopped = limiter(gate, clock, lease_s=30.0)
+    clock.now += 30.0 - LEASE_MARGIN_S + 0.5
     with pytest.raises(StartRefused):
         asyncio.run(shared.acquire())
     assert gate.asked == []  # not even asked
@@ -90,7 +90,8 @@ def test_no_start_with_less_than_the_margin_of_lease_left() -> None:
 def test_a_grant_that_came_too_late_for_the_lease_is_not_used() -> None:
     clock = Clock()
     gate = Gate(0.0, clock=clock, slow=1.0)
-    shared, stopped = limiter(gate, clock, lease_s=LEASE_MARGIN_S + 0.5)
+    shared, stopped = limiter(gate, clock, lease_s=30.0)
+    clock.now += 30.0 - LEASE_MARGIN_S - 0.5
     with pytest.raises(StartRefused):
         asyncio.run(shared.acquire())
     assert isinstance(stopped[0], LeaseLost)

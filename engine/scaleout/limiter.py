@@ -9,8 +9,7 @@ from types import TracebackType
 from typing import NoReturn, Protocol
 
 from engine.errors import EngineError, LeaseLost, LedgerUnreachable
-from engine.ledger.postgres.constants import LEASE_MARGIN_S
-from engine.ledger.postgres.fleet import Lease, lease_left
+from engine.ledger.postgres.fleet import Lease, lease_left, lease_margin
 from engine.scaleout.jobs import CURRENT_JOB
 from engine.submitter.rate import Rate, StartRefused, bucket_shape
 
@@ -40,7 +39,7 @@ class SharedLimiter:
     (one start every ``interval_s``: the one-machine limiter's spacing, which never lets
     more than the rate into any window, with no burst), on the database's clock.
 
-    No start is taken with less than ``LEASE_MARGIN_S`` of ``lease`` left by this
+    No start is taken with less than ``lease_margin(lease)`` of ``lease`` left by this
     worker's monotonic clock, looked at again after the grant (right before the request
     leaves). Then, and when the database cannot be asked, ``on_stop`` gets the cause
     (``LeaseLost``, ``LedgerUnreachable``), so the worker stops everything, and
@@ -102,11 +101,12 @@ class SharedLimiter:
             await self._sleep(min(wait, _LONGEST_NAP_S))
 
     def _check_lease(self) -> None:
-        if lease_left(self._lease, self._clock()) <= LEASE_MARGIN_S:
+        margin = lease_margin(self._lease)
+        if lease_left(self._lease, self._clock()) <= margin:
             self._stop(
                 LeaseLost(
                     f"worker {self._lease.worker_id}'s lease ends in less than "
-                    f"{LEASE_MARGIN_S:g} s (its heartbeats are not getting through): "
+                    f"{margin:g} s (its heartbeats are not getting through): "
                     "it sends nothing more"
                 )
             )
