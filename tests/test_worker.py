@@ -193,3 +193,28 @@ def test_run_on_a_database_enqueues_and_sends_in_one_process(tmp_path: Path, pg_
     refused = CliRunner().invoke(cli, [*args, "--sandbox", "--limit", "2"])
     assert refused.exit_code == 2
     assert "--limit" in refused.output
+
+
+def test_status_lists_the_workers_serving_a_database(tmp_path: Path, pg_url: str) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+    enqueue(jobs, pg_url)
+    with standalone_sandbox() as base_url:
+        # --follow: the campaign done, the worker waits for more instead of exiting.
+        worker = start_worker(pg_url, base_url, "--rate", "100/s", "--follow")
+        try:
+            deadline = time.monotonic() + 30
+            while counters(base_url)["created"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            shown = CliRunner().invoke(cli, ["status", "--ledger", pg_url, "--json"])
+            assert shown.exit_code == 0, shown.output
+            summary = json.loads(shown.stdout)
+            assert summary["counts"]["pending"] == 0
+            (listed,) = summary["workers"]
+            assert (listed["pid"], listed["campaigns"]) == (worker.pid, ["jobs"])
+            assert worker.poll() is None  # still serving
+        finally:
+            worker.send_signal(signal.SIGTERM)
+        code, _, err = finish(worker)
+        assert code == 130, err
+    shown = CliRunner().invoke(cli, ["status", "--ledger", pg_url])
+    assert "Workers: none registered." in shown.output

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import ConfigError
 from engine.ledger.database import LedgerStoreError
+from engine.ledger.open import open_read_only
 from engine.ledger.statements import set_last_run
 from engine.ledger.store import STATUSES, Ledger
 
@@ -36,7 +37,8 @@ class Uncertain:
 
 @dataclass(frozen=True)
 class LedgerSummary:
-    path: Path
+    #: The ledger as messages name it: a path, or a database (no password) and campaign.
+    path: str
     campaign_id: str | None
     #: Jobs by ledger status, every status present (0 when none).
     counts: dict[str, int]
@@ -53,11 +55,11 @@ class LedgerSummary:
         return sum(self.counts.values())
 
 
-def summarise(path: Path) -> LedgerSummary:
-    """Read the ledger at ``path`` (read-only: nothing is written, no lock is taken, a
-    run may be writing meanwhile). Raises ConfigError for a missing file or one that is
-    not a ledger."""
-    ledger = Ledger.read_only(path)
+def summarise(spec: str | Path) -> LedgerSummary:
+    """Read the ledger ``spec`` names, a file or a PostgreSQL URL (read-only: nothing is
+    written, no lock is taken, a run may be writing meanwhile). Raises ConfigError for a
+    missing file or one that is not a ledger, or a database without one campaign."""
+    ledger = open_read_only(spec)
     try:
         counts = ledger.counts()
         renders = {
@@ -78,7 +80,7 @@ def summarise(path: Path) -> LedgerSummary:
         )
         last = ledger.meta("last_run")
         return LedgerSummary(
-            path=path,
+            path=ledger.describe(),
             campaign_id=ledger.campaign_id,
             counts={s: counts.get(s, 0) for s in STATUSES},
             renders=renders,
