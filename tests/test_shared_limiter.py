@@ -12,6 +12,7 @@ from engine.ledger.postgres.constants import LEASE_MARGIN_S
 from engine.ledger.postgres.fleet import Lease
 from engine.ledger.postgres.leases import Renewal
 from engine.scaleout.limiter import SharedLimiter
+from engine.submitter.constants import SHARED_RATE_MARGIN
 from engine.submitter.rate import Rate, StartRefused, bucket_shape
 
 
@@ -73,7 +74,9 @@ def test_a_start_waits_as_the_database_says_then_goes() -> None:
     # One start per bucket interval: never more than the rate in any window, no burst.
     account, n, period = gate.asked[0]
     assert (account, n) == ("acct", 1)
-    assert period == pytest.approx(bucket_shape(Rate(10, 1.0)).interval_s)
+    spacing = bucket_shape(Rate(10, 1.0)).interval_s * (1 + SHARED_RATE_MARGIN)
+    assert period == pytest.approx(spacing)
+    assert 10 * period > 1.0
 
 
 def test_no_start_with_less_than_the_margin_of_lease_left() -> None:

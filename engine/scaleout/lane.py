@@ -147,7 +147,10 @@ class Lane:
     async def run(self) -> None:
         """Serve the campaign until it has nothing left to send (or the worker stops)."""
         await self.reconcile_round()
-        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=self._opts.concurrency * 4)
+        # Claims wait here for the marking stage: no more than it marks at once, so a
+        # worker holds few jobs that others could be sending (or that wait for its lease
+        # to end, should it die).
+        queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=self._opts.depth)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._feed(queue))
             group.create_task(
@@ -194,7 +197,8 @@ class Lane:
             if time.monotonic() >= next_round:
                 await self.reconcile_round()
                 next_round = time.monotonic() + RECONCILE_EVERY_S
-            claimed = await self._fleet.claim(self._lease, self.schema, self._opts.depth)
+            room = max(queue.maxsize - queue.qsize(), 1)
+            claimed = await self._fleet.claim(self._lease, self.schema, room)
             if claimed:
                 await self._queue_claimed(queue, claimed)
                 continue

@@ -11,6 +11,7 @@ from typing import NoReturn, Protocol
 from engine.errors import EngineError, LeaseLost, LedgerUnreachable
 from engine.ledger.postgres.fleet import Lease, lease_left, lease_margin
 from engine.scaleout.jobs import CURRENT_JOB
+from engine.submitter.constants import SHARED_RATE_MARGIN
 from engine.submitter.rate import Rate, StartRefused, bucket_shape
 
 # A wait the database asks for is slept in pieces no longer than this, so a lease that
@@ -35,9 +36,9 @@ class StartGate(Protocol):
 
 class SharedLimiter:
     """A ``Limiter`` whose starts are granted by the database, for every worker of one
-    account together: at most ``n`` starts in any ``period_s`` from ``bucket_shape(rate)``
-    (one start every ``interval_s``: the one-machine limiter's spacing, which never lets
-    more than the rate into any window, with no burst), on the database's clock.
+    account together: one start every ``bucket_shape(rate).interval_s`` (the one-machine
+    limiter's spacing, which never lets more than the rate into any window, with no
+    burst), widened by ``SHARED_RATE_MARGIN``, on the database's clock.
 
     No start is taken with less than ``lease_margin(lease)`` of ``lease`` left by this
     worker's monotonic clock, looked at again after the grant (right before the request
@@ -64,7 +65,7 @@ class SharedLimiter:
         shape = bucket_shape(rate)
         self._max_rendering = max_rendering
         self._n = max(int(shape.capacity), 1)
-        self._period_s = self._n * shape.interval_s
+        self._period_s = self._n * shape.interval_s * (1.0 + SHARED_RATE_MARGIN)
         self._gate = gate
         self._account = account
         self._lease = lease

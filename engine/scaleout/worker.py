@@ -110,11 +110,17 @@ class WorkerReport:
 
     @property
     def reason(self) -> str | None:
+        if isinstance(self.stopped, LeaseLost):
+            return (
+                f"{self.stopped}. The worker was paused, or cut off from the database, for "
+                "longer than its --lease: others took its jobs, and those it had in flight "
+                "are reconciled. Start it again (a longer --lease for a slow host)."
+            )
         if self.stopped is not None:
             return (
                 f"{self.stopped}. The worker stopped sending; its jobs in flight are "
                 "reconciled by the other workers (or the next one started). Start it again "
-                "once the database is reachable."
+                "once the database can be reached."
             )
         if self.interrupted:
             return "Interrupted: requests in flight were let finish or recorded uncertain."
@@ -198,7 +204,7 @@ async def _serve(
         """Stop every lane: a signal (``cause`` None), a lost lease, a database gone."""
         if cause is not None and report.stopped is None:
             report.stopped = cause
-            log.warning("%s: sending nothing more", cause)
+            log.warning("%s", cause)
         for lane in lanes:
             lane.control.interrupted = True
         stop_now.set()

@@ -119,5 +119,9 @@ RECONCILE_EVERY_S = 30.0
 # With nothing to claim, a worker looks again this often (others may hold the last jobs,
 # a reaped worker may free some, and with --follow new ones may be enqueued).
 WORKER_IDLE_S = 1.0
+# Workers' starts are spaced this much wider than one machine's (RATE_SAFETY_MARGIN): a
+# start granted by the database reaches the service after a trip through another
+# process, whose delay varies from worker to worker (a busy host, a slow wake-up).
+SHARED_RATE_MARGIN = 0.05
 # enqueue reads, judges and writes a file this many rows per transaction.
 ENQUEUE_CHUNK = 2000
