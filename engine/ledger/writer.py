@@ -109,7 +109,10 @@ class BatchWriter:
             raise self._failure() from self._failed
 
     def _failure(self) -> LedgerWriteFailed:
-        return LedgerWriteFailed(f"the ledger cannot be written: {self._failed}")
+        failure = LedgerWriteFailed(f"the ledger cannot be written: {self._failed}")
+        # Kept for the waiters too, which get it without a ``raise ... from``.
+        failure.__cause__ = self._failed
+        return failure
 
     async def _run(self) -> None:
         while True:

@@ -23,9 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.api.client import HeyGenClient
-from engine.errors import AbortRun, ConfigError, EngineError, LeaseLost, LedgerUnreachable
+from engine.errors import (
+    AbortRun,
+    ConfigError,
+    EngineError,
+    LeaseLost,
+    LedgerUnreachable,
+    WrongAddress,
+)
 from engine.ledger.binding import account_id, bind_ledger
-from engine.ledger.database import LedgerUnavailable
+from engine.ledger.database import Fenced, LedgerUnavailable
 from engine.ledger.open import open_ledger
 from engine.ledger.postgres import campaigns as registry
 from engine.ledger.postgres.connection import connect, redacted
@@ -101,8 +108,6 @@ class WorkerReport:
         if self.interrupted:
             return 130
         if self.abort is not None:
-            from engine.errors import WrongAddress
-
             return 2 if isinstance(self.abort, WrongAddress) else 3
         if self.wait is not None:
             return 75
@@ -202,6 +207,8 @@ async def _serve(
 
     def stop(cause: EngineError | None) -> None:
         """Stop every lane: a signal (``cause`` None), a lost lease, a database gone."""
+        if isinstance(cause, LedgerWriteFailed) and isinstance(cause.__cause__, Fenced):
+            cause = LeaseLost(f"worker {lease.worker_id} lost its lease: {cause}")
         if cause is not None and report.stopped is None:
             report.stopped = cause
             log.warning("%s", cause)
