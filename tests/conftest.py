@@ -6,6 +6,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,8 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
+from engine.ledger.open import open_ledger
+from engine.ledger.store import Ledger
 from engine.submitter import retry
 from tests import pg_cluster
 
@@ -102,3 +105,45 @@ def _as_url(conninfo: str) -> str:
     user = params.pop("user", "")
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"postgresql://{user}@/{dbname}" + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True)
+class LedgerSpec:
+    """A ledger as ``--ledger`` (and ``--campaign``) name it: a file, or a campaign of a
+    PostgreSQL database. What the store-parametrised tests open, whichever the store."""
+
+    where: str | Path
+    campaign: str | None = None
+
+    def open(self, *, create: bool = True) -> Ledger:
+        return open_ledger(self.where, campaign=self.campaign, create=create)
+
+    def args(self) -> list[str]:
+        """The command-line options naming this ledger."""
+        return ["--ledger", str(self.where)] + (
+            ["--campaign", self.campaign] if self.campaign else []
+        )
+
+    def other(self, name: str) -> LedgerSpec:
+        """Another ledger of the same store: a file beside this one, or another campaign."""
+        if isinstance(self.where, Path):
+            return LedgerSpec(self.where.with_name(f"{name}.db"))
+        return LedgerSpec(self.where, name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> LedgerSpec:
+    """One contract, both stores: each test using it runs on a SQLite file and on a
+    PostgreSQL campaign (a fresh database per test)."""
+    spec: LedgerSpec = request.getfixturevalue(f"{request.param}_store")
+    return spec
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> LedgerSpec:
+    return LedgerSpec(tmp_path / "l.db")
+
+
+@pytest.fixture
+def postgres_store(pg_url: str) -> LedgerSpec:
+    return LedgerSpec(pg_url, "test")
