@@ -6,7 +6,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -114,9 +114,18 @@ class LedgerSpec:
 
     where: str | Path
     campaign: str | None = None
+    #: Every ledger opened through this spec, closed when the test ends (a connection a
+    #: test left open would otherwise warn when collected).
+    opened: list[Ledger] = field(default_factory=list, compare=False, repr=False)
 
     def open(self, *, create: bool = True) -> Ledger:
-        return open_ledger(self.where, campaign=self.campaign, create=create)
+        ledger = open_ledger(self.where, campaign=self.campaign, create=create)
+        self.opened.append(ledger)
+        return ledger
+
+    def close_all(self) -> None:
+        for ledger in self.opened:
+            ledger.close()
 
     def args(self) -> list[str]:
         """The command-line options naming this ledger."""
@@ -127,8 +136,8 @@ class LedgerSpec:
     def other(self, name: str) -> LedgerSpec:
         """Another ledger of the same store: a file beside this one, or another campaign."""
         if isinstance(self.where, Path):
-            return LedgerSpec(self.where.with_name(f"{name}.db"))
-        return LedgerSpec(self.where, name)
+            return LedgerSpec(self.where.with_name(f"{name}.db"), opened=self.opened)
+        return LedgerSpec(self.where, name, opened=self.opened)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -140,10 +149,14 @@ def store(request: pytest.FixtureRequest) -> LedgerSpec:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> LedgerSpec:
-    return LedgerSpec(tmp_path / "l.db")
+def sqlite_store(tmp_path: Path) -> Iterator[LedgerSpec]:
+    spec = LedgerSpec(tmp_path / "l.db")
+    yield spec
+    spec.close_all()
 
 
 @pytest.fixture
-def postgres_store(pg_url: str) -> LedgerSpec:
-    return LedgerSpec(pg_url, "test")
+def postgres_store(pg_url: str) -> Iterator[LedgerSpec]:
+    spec = LedgerSpec(pg_url, "test")
+    yield spec
+    spec.close_all()

@@ -142,7 +142,11 @@ def stop(folder: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("start", "stop") or len(argv) != (1 if argv[0] == "start" else 2):
+    if (
+        not argv
+        or argv[0] not in ("start", "stop")
+        or len(argv) != (1 if argv[0] == "start" else 2)
+    ):
         print("usage: python -m tests.pg_cluster start | stop DIR", file=sys.stderr)
         return 2
     folder = Path(argv[1]) if len(argv) == 2 else fresh_folder()
