@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from engine.ledger.open import open_ledger
+from engine.ledger import open as open_
+from engine.ledger.database import Guard
 from engine.ledger.store import Ledger
 from engine.submitter import retry
 from tests import pg_cluster
@@ -108,18 +109,17 @@ def _as_url(conninfo: str) -> str:
 
 
 @dataclass(frozen=True)
-class LedgerSpec:
-    """A ledger as ``--ledger`` (and ``--campaign``) name it: a file, or a campaign of a
-    PostgreSQL database. What the store-parametrised tests open, whichever the store."""
+class LedgerSpec(open_.LedgerSpec):
+    """A ledger as ``--ledger`` (and ``--campaign``) name it, for the store-parametrised
+    tests: every ledger opened through it is closed when the test ends (a connection a
+    test left open would otherwise warn when collected)."""
 
-    where: str | Path
-    campaign: str | None = None
-    #: Every ledger opened through this spec, closed when the test ends (a connection a
-    #: test left open would otherwise warn when collected).
     opened: list[Ledger] = field(default_factory=list, compare=False, repr=False)
 
-    def open(self, *, create: bool = True) -> Ledger:
-        ledger = open_ledger(self.where, campaign=self.campaign, create=create)
+    def open(
+        self, *, create: bool = True, key_env: str | None = None, guard: Guard | None = None
+    ) -> Ledger:
+        ledger = super().open(create=create, key_env=key_env, guard=guard)
         self.opened.append(ledger)
         return ledger
 
@@ -135,8 +135,8 @@ class LedgerSpec:
 
     def other(self, name: str) -> LedgerSpec:
         """Another ledger of the same store: a file beside this one, or another campaign."""
-        if isinstance(self.where, Path):
-            return LedgerSpec(self.where.with_name(f"{name}.db"), opened=self.opened)
+        if self.file is not None:
+            return LedgerSpec(self.file.with_name(f"{name}.db"), opened=self.opened)
         return LedgerSpec(self.where, name, opened=self.opened)
 
 

@@ -238,12 +238,12 @@ async def test_nothing_uncertain_asks_nothing(store: LedgerSpec) -> None:
     ledger.close()
 
 
-def campaign_options(jobs: Path, ledger: Path, base_url: str) -> RunOptions:
+def campaign_options(jobs: Path, ledger: Path | LedgerSpec, base_url: str) -> RunOptions:
     return RunOptions(
         jobs=str(jobs),
         fmt=JobsFormat.CSV,
         preparer=make_preparer(DEMO_TEMPLATE, None, JobsFormat.CSV),
-        ledger_path=ledger,
+        ledger=ledger if isinstance(ledger, LedgerSpec) else LedgerSpec(ledger),
         service=Service(base_url, "sk-test"),
         rate=Rate(1000, 1.0),
         concurrency=16,

@@ -60,7 +60,7 @@ async def slotted_campaign(
         jobs=str(jobs_file),
         fmt=JobsFormat.JSONL,
         preparer=Preparer(None, "callback_id"),
-        ledger_path=tmp_path / "jobs.ledger.db",
+        ledger=LedgerSpec(tmp_path / "jobs.ledger.db"),
         service=Service(sandbox.base_url, "sk-any"),
         rate=Rate(1000, 1.0),
         concurrency=8,

@@ -40,7 +40,6 @@ from engine.cli.options import (
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.wording import counted
-from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
 from engine.reader import JobsFormat, describe, open_rows
@@ -146,7 +145,8 @@ def run(
     key_column: str | None,
     delimiter: str | None,
     fmt: str | None,
-    ledger: Path | None,
+    ledger: str | None,
+    campaign: str | None,
     base_url: str | None,
     sandbox: bool,
     rate: str | None,
@@ -173,8 +173,8 @@ def run(
     parsed_rate = resolve_rate(rate, sandbox)
     file_format = jobs_format(jobs, fmt)
     given_delimiter = jobs_delimiter(delimiter, file_format)
-    ledger_path = default_ledger(jobs, ledger)
-    note_ledger(ledger_path)
+    spec = default_ledger(jobs, ledger, campaign)
+    note_ledger(spec)
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos, api, strict)
         salt = _fingerprint_salt(template, key_column, test_videos)
@@ -187,7 +187,7 @@ def run(
                 file_format,
                 given_delimiter,
                 preparer,
-                ledger_path,
+                spec,
                 as_json,
                 salt,
                 limit,
@@ -206,7 +206,7 @@ def run(
             fmt=file_format,
             delimiter=given_delimiter,
             preparer=preparer,
-            ledger_path=ledger_path,
+            ledger=spec,
             service=service,
             rate=parsed_rate,
             concurrency=concurrency,
@@ -223,10 +223,10 @@ def run(
             strict=strict,
             rebind=rebind,
         )
-        with ledger_lock(ledger_path):
+        with spec.lock():
             report = asyncio.run(run_campaign(options))
             record_run(
-                ledger_path,
+                spec,
                 report.last_run(None if report.abort is None else abort_message(report.abort)),
             )
     _print_report(report, as_json)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
 from engine.cli.errors import SummaryCommand, epilog, note_ledger, print_summary, user_errors
-from engine.cli.options import ledger_option
+from engine.cli.options import ledger_option, ledger_spec
 from engine.cli.wording import counted
 from engine.ledger.summary import LedgerSummary, summarise
 
@@ -35,7 +34,7 @@ def _age(seconds: float) -> str:
 def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
     oldest = summary.oldest_uncertain
     return {
-        "ledger": str(summary.path),
+        "ledger": summary.ledger,
         "campaign_id": summary.campaign_id,
         "jobs": summary.total,
         "counts": summary.counts,
@@ -57,7 +56,7 @@ def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
 def _print(summary: LedgerSummary, now: float) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no jobs yet"
     campaign = f" (campaign {summary.campaign_id})" if summary.campaign_id else ""
-    click.echo(f"Ledger {summary.path}{campaign}: {counted(summary.total, 'job')}: {counts}.")
+    click.echo(f"Ledger {summary.ledger}{campaign}: {counted(summary.total, 'job')}: {counts}.")
     if summary.renders:
         renders = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in summary.renders.items())
         click.echo(f"Renders of submitted jobs: {renders}.")
@@ -89,13 +88,14 @@ def _print(summary: LedgerSummary, now: float) -> None:
 )
 @ledger_option(required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
-def status(ledger: Path, as_json: bool) -> None:
+def status(ledger: str, campaign: str | None, as_json: bool) -> None:
     """Summarise a ledger without touching the service: jobs by status, renders by
     outcome (video_status), the oldest uncertain job, the last run, the most common
     errors."""
-    note_ledger(ledger)
+    spec = ledger_spec(ledger, campaign)
+    note_ledger(spec)
     with user_errors():
-        summary = summarise(ledger)
+        summary = summarise(spec)
     now = time.time()
     if as_json:
         print_summary(_as_json(summary, now))
