@@ -90,13 +90,17 @@ def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     ],
 )
 async def test_a_run_commits_in_groups(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: Rate, most_commits: int
+    tmp_path: Path,
+    store: LedgerSpec,
+    monkeypatch: pytest.MonkeyPatch,
+    rate: Rate,
+    most_commits: int,
 ) -> None:
     commits = count_commits(monkeypatch)
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 400)
     async with running_sandbox(SandboxConfig(latency_ms=5)) as sandbox:
-        options = campaign_options(jobs, tmp_path / "l.db", sandbox.base_url)
+        options = campaign_options(jobs, store, sandbox.base_url)
         options.rate = rate
         report = await run_campaign(options)
     assert report.counts["submitted"] == 400

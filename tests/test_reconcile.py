@@ -252,13 +252,12 @@ def campaign_options(jobs: Path, ledger: Path | LedgerSpec, base_url: str) -> Ru
 
 
 async def test_a_run_with_dropped_after_create_connections_ends_fully_reconciled(
-    tmp_path: Path,
+    tmp_path: Path, store: LedgerSpec
 ) -> None:
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 200)
-    ledger_path = tmp_path / "contacts.ledger.db"
     async with running_sandbox(SandboxConfig(drop_after=0.3, seed=7)) as sandbox:
-        report = await run_campaign(campaign_options(jobs, ledger_path, sandbox.base_url))
+        report = await run_campaign(campaign_options(jobs, store, sandbox.base_url))
         seen = sandbox.state.counters_view()
 
     # Roughly 60 answers were lost after their videos were made; none was sent again.
@@ -267,7 +266,7 @@ async def test_a_run_with_dropped_after_create_connections_ends_fully_reconciled
     assert report.exit_code == 0
     assert seen["duplicates"] == 0
     assert seen["created"] == 200
-    ledger = Ledger(ledger_path)
+    ledger = store.open(create=False)
     jobs_by_key = {j.key: j for j in ledger.iter_jobs()}
     campaign = ledger.campaign_id
     ledger.close()

@@ -40,20 +40,21 @@ FILLERS = 250
 
 
 @pytest.mark.parametrize("skew", [-4000, -400, -310, -301, 301, 310, 400, 4000])
-async def test_a_skewed_service_clock_never_pays_twice(tmp_path: Path, skew: int) -> None:
+async def test_a_skewed_service_clock_never_pays_twice(
+    tmp_path: Path, store: LedgerSpec, skew: int
+) -> None:
     """Every first answer is lost after its video is made; the service's clock is off by
     ``skew`` seconds. Reconcile must find each video, whatever the skew."""
     service = FakeService(clock=lambda: time.time() + skew)
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 3)
-    ledger_path = tmp_path / "l.db"
     async with serving(service) as url:
-        report = await run_campaign(campaign_options(jobs, ledger_path, url))
+        report = await run_campaign(campaign_options(jobs, store, url))
 
     assert report.sent_uncertain == 3
     assert (report.reconciled_found, report.reconciled_absent) == (3, 0)
     assert report.exit_code == 0
-    with closing(Ledger(ledger_path)) as ledger:
+    with closing(store.open(create=False)) as ledger:
         jobs_in_ledger = list(ledger.iter_jobs())
     assert {j.status for j in jobs_in_ledger} == {"submitted"}
     assert service.created == {j.callback_id: 1 for j in jobs_in_ledger}
