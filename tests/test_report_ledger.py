@@ -18,7 +18,7 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.report.facts import _group_label, percentile, read_facts
 from engine.submitter.items import SubmitItem
-from tests.conftest import FixedAioresponses
+from tests.conftest import FixedAioresponses, LedgerSpec
 from tests.test_pool_decisions import GENERATE, ok, pool
 
 pytestmark = pytest.mark.usefixtures("no_backoff")
@@ -91,9 +91,8 @@ async def test_attempt_rows_go_after_the_ordered_statements_of_their_batch(
     assert len(attempt_rows(path)) == 1
 
 
-def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    with closing(Ledger(path)) as ledger:
+def test_a_render_end_is_kept_from_the_first_status_that_shows_it(store: LedgerSpec) -> None:
+    with closing(store.open()) as ledger:
         ledger.transaction([statements.insert_job("a", 1, "submitted", {}, "s", None)])
 
         def read() -> tuple[Any, ...]:
@@ -116,10 +115,9 @@ def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path
         assert read() == (ended, 12.5)
 
 
-def test_waits_add_up_the_time_the_pool_stood_paused(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
+def test_waits_add_up_the_time_the_pool_stood_paused(store: LedgerSpec) -> None:
     attempt = render_writes.record_attempt
-    with closing(Ledger(path)) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(
             [
                 statements.insert_job(k, n, "submitted", {}, "s", None)
@@ -135,7 +133,7 @@ def test_waits_add_up_the_time_the_pool_stood_paused(tmp_path: Path) -> None:
                 attempt("c", 2, 105.0, 0.5, None),
             ]
         )
-    facts = read_facts(path)
+        facts = read_facts(ledger)
     assert facts.waits.rate_limited == 3
     assert facts.waits.asked_total_s == 65.0
     assert facts.waits.asked_max_s == 30.0
@@ -167,11 +165,10 @@ def test_percentiles() -> None:
     assert percentile([float(n) for n in range(1, 101)], 0.5) == pytest.approx(50.5)
 
 
-def test_a_ledger_without_timings_says_so(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    with closing(Ledger(path)) as ledger:
+def test_a_ledger_without_timings_says_so(store: LedgerSpec) -> None:
+    with closing(store.open()) as ledger:
         ledger.transaction([statements.insert_job("a", 1, "submitted", {}, "s", None)])
-    facts = read_facts(path)
+        facts = read_facts(ledger)
     assert facts.statuses["submitted"] == 1
     assert facts.renders["not polled"] == 1
     assert any("No request timings" in note for note in facts.notes)

@@ -40,8 +40,6 @@ from engine.cli.options import (
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.wording import counted
-from engine.errors import without_password
-from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
 from engine.reader import JobsFormat, describe, open_rows
@@ -139,12 +137,6 @@ def reconcile_grace(sandbox: bool) -> float:
 )
 @rebind_option
 @click.option(
-    "--campaign",
-    metavar="NAME",
-    help="With a PostgreSQL ledger: the campaign (letters, digits, _). Default: JOBS's "
-    "name without its suffix, lowered.",
-)
-@click.option(
     "--key-env",
     metavar="NAME",
     help="With a PostgreSQL ledger: the environment variable the campaign's API key is "
@@ -159,7 +151,8 @@ def run(
     key_column: str | None,
     delimiter: str | None,
     fmt: str | None,
-    ledger: str | Path | None,
+    ledger: str | None,
+    campaign: str | None,
     base_url: str | None,
     sandbox: bool,
     rate: str | None,
@@ -174,7 +167,6 @@ def run(
     dry_run: bool,
     strict: bool,
     rebind: bool,
-    campaign: str | None,
     key_env: str | None,
     as_json: bool,
     no_progress: bool,
@@ -188,7 +180,11 @@ def run(
     parsed_rate = resolve_rate(rate, sandbox)
     file_format = jobs_format(jobs, fmt)
     given_delimiter = jobs_delimiter(delimiter, file_format)
-    if isinstance(ledger, str):
+    spec = default_ledger(jobs, ledger, campaign)
+    note_ledger(spec)
+    if spec.file is None:
+        # Workers may serve this campaign meanwhile: jobs are claimed under a lease, as
+        # a worker's, never sent from the file directly (engine/cli/scale_cmds.py).
         from engine.cli.scale_cmds import run_on_database
 
         refuse_on_database(
@@ -201,7 +197,6 @@ def run(
                 "--rebind": rebind,
             }
         )
-        note_ledger(without_password(ledger))
         with user_errors():
             report = run_on_database(
                 jobs=jobs,
@@ -209,8 +204,8 @@ def run(
                 delimiter=given_delimiter,
                 preparer=make_preparer(template, key_column, file_format, False, api, strict),
                 salt=fingerprint_salt(template, key_column, False),
-                url=ledger,
-                campaign=campaign,
+                url=str(spec.where),
+                campaign=spec.campaign,
                 key_env=key_env,
                 base_url=base_url,
                 sandbox=sandbox,
@@ -224,14 +219,11 @@ def run(
             )
         _finish(report, as_json)
         return
-    if campaign is not None or key_env is not None:
+    if key_env is not None:
         raise UserError(
-            f"--campaign and --key-env name a campaign of a PostgreSQL ledger (--ledger "
-            f"postgresql://...); {default_ledger(jobs, ledger)} is a ledger file, which holds "
-            "one campaign and reads HEYGEN_API_KEY. Leave them out."
+            f"--key-env names the variable a campaign of a PostgreSQL ledger reads its key "
+            f"from; {spec.file} is a ledger file, whose runs read HEYGEN_API_KEY. Leave it out."
         )
-    ledger_path = default_ledger(jobs, ledger)
-    note_ledger(ledger_path)
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos, api, strict)
         salt = fingerprint_salt(template, key_column, test_videos)
@@ -244,7 +236,7 @@ def run(
                 file_format,
                 given_delimiter,
                 preparer,
-                ledger_path,
+                spec,
                 as_json,
                 salt,
                 limit,
@@ -263,7 +255,7 @@ def run(
             fmt=file_format,
             delimiter=given_delimiter,
             preparer=preparer,
-            ledger_path=ledger_path,
+            ledger=spec,
             service=service,
             rate=parsed_rate,
             concurrency=concurrency,
@@ -280,10 +272,10 @@ def run(
             strict=strict,
             rebind=rebind,
         )
-        with ledger_lock(ledger_path):
+        with spec.lock():
             report = asyncio.run(run_campaign(options))
             record_run(
-                ledger_path,
+                spec,
                 report.last_run(None if report.abort is None else abort_message(report.abort)),
             )
     _finish(report, as_json)

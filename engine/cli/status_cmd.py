@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from engine.cli.errors import SummaryCommand, epilog, note_ledger, print_summary, user_errors
-from engine.cli.options import ledger_option
+from engine.cli.options import ledger_option, ledger_spec
 from engine.cli.wording import counted
-from engine.errors import without_password
 from engine.ledger.postgres.constants import CAMPAIGN_SCHEMA_PREFIX
 from engine.ledger.summary import LedgerSummary, summarise
 
@@ -42,7 +40,7 @@ def _age(seconds: float) -> str:
 def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
     oldest = summary.oldest_uncertain
     return {
-        "ledger": str(summary.path),
+        "ledger": summary.ledger,
         "campaign_id": summary.campaign_id,
         "jobs": summary.total,
         "counts": summary.counts,
@@ -110,7 +108,7 @@ def _print_workers(workers: list[WorkerRow]) -> None:
 def _print(summary: LedgerSummary, now: float) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no jobs yet"
     campaign = f" (campaign {summary.campaign_id})" if summary.campaign_id else ""
-    click.echo(f"Ledger {summary.path}{campaign}: {counted(summary.total, 'job')}: {counts}.")
+    click.echo(f"Ledger {summary.ledger}{campaign}: {counted(summary.total, 'job')}: {counts}.")
     if summary.renders:
         renders = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in summary.renders.items())
         click.echo(f"Renders of submitted jobs: {renders}.")
@@ -142,15 +140,16 @@ def _print(summary: LedgerSummary, now: float) -> None:
 )
 @ledger_option(required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
-def status(ledger: str | Path, as_json: bool) -> None:
+def status(ledger: str, campaign: str | None, as_json: bool) -> None:
     """Summarise a ledger without touching the service: jobs by status, renders by
     outcome (video_status), the oldest uncertain job, the last run, the most common
     errors; on a PostgreSQL ledger, the workers too (heartbeat age, jobs held)."""
-    note_ledger(without_password(str(ledger)))
+    spec = ledger_spec(ledger, campaign)
+    note_ledger(spec)
     with user_errors():
-        summary = summarise(ledger)
+        summary = summarise(spec)
         # A PostgreSQL ledger is served by workers: who they are and what they hold.
-        workers = _workers(ledger) if isinstance(ledger, str) else None
+        workers = None if spec.file is not None else _workers(str(spec.where))
     now = time.time()
     if as_json:
         found = _as_json(summary, now)

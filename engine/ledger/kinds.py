@@ -4,10 +4,9 @@ share a ledger, or a test run's rows would be taken for the real campaign's."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from engine.ledger.store import Ledger, Videos, mixed_videos
+from engine.ledger.store import Ledger, Named, Videos, mixed_videos
 
 
 def videos_of(body: Mapping[str, Any]) -> Videos:
@@ -20,8 +19,8 @@ class KindGuard:
     """One kind of video on a keyed ledger, judged by the bodies sent: the first body a
     run sends against the ledger's earlier runs, each later one against the first."""
 
-    def __init__(self, ledger: Ledger | None, where: Path | Ledger) -> None:
-        """``where``: the ledger as the refusal names it (its path when not made yet)."""
+    def __init__(self, ledger: Ledger | None, where: Named) -> None:
+        """``where``: the ledger as the refusal names it (its spec when not made yet)."""
         self._ledger = ledger
         self._where = where
         #: The kind of this run's bodies, once one was checked.

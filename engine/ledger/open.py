@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
 from engine.ledger.database import Guard, LedgerUnavailable
+from engine.ledger.lock import ledger_lock
+from engine.ledger.sqlite_db import require_ledger
 from engine.ledger.store import Ledger
 
 if TYPE_CHECKING:
@@ -61,6 +66,75 @@ def open_read_only(spec: str | Path, *, campaign: str | None = None) -> Ledger:
     return Ledger(_open_database(str(spec), campaign, False, None, None, read_only=True))
 
 
+@dataclass(frozen=True)
+class LedgerSpec:
+    """A ledger as ``--ledger`` and ``--campaign`` name it, not opened yet: a file's path,
+    or a PostgreSQL URL and (None: the database's only one) a campaign."""
+
+    where: str | Path
+    campaign: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.campaign is not None and not is_database_url(self.where):
+            raise _campaign_on_file(self.where)
+
+    @property
+    def file(self) -> Path | None:
+        """The ledger's file; None for a database."""
+        return None if is_database_url(self.where) else Path(self.where)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self) -> str:
+        """For messages and summaries: the path, or the URL (no password) and campaign."""
+        if self.file is not None:
+            return str(self.file)
+        from engine.ledger.postgres.connection import redacted
+
+        named = f" (campaign {self.campaign})" if self.campaign else ""
+        return redacted(str(self.where)) + named
+
+    def open(
+        self, *, create: bool = True, key_env: str | None = None, guard: Guard | None = None
+    ) -> Ledger:
+        """``open_ledger`` of this ledger."""
+        return open_ledger(
+            self.where, campaign=self.campaign, create=create, key_env=key_env, guard=guard
+        )
+
+    def open_read_only(self) -> Ledger:
+        return open_read_only(self.where, campaign=self.campaign)
+
+    def require(self) -> None:
+        """Fail before anything is made for a ledger file that does not exist (ConfigError).
+        A database's campaign is looked for when it is opened."""
+        if self.file is not None:
+            require_ledger(self.file)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One run at a time on a ledger file (``ledger_lock``: LedgerBusy when held).
+        A database takes no such lock: processes share it by design, each job's claim
+        (``jobs.claimed_by``) being what keeps them apart."""
+        if self.file is None:
+            yield
+            return
+        with ledger_lock(self.file):
+            yield
+
+
+def open_database_read_only(spec: LedgerSpec) -> Ledger | None:
+    """``spec``'s campaign read-only, or None when the database does not hold it yet (a
+    first run would make it). Raises LedgerUnavailable as ``open_read_only``."""
+    try:
+        return spec.open_read_only()
+    except ConfigError:
+        if spec.campaign is None:
+            raise
+        return None
+
+
 def _campaign_on_file(spec: str | Path) -> ConfigError:
     return ConfigError(
         f"--campaign applies to a PostgreSQL ledger (--ledger postgresql://...); {spec} is a "
@@ -85,7 +159,8 @@ def _open_database(
 
     conn = connect(url)
     try:
-        campaigns.prepare_database(conn)
+        if not read_only:
+            campaigns.prepare_database(conn)
         if create:
             if campaign is None:
                 raise ConfigError(

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from engine.errors import ConfigError
 from engine.ledger.database import Database, StoreFeatures
@@ -350,18 +350,28 @@ class Ledger(RenderReads):
         return counts
 
 
-def mixed_videos(where: Path | Ledger, held: str, kind: Videos) -> ConfigError:
-    """The refusal of ``kind`` videos on the ledger ``where`` (a file's path, or an open
-    ledger), which holds ``held`` ones; the fix names a ledger (or campaign) of its own."""
-    path = where if isinstance(where, Path) else where.file
-    if path is not None:
-        name = path.name.removesuffix(".ledger.db").removesuffix(".db")
-        shown, own = str(path), f"--ledger {path.with_name(f'{name}.{kind}.ledger.db')}"
+class Named(Protocol):
+    """A ledger as messages name it, open (``Ledger``) or not (``LedgerSpec``)."""
+
+    @property
+    def file(self) -> Path | None: ...
+
+    @property
+    def campaign(self) -> str | None: ...
+
+    def describe(self) -> str: ...
+
+
+def mixed_videos(where: Named, held: str, kind: Videos) -> ConfigError:
+    """The refusal of ``kind`` videos on the ledger ``where``, which holds ``held`` ones;
+    the fix names a ledger file (or a database's campaign) of its own."""
+    if where.file is not None:
+        name = where.file.name.removesuffix(".ledger.db").removesuffix(".db")
+        own = f"--ledger {where.file.with_name(f'{name}.{kind}.ledger.db')}"
     else:
-        assert isinstance(where, Ledger)
-        shown, own = where.describe(), f"--campaign {where.campaign}_{kind}"
+        own = f"--campaign {where.campaign}_{kind}"
     return ConfigError(
-        f"{shown} holds {held} videos and this run sends {kind} ones (--test-videos, or "
-        f'"test" in the template): on that ledger its rows would be taken for done. Give '
+        f"{where.describe()} holds {held} videos and this run sends {kind} ones (--test-videos, "
+        f'or "test" in the template): on that ledger its rows would be taken for done. Give '
         f"the {kind} run a ledger of its own: {own}"
     )

@@ -53,7 +53,10 @@ def prepare_database(conn: psycopg.Connection[Row]) -> None:
 
 
 def campaigns(conn: psycopg.Connection[Row]) -> list[str]:
-    """Every campaign of the database, by name."""
+    """Every campaign of the database, by name (none in a database never prepared)."""
+    made = conn.execute("SELECT to_regclass(%s)", (f"{SHARED_SCHEMA}.campaigns",)).fetchone()
+    if made is None or made[0] is None:
+        return []
     rows = conn.execute(f"SELECT name FROM {SHARED_SCHEMA}.campaigns ORDER BY name")
     return [str(row[0]) for row in rows]
 
