@@ -217,6 +217,10 @@ def run(
                 progress=not no_progress and not as_json,
                 strict=strict,
             )
+            record_run(
+                spec,
+                report.last_run(None if report.abort is None else abort_message(report.abort)),
+            )
         _finish(report, as_json)
         return
     if key_env is not None:
