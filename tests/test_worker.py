@@ -218,3 +218,14 @@ def test_status_lists_the_workers_serving_a_database(tmp_path: Path, pg_url: str
         assert code == 130, err
     shown = CliRunner().invoke(cli, ["status", "--ledger", pg_url])
     assert "Workers: none registered." in shown.output
+
+
+def test_a_database_out_of_reach_exits_75_having_sent_nothing(tmp_path: Path) -> None:
+    with standalone_sandbox() as base_url:
+        # Port 1 on loopback: nothing listens, the connection is refused at once.
+        code, summary, err = finish(
+            start_worker("postgresql://heygen:s3cret@127.0.0.1:1/heygen", base_url)
+        )
+        assert code == 75
+        assert "cannot" in summary["reason"] and "s3cret" not in err + summary["reason"]
+        assert counters(base_url)["requests"] == 0
