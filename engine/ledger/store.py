@@ -323,7 +323,8 @@ class Ledger(RenderReads):
     def with_status(self, *statuses: Status) -> list[JobRecord]:
         marks = ",".join("?" * len(statuses))
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY line", statuses
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY line, key",
+            statuses,
         )
         return [_record(r) for r in rows]
 
@@ -335,7 +336,7 @@ class Ledger(RenderReads):
         """
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE status = 'pending' AND body IS NOT NULL "
-            "ORDER BY line"
+            "ORDER BY line, key"
         )
         return [_record(r) for r in rows]
 
