@@ -33,7 +33,7 @@ from engine.cli.options import (
     service_options,
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
-from engine.cli.run_cmd import fingerprint_salt, reconcile_grace
+from engine.cli.run_cmd import GRACE_HELP, fingerprint_salt, reconcile_grace
 from engine.cli.wording import counted
 from engine.ledger.open import is_database_url, open_ledger
 from engine.ledger.triage import RowCounts
@@ -70,6 +70,8 @@ WORKER_EXITS = (
     + ENVIRONMENT.replace(
         "HEYGEN_API_KEY (", "HEYGEN_API_KEY, or the variable `enqueue --key-env` named ("
     )
+    + " "
+    + GRACE_HELP
 )
 
 
