@@ -230,3 +230,24 @@ def test_a_database_out_of_reach_exits_75_having_sent_nothing(tmp_path: Path) ->
         assert "cannot" in summary["reason"]
         assert "s3cret" not in err + summary["reason"]
         assert counters(base_url)["requests"] == 0
+
+
+def test_a_worker_killed_mid_request_costs_no_duplicate_and_no_job(
+    tmp_path: Path, pg_url: str
+) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 40)
+    enqueue(jobs, pg_url)
+    with standalone_sandbox("--latency-ms", "300") as base_url:
+        fast = ("--rate", "40/s", "--lease", "3s")
+        victim = start_worker(pg_url, base_url, *fast)
+        deadline = time.monotonic() + 30
+        while counters(base_url)["requests"] < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        victim.kill()  # requests in flight, jobs marked ahead: all left to the others
+        victim.communicate()
+        code, summary, err = finish(start_worker(pg_url, base_url, *fast))
+        assert code == 0, err
+        # Its jobs in flight were reaped uncertain, then found (or proven absent and sent).
+        assert summary["this_run"]["reconciled_found"] + summary["this_run"]["reconciled_absent"]
+        made_once_each(base_url, 40)
+    assert set(settled(pg_url).values()) == {"submitted"}
