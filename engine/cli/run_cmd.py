@@ -184,21 +184,35 @@ def run(
     note_ledger(spec)
     if spec.file is None:
         # Workers may serve this campaign meanwhile: jobs are claimed under a lease, as
-        # a worker's, never sent from the file directly (engine/cli/scale_cmds.py).
-        from engine.cli.scale_cmds import run_on_database
+        # a worker's, never sent from the file directly.
+        from engine.scaleout.together import enqueue_and_work, refuse_options
+        from engine.scaleout.worker import WorkerOptions
 
-        refuse_on_database(
-            {
-                "--dry-run": dry_run,
-                "--limit": limit is not None,
-                "--until-done": until_done,
-                "--retry-failed": retry_failed,
-                "--test-videos": test_videos,
-                "--rebind": rebind,
-            }
-        )
         with user_errors():
-            report = run_on_database(
+            refuse_options(
+                {
+                    "--dry-run": dry_run,
+                    "--limit": limit is not None,
+                    "--until-done": until_done,
+                    "--retry-failed": retry_failed,
+                    "--test-videos": test_videos,
+                    "--rebind": rebind,
+                }
+            )
+            worker = WorkerOptions(
+                url="",
+                campaigns=(),
+                base_url=base_url,
+                sandbox=sandbox,
+                rate=parsed_rate,
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                max_wait_s=max_wait,
+                grace_s=reconcile_grace(sandbox),
+                progress=not no_progress and not as_json,
+                max_rendering=max_rendering,
+            )
+            report = enqueue_and_work(
                 jobs=jobs,
                 file_format=file_format,
                 delimiter=given_delimiter,
@@ -207,14 +221,7 @@ def run(
                 url=str(spec.where),
                 campaign=spec.campaign,
                 key_env=key_env,
-                base_url=base_url,
-                sandbox=sandbox,
-                rate=parsed_rate,
-                concurrency=concurrency,
-                max_attempts=max_attempts,
-                max_rendering=max_rendering,
-                max_wait_s=max_wait,
-                progress=not no_progress and not as_json,
+                worker=worker,
                 strict=strict,
             )
             record_run(
@@ -283,16 +290,6 @@ def run(
                 report.last_run(None if report.abort is None else abort_message(report.abort)),
             )
     _finish(report, as_json)
-
-
-def refuse_on_database(given: dict[str, bool]) -> None:
-    """Options a run on a PostgreSQL ledger does not take yet: exit 2 naming them."""
-    named = [option for option, on in given.items() if on]
-    if named:
-        raise UserError(
-            f"{', '.join(named)}: not available with a PostgreSQL ledger; leave "
-            f"{'it' if len(named) == 1 else 'them'} out, or run with a ledger file."
-        )
 
 
 def _finish(report: RunReport, as_json: bool) -> None:

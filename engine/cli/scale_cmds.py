@@ -4,7 +4,6 @@ ledger, loaded once and sent by any number of workers on any number of hosts."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import click
 from engine.api.choose import ApiChoice
 from engine.cli.errors import (
     ENVIRONMENT,
-    LockedError,
     SummaryCommand,
     UserError,
     abort_error,
@@ -36,12 +34,8 @@ from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.run_cmd import GRACE_HELP, fingerprint_salt, reconcile_grace
 from engine.cli.wording import counted
 from engine.ledger.open import is_database_url, open_ledger
-from engine.ledger.triage import RowCounts
-from engine.prepare import Preparer
 from engine.reader import JobsFormat, describe, open_rows
-from engine.run_report import RunReport
 from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
-from engine.submitter.rate import Rate
 
 EXAMPLE_URL = "postgresql://heygen@db.internal/heygen"
 DATABASE_ONLY = (
@@ -333,73 +327,3 @@ def worker(
         if report.reason:
             click.echo(report.reason, err=True)
         raise SystemExit(report.exit_code)
-
-
-def run_on_database(
-    *,
-    jobs: str,
-    file_format: JobsFormat,
-    delimiter: str | None,
-    preparer: Preparer,
-    salt: bytes,
-    url: str,
-    campaign: str | None,
-    key_env: str | None,
-    base_url: str | None,
-    sandbox: bool,
-    rate: Rate,
-    concurrency: int,
-    max_attempts: int,
-    max_rendering: int | None,
-    max_wait_s: float,
-    progress: bool,
-    strict: bool,
-) -> RunReport:
-    """``run JOBS --ledger postgresql://...``: ``enqueue`` then one ``worker`` on that
-    campaign alone, in this process; what they did as a ``RunReport``.
-
-    Raises ConfigError (exit 2), and LockedError (exit 75) when the worker stopped for
-    the database (out of reach, or its lease lost).
-    """
-    from engine.ledger.postgres.campaigns import name_from_jobs
-    from engine.scaleout.enqueue import enqueue as load
-    from engine.scaleout.worker import WorkerOptions, serve
-
-    name = campaign or name_from_jobs(jobs)
-    opened = open_ledger(url, campaign=name, create=True, key_env=key_env)
-    try:
-        loaded = load(opened, jobs, file_format, preparer, salt, delimiter)
-    finally:
-        opened.close()
-    options = WorkerOptions(
-        url=url,
-        campaigns=(name,),
-        base_url=base_url,
-        sandbox=sandbox,
-        rate=rate,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        max_wait_s=max_wait_s,
-        grace_s=reconcile_grace(sandbox),
-        progress=progress,
-        max_rendering=max_rendering,
-    )
-    worked = asyncio.run(serve(options))
-    if worked.stopped is not None:
-        raise LockedError(worked.reason or str(worked.stopped))
-    report = RunReport(ledger=loaded.ledger, strict=strict, delimiter=loaded.delimiter)
-    for counted_field in fields(RowCounts):
-        setattr(report, counted_field.name, getattr(loaded, counted_field.name))
-    stats = worked.stats
-    report.sent_submitted = stats.submitted
-    report.sent_failed = stats.failed
-    report.sent_uncertain = stats.uncertain
-    report.not_yet = stats.refusals
-    report.reconciled_found = worked.reconciled_found
-    report.reconciled_absent = worked.reconciled_absent
-    report.abort = worked.abort
-    report.interrupted = worked.interrupted
-    report.wait = worked.wait
-    report.counts = worked.counts.get(name, {})
-    report.elapsed_s = loaded.elapsed_s + worked.elapsed_s
-    return report

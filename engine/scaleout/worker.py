@@ -209,6 +209,10 @@ async def _serve(
         """Stop every lane: a signal (``cause`` None), a lost lease, a database gone."""
         if isinstance(cause, LedgerWriteFailed) and isinstance(cause.__cause__, Fenced):
             cause = LeaseLost(f"worker {lease.worker_id} lost its lease: {cause}")
+        elif isinstance(cause, LedgerWriteFailed) and isinstance(
+            cause.__cause__, LedgerUnavailable
+        ):
+            cause = cause.__cause__
         if cause is not None and report.stopped is None:
             report.stopped = cause
             log.warning("%s", cause)
