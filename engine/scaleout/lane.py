@@ -139,8 +139,6 @@ class Lane:
         )
         self.found = 0
         self.absent = 0
-        #: Uncertain jobs left that no reconcile of this worker could settle by waiting.
-        self.unsettled = False
         #: Reconciles in a row, with only uncertain jobs left, that settled none.
         self._fruitless = 0
 
@@ -252,7 +250,7 @@ class Lane:
         Jobs pending or in flight elsewhere may come back (a worker reaped, a claim
         released), so the lane waits for them. With only uncertain jobs left it
         reconciles, and waits out a grace that ends soon; it ends when none can be
-        settled by waiting (``unsettled``), or with nothing left at all.
+        settled by waiting (they make the exit code 1), or with nothing left at all.
         """
         await self.writer.flush()
         left = self.left()
@@ -278,7 +276,6 @@ class Lane:
             or max(ends) - now > self.control.max_wait_s
             or self._fruitless >= SETTLE_ROUNDS
         ):
-            self.unsettled = True
             return True
         await self.control.sleep(max(min(ends) - now, 0.0) + _WAKE_PAD_S)
         return False
