@@ -10,6 +10,7 @@ import psycopg
 from click.testing import CliRunner
 
 from engine.cli import cli
+from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
 from tests.test_submission_sandbox import body, write_jobs
 
 
@@ -114,3 +115,24 @@ def test_a_ledger_file_is_refused_naming_run(tmp_path: Path) -> None:
     assert "postgresql://" in result.output
     assert "heygen-batch run" in result.output
     assert not (tmp_path / "jobs.ledger.db").exists()
+
+
+def test_a_csv_through_its_template_and_from_standard_input(pg_url: str) -> None:
+    args = ["--template", str(DEMO_TEMPLATE), "--key-column", "contact_id", "--ledger", pg_url]
+    result = CliRunner().invoke(cli, ["enqueue", str(DEMO_CSV), *args, "--json"])
+    summary = json.loads(result.stdout)
+    assert (result.exit_code, summary["campaign"], summary["added"]) == (0, "demo", 12)
+    assert {row[0] for row in jobs_of(pg_url, "demo").values()} == {"pending"}
+    # Standard input has no name to take the campaign's from.
+    piped = CliRunner().invoke(
+        cli, ["enqueue", "-", "--format", "csv", *args], input=DEMO_CSV.read_text()
+    )
+    assert piped.exit_code == 2
+    assert "--campaign" in piped.output
+    named = CliRunner().invoke(
+        cli,
+        ["enqueue", "-", "--format", "csv", *args, "--campaign", "demo"],
+        input=DEMO_CSV.read_text(),
+    )
+    assert named.exit_code == 0, named.output
+    assert "0 added" in named.output
