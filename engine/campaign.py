@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiolimiter import AsyncLimiter
 
@@ -20,6 +19,7 @@ from engine.feeder import Budget, Feeder
 from engine.ledger import statements
 from engine.ledger.binding import META_NAME as BINDING
 from engine.ledger.binding import bind_ledger
+from engine.ledger.open import LedgerSpec
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.writer import BatchWriter
 from engine.prepare import Preparer
@@ -53,7 +53,7 @@ class RunOptions:
     jobs: str
     fmt: JobsFormat
     preparer: Preparer
-    ledger_path: Path
+    ledger: LedgerSpec
     service: Service
     rate: Rate
     concurrency: int = 8
@@ -177,11 +177,11 @@ def _unfinished_renders(
 async def run_campaign(opts: RunOptions) -> RunReport:
     """Run one campaign; the caller holds the ledger lock."""
     started = time.monotonic()
-    report = RunReport(ledger=str(opts.ledger_path), strict=opts.strict)
+    report = RunReport(ledger=str(opts.ledger), strict=opts.strict)
     control = RunControl(opts.max_wait_s)
     stats = PoolStats()
     refused: Exception | None = None
-    ledger = Ledger(opts.ledger_path)
+    ledger = opts.ledger.open()
     try:
         bound_now = bind_ledger(ledger, opts.service, opts.rebind)
         if opts.videos == "test":
@@ -192,7 +192,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         raise
     # Read before the run clears invalid rows: one unchanged since is not news (--strict).
     known_invalid = frozenset(ledger.invalid_fingerprints())
-    writer = BatchWriter(opts.ledger_path)
+    writer = BatchWriter(ledger.reopen)
     writer.start()
     loop = asyncio.get_running_loop()
 
@@ -204,15 +204,18 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
     try:
-        # A previous run killed mid-request left jobs that may exist at the service.
-        start = [statements.in_flight_to_uncertain(opts.clock()), statements.clear_invalid()]
+        start = [statements.clear_invalid()]
+        if not ledger.features.concurrent_workers:
+            # A previous run killed mid-request left jobs that may exist at the service.
+            # (Where workers share the ledger, a lost worker's lease settles its jobs.)
+            start.insert(0, statements.in_flight_to_uncertain(opts.clock()))
         if opts.retry_failed and (failed := ledger.counts()["failed"]):
             log.warning("%d failed jobs are sent once more (--retry-failed)", failed)
             start.append(statements.failed_to_pending())
         await writer.write_durably(*start)
         limiter = make_limiter(opts.rate)
         async with (
-            service_address(opts.service, opts.ledger_path) as (base_url, key),
+            service_address(opts.service, ledger.file) as (base_url, key),
             HeyGenClient(base_url, key, opts.concurrency) as client,
         ):
             total = _estimate_total(opts, ledger) if opts.progress and sys.stderr.isatty() else None

@@ -103,7 +103,7 @@ class Feeder:
         #: Keyed jobs: the kind of the bodies this run sends, set by the first one and
         #: recorded when it is queued (committed no later than its mark), so a run that
         #: sends nothing leaves the ledger free for either kind.
-        self._kinds = KindGuard(ledger, ledger.path) if videos is not None else None
+        self._kinds = KindGuard(ledger, ledger) if videos is not None else None
         self._kind_recorded = False
         #: Test and real videos mixed on a keyed ledger: the run's refusal (exit 2).
         self.refused: ConfigError | None = None

@@ -47,18 +47,22 @@ class Service:
         return self.base_url is None
 
 
-def resolve_service(base_url: str | None, sandbox: bool) -> Service:
+def resolve_service(
+    base_url: str | None, sandbox: bool, key_variable: str = KEY_VARIABLE
+) -> Service:
+    """``key_variable``: the environment variable the key is read from (a campaign of a
+    PostgreSQL ledger may name its own, ``enqueue --key-env``)."""
     if sandbox:
         if base_url:
             raise ConfigError("--base-url and --sandbox conflict: give one of them.")
         return Service(None, None)
-    key = os.environ.get(KEY_VARIABLE, "").strip() or None
+    key = os.environ.get(key_variable, "").strip() or None
     if key is None:
         raise ConfigError(
-            f"No API key: set {KEY_VARIABLE} in the environment, "
+            f"No API key: set {key_variable} in the environment, "
             "or try the campaign against the built-in emulator with --sandbox."
         )
-    _check_key(key)
+    _check_key(key, key_variable)
     from_env = os.environ.get(BASE_URL_VARIABLE, "").strip()
     url = base_url or from_env or DEFAULT_BASE_URL
     given_by = "--base-url" if base_url else BASE_URL_VARIABLE if from_env else ""
@@ -66,14 +70,14 @@ def resolve_service(base_url: str | None, sandbox: bool) -> Service:
     return Service(url.rstrip("/"), key, given_by)
 
 
-def _check_key(key: str) -> None:
+def _check_key(key: str, variable: str) -> None:
     """A key no HTTP header can carry (a pasted CR LF, a DEL) is refused before any job
     is marked: sent, it would fail inside the request with the job left in flight."""
     for position, char in enumerate(key, 1):
         if not (char.isascii() and char.isprintable()):
             # The character's code point and place only: the key itself is never shown.
             raise ConfigError(
-                f"{KEY_VARIABLE} holds U+{ord(char):04X} at character {position}, which an "
+                f"{variable} holds U+{ord(char):04X} at character {position}, which an "
                 "API key never has (a line end or control character pasted with it?); "
                 "set it to the key alone."
             )

@@ -21,8 +21,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiolimiter import AsyncLimiter
-
 from engine.api.port import ApiRouter, api_name
 from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.store import Ledger
@@ -32,6 +30,7 @@ from engine.submitter.constants import SETTLE_ROUNDS, SETTLE_WAIT_MAX_S
 from engine.submitter.control import RunControl, utc_clock
 from engine.submitter.items import SubmitItem
 from engine.submitter.pool import Submitter
+from engine.submitter.rate import Limiter
 from engine.submitter.stats import PoolStats
 from engine.submitter.workers import run_workers
 
@@ -47,7 +46,7 @@ class Settler:
     ledger: Ledger
     writer: BatchWriter
     client: ApiRouter
-    limiter: AsyncLimiter
+    limiter: Limiter
     control: RunControl
     stats: PoolStats
     grace_s: float

@@ -6,6 +6,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,9 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
+from engine.ledger import open as open_
+from engine.ledger.database import Guard
+from engine.ledger.store import Ledger
 from engine.submitter import retry
 from tests import pg_cluster
 
@@ -102,3 +106,57 @@ def _as_url(conninfo: str) -> str:
     user = params.pop("user", "")
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"postgresql://{user}@/{dbname}" + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True)
+class LedgerSpec(open_.LedgerSpec):
+    """A ledger as ``--ledger`` (and ``--campaign``) name it, for the store-parametrised
+    tests: every ledger opened through it is closed when the test ends (a connection a
+    test left open would otherwise warn when collected)."""
+
+    opened: list[Ledger] = field(default_factory=list, compare=False, repr=False)
+
+    def open(
+        self, *, create: bool = True, key_env: str | None = None, guard: Guard | None = None
+    ) -> Ledger:
+        ledger = super().open(create=create, key_env=key_env, guard=guard)
+        self.opened.append(ledger)
+        return ledger
+
+    def close_all(self) -> None:
+        for ledger in self.opened:
+            ledger.close()
+
+    def args(self) -> list[str]:
+        """The command-line options naming this ledger."""
+        return ["--ledger", str(self.where)] + (
+            ["--campaign", self.campaign] if self.campaign else []
+        )
+
+    def other(self, name: str) -> LedgerSpec:
+        """Another ledger of the same store: a file beside this one, or another campaign."""
+        if self.file is not None:
+            return LedgerSpec(self.file.with_name(f"{name}.db"), opened=self.opened)
+        return LedgerSpec(self.where, name, opened=self.opened)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> LedgerSpec:
+    """One contract, both stores: each test using it runs on a SQLite file and on a
+    PostgreSQL campaign (a fresh database per test)."""
+    spec: LedgerSpec = request.getfixturevalue(f"{request.param}_store")
+    return spec
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[LedgerSpec]:
+    spec = LedgerSpec(tmp_path / "l.db")
+    yield spec
+    spec.close_all()
+
+
+@pytest.fixture
+def postgres_store(pg_url: str) -> Iterator[LedgerSpec]:
+    spec = LedgerSpec(pg_url, "test")
+    yield spec
+    spec.close_all()

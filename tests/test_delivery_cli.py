@@ -7,15 +7,15 @@ import io
 import subprocess
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from engine.cli import cli
-from engine.ledger.store import Ledger
 from engine.sandbox import SandboxConfig
 from engine.sandbox.media import fake_media
-from tests.conftest import DEMO_CSV, DEMO_TEMPLATE
+from tests.conftest import DEMO_CSV, DEMO_TEMPLATE, LedgerSpec
 from tests.test_crash_resume import cli_env
 from tests.test_reconcile import T0
 from tests.test_sandbox import FakeClock
@@ -32,20 +32,22 @@ def heygen(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Comple
     )  # fmt: skip
 
 
-def test_download_saves_the_campaign_and_export_names_the_files(tmp_path: Path) -> None:
-    ledger, folder = tmp_path / "l.db", tmp_path / "videos"
+def test_download_saves_the_campaign_and_export_names_the_files(
+    tmp_path: Path, store: LedgerSpec
+) -> None:
+    ledger, folder = store.args(), tmp_path / "videos"
     with threaded_sandbox(config=SandboxConfig(render_seconds=0)) as (url, _):
-        assert run_keyed(DEMO_CSV, DEMO_TEMPLATE, ledger, url).returncode == 0
-        polled = heygen("poll", "--ledger", str(ledger), "--base-url", url, "--rate", "100/s")
+        assert run_keyed(DEMO_CSV, DEMO_TEMPLATE, store.where, url, *ledger[2:]).returncode == 0
+        polled = heygen("poll", *ledger, "--base-url", url, "--rate", "100/s")
         assert polled.returncode == 0, polled.stderr
-        args = ["download", "--ledger", str(ledger), "--to", str(folder), "--base-url", url]
+        args = ["download", *ledger, "--to", str(folder), "--base-url", url]
         first = heygen(*args, "--what", "video,thumbnail", "--no-progress")
         again = heygen(*args)
     assert first.returncode == 0, first.stderr
     assert f"{2 * DEMO_ROWS} saved" in first.stdout
     assert again.returncode == 0, again.stderr
     assert f"0 saved (0 bytes), {DEMO_ROWS} already there" in again.stdout
-    exported = heygen("export", "--ledger", str(ledger), "-o", "-")
+    exported = heygen("export", *ledger, "-o", "-")
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert len(rows) == DEMO_ROWS
     assert list(rows[0])[-1] == "file_path"
@@ -110,14 +112,14 @@ def test_webhook_register_prints_the_secret_once() -> None:
     assert secret not in done.stderr
 
 
-def test_sandbox_webhooks_reach_the_ledger_through_webhook_serve(tmp_path: Path) -> None:
-    ledger = tmp_path / "l.db"
+def test_sandbox_webhooks_reach_the_ledger_through_webhook_serve(store: LedgerSpec) -> None:
+    ledger = store.args()
     clock = FakeClock(T0)
     config = SandboxConfig(render_seconds=60, webhook_secret=SECRET)
     with threaded_sandbox(config=config, clock=clock) as (url, state):
-        assert run_keyed(DEMO_CSV, DEMO_TEMPLATE, ledger, url).returncode == 0
+        assert run_keyed(DEMO_CSV, DEMO_TEMPLATE, store.where, url, *ledger[2:]).returncode == 0
         serve = subprocess.Popen(
-            [sys.executable, "-m", "engine", "webhook", "serve", "--ledger", str(ledger),
+            [sys.executable, "-m", "engine", "webhook", "serve", *ledger,
              "--base-url", url, "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=cli_env(HEYGEN_WEBHOOK_SECRET=SECRET),
@@ -144,11 +146,8 @@ def test_sandbox_webhooks_reach_the_ledger_through_webhook_serve(tmp_path: Path)
             for stream in (serve.stdout, serve.stderr):
                 if stream is not None:
                     stream.close()
-    store = Ledger(ledger, create=False)
-    try:
-        jobs = list(store.iter_jobs())
-    finally:
-        store.close()
+    with closing(store.open(create=False)) as opened:
+        jobs = list(opened.iter_jobs())
     assert len(jobs) == DEMO_ROWS
     assert {j.video_status for j in jobs} == {"completed"}
     assert all(j.video_url for j in jobs)

@@ -22,6 +22,7 @@ from engine.ledger.store import JobRecord, Ledger
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.sandbox.media import fake_media
 from engine.sandbox.runner import RunningSandbox
+from tests.conftest import LedgerSpec
 from tests.test_reconcile import T0, job
 from tests.test_sandbox import FakeClock, make_body
 
@@ -34,7 +35,7 @@ def limiter() -> AsyncLimiter:
 
 @asynccontextmanager
 async def campaign(
-    tmp_path: Path, keys: list[str], lifetime_s: float = 3600, rendering: int = 0
+    store: LedgerSpec, keys: list[str], lifetime_s: float = 3600, rendering: int = 0
 ) -> AsyncIterator[tuple[Ledger, HeyGenClient, RunningSandbox, FakeClock]]:
     """A ledger whose ``keys`` are completed and polled (URLs stored), plus ``rendering``
     jobs still rendering; the sandbox's clock is the test's."""
@@ -44,7 +45,7 @@ async def campaign(
         running_sandbox(config, clock=clock) as sandbox,
         HeyGenClient(sandbox.base_url, None) as client,
     ):
-        ledger = Ledger(tmp_path / "l.db")
+        ledger = store.open()
         work: list[Statement] = []
         for i, key in enumerate(keys):
             video_id = await client.create_video(make_body(f"cb{i}"))
@@ -74,9 +75,11 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
 
 
-async def test_saves_every_completed_video_under_a_safe_name(tmp_path: Path) -> None:
+async def test_saves_every_completed_video_under_a_safe_name(
+    store: LedgerSpec, tmp_path: Path
+) -> None:
     folder = tmp_path / "videos"
-    async with campaign(tmp_path, HOSTILE, rendering=2) as (ledger, client, _, _):
+    async with campaign(store, HOSTILE, rendering=2) as (ledger, client, _, _):
         result = await download(ledger, client, folder, ("video", "thumbnail"))
         records = [ledger.get(key) for key in HOSTILE]
         late = ledger.get("late0")
@@ -102,9 +105,11 @@ def check_saved(folder: Path, records: list[JobRecord | None]) -> None:
     assert leftovers(folder) == []
 
 
-async def test_a_rerun_skips_whole_files_and_fetches_the_others_again(tmp_path: Path) -> None:
+async def test_a_rerun_skips_whole_files_and_fetches_the_others_again(
+    store: LedgerSpec, tmp_path: Path
+) -> None:
     folder = tmp_path / "videos"
-    async with campaign(tmp_path, ["k1", "k2", "k3"]) as (ledger, client, sandbox, _):
+    async with campaign(store, ["k1", "k2", "k3"]) as (ledger, client, sandbox, _):
         await download(ledger, client, folder)
         (folder / "k1.mp4").rename(folder / "k1.mp4.part")  # killed mid-file
         (folder / "k2.mp4").write_bytes(b"cut")  # damaged since
@@ -120,9 +125,11 @@ async def test_a_rerun_skips_whole_files_and_fetches_the_others_again(tmp_path: 
         assert leftovers(folder) == []
 
 
-async def test_an_expired_url_is_refreshed_by_one_status_call(tmp_path: Path) -> None:
+async def test_an_expired_url_is_refreshed_by_one_status_call(
+    store: LedgerSpec, tmp_path: Path
+) -> None:
     folder = tmp_path / "videos"
-    async with campaign(tmp_path, ["k1", "k2"], lifetime_s=60) as (ledger, client, sandbox, clock):
+    async with campaign(store, ["k1", "k2"], lifetime_s=60) as (ledger, client, sandbox, clock):
         clock.now += 120  # both stored URLs (video and thumbnail) now answer 403
         calls = sandbox.state.counters.status_requests
         result = await download(ledger, client, folder, ("video", "thumbnail"))
@@ -134,9 +141,9 @@ async def test_an_expired_url_is_refreshed_by_one_status_call(tmp_path: Path) ->
         assert f"expires={int(clock.now) + 60}" in record.video_url  # the fresh URL is kept
 
 
-async def test_captions_come_from_a_status_call(tmp_path: Path) -> None:
+async def test_captions_come_from_a_status_call(store: LedgerSpec, tmp_path: Path) -> None:
     folder = tmp_path / "videos"
-    async with campaign(tmp_path, ["k1"]) as (ledger, client, _, _):
+    async with campaign(store, ["k1"]) as (ledger, client, _, _):
         result = await download(ledger, client, folder, ("captions",))
     # The demo body asks for no captions: the service has none to give.
     assert (result.saved, result.unavailable, result.errors) == (0, 1, 0)
@@ -156,7 +163,7 @@ class FullDisk:
 
 
 async def test_a_full_disk_stops_the_run_and_leaves_no_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: LedgerSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "videos"
     real_write = PartFile.write
@@ -167,7 +174,7 @@ async def test_a_full_disk_stops_the_run_and_leaves_no_file(
         real_write(self, data)
 
     monkeypatch.setattr(PartFile, "write", write)
-    async with campaign(tmp_path, ["k1", "k2", "k3"]) as (ledger, client, _, _):
+    async with campaign(store, ["k1", "k2", "k3"]) as (ledger, client, _, _):
         with pytest.raises(DiskError, match=r"No space left on device.*Free space"):
             await download(ledger, client, folder)
         assert list(folder.iterdir()) == []  # no final name, no .part
@@ -177,10 +184,12 @@ async def test_a_full_disk_stops_the_run_and_leaves_no_file(
             assert record.file_path is None
 
 
-async def test_a_folder_that_cannot_be_made_is_a_disk_error(tmp_path: Path) -> None:
+async def test_a_folder_that_cannot_be_made_is_a_disk_error(
+    store: LedgerSpec, tmp_path: Path
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    async with campaign(tmp_path, ["k1"]) as (ledger, client, _, _):
+    async with campaign(store, ["k1"]) as (ledger, client, _, _):
         with pytest.raises(DiskError, match="give --to a folder"):
             await download(ledger, client, blocker / "videos")
 
@@ -210,10 +219,10 @@ async def short_server(claimed: int, sent: bytes) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_a_download_cut_short_is_never_renamed(tmp_path: Path) -> None:
+async def test_a_download_cut_short_is_never_renamed(store: LedgerSpec, tmp_path: Path) -> None:
     folder = tmp_path / "videos"
     async with (
-        campaign(tmp_path, ["k1"]) as (ledger, client, _, _),
+        campaign(store, ["k1"]) as (ledger, client, _, _),
         short_server(1000, b"x" * 400) as url,
     ):
         ledger.transaction([("UPDATE jobs SET video_url = ? WHERE key = 'k1'", (url,))])
@@ -246,9 +255,9 @@ class RefusedKey:
         raise KeyRefused(401, None, "unauthorized", "Invalid API key")
 
 
-async def test_a_refused_key_stops_the_download(tmp_path: Path) -> None:
+async def test_a_refused_key_stops_the_download(store: LedgerSpec, tmp_path: Path) -> None:
     folder = tmp_path / "videos"
-    async with campaign(tmp_path, ["k1", "k2"], lifetime_s=60) as (ledger, _, _, clock):
+    async with campaign(store, ["k1", "k2"], lifetime_s=60) as (ledger, _, _, clock):
         clock.now += 120  # stored URLs expired: a status call is needed, and refused
         async with aiohttp.ClientSession() as media:
             downloader = Downloader(ledger, RefusedKey(), media, limiter(), folder)
@@ -269,10 +278,12 @@ class Unreachable:
         raise RequestTimeout("no answer in time")
 
 
-async def test_a_failed_refresh_is_not_asked_again_for_the_same_job(tmp_path: Path) -> None:
+async def test_a_failed_refresh_is_not_asked_again_for_the_same_job(
+    store: LedgerSpec, tmp_path: Path
+) -> None:
     folder = tmp_path / "videos"
     status = Unreachable()
-    async with campaign(tmp_path, ["k1"], lifetime_s=60) as (ledger, _, _, clock):
+    async with campaign(store, ["k1"], lifetime_s=60) as (ledger, _, _, clock):
         clock.now += 120
         async with aiohttp.ClientSession() as media:
             downloader = Downloader(

@@ -20,6 +20,7 @@ from engine.export.writer import output_names
 from engine.ledger import render_writes, statements
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
+from tests.conftest import LedgerSpec
 from tests.test_crash_resume import cli_env
 
 UNICODE = {
@@ -29,8 +30,8 @@ UNICODE = {
 }
 
 
-def make_ledger(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Ledger:
-    ledger = Ledger(path)
+def make_ledger(where: Path | LedgerSpec, columns: list[str], rows: list[dict[str, Any]]) -> Ledger:
+    ledger = where.open() if isinstance(where, LedgerSpec) else Ledger(where)
     work: list[Statement] = [statements.set_source_columns(columns)]
     for line, row in enumerate(rows, start=1):
         key = f"k{line}"
@@ -50,10 +51,10 @@ def export_csv(ledger: Ledger) -> list[list[str]]:
     return list(csv.reader(io.StringIO(out.getvalue(), newline="")))
 
 
-def test_source_columns_first_then_results_in_source_order(tmp_path: Path) -> None:
+def test_source_columns_first_then_results_in_source_order(store: LedgerSpec) -> None:
     rows = [{"email": f"p{i}@x.example", "first": f"P{i}"} for i in range(3)]
     # Recorded out of line order, as a resumed run may; the export follows the file.
-    ledger = make_ledger(tmp_path / "l.db", ["email", "first"], rows)
+    ledger = make_ledger(store, ["email", "first"], rows)
     ledger.transaction(
         [statements.insert_job("early", 0, "invalid", {"email": "bad"}, None, "oops")]
     )
@@ -83,10 +84,10 @@ def test_source_columns_first_then_results_in_source_order(tmp_path: Path) -> No
     ledger.close()
 
 
-def test_formula_cells_are_defused_in_csv_only(tmp_path: Path) -> None:
+def test_formula_cells_are_defused_in_csv_only(store: LedgerSpec) -> None:
     values = ["=1+1", "+33 6 12", "-2", "@SUM(A1)", "\tx", "\rx", "a=b", "plain", ""]
     rows = [{"cell": v} for v in values]
-    ledger = make_ledger(tmp_path / "l.db", ["cell"], rows)
+    ledger = make_ledger(store, ["cell"], rows)
     table = export_csv(ledger)
     assert [r[0] for r in table[1:]] == [
         "'=1+1",
@@ -110,12 +111,11 @@ def test_formula_cells_are_defused_in_csv_only(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_unicode_survives_csv_jsonl_and_stdout(tmp_path: Path) -> None:
-    ledger_path = tmp_path / "l.db"
-    make_ledger(ledger_path, list(UNICODE), [UNICODE]).close()
+def test_unicode_survives_csv_jsonl_and_stdout(tmp_path: Path, store: LedgerSpec) -> None:
+    make_ledger(store, list(UNICODE), [UNICODE]).close()
     out_csv, out_jsonl = tmp_path / "out.csv", tmp_path / "out.jsonl"
     for target in (out_csv, out_jsonl):
-        done = CliRunner().invoke(export, ["--ledger", str(ledger_path), "-o", str(target)])
+        done = CliRunner().invoke(export, [*store.args(), "-o", str(target)])
         assert done.exit_code == 0, done.output
     with out_csv.open(encoding="utf-8", newline="") as f:
         row = next(csv.DictReader(f))
@@ -126,7 +126,7 @@ def test_unicode_survives_csv_jsonl_and_stdout(tmp_path: Path) -> None:
 
     # Standard output is UTF-8 even where the locale says otherwise.
     piped = subprocess.run(
-        [sys.executable, "-m", "engine", "export", "--ledger", str(ledger_path)],
+        [sys.executable, "-m", "engine", "export", *store.args()],
         capture_output=True,
         env=cli_env(LC_ALL="C", LANG="C", PYTHONIOENCODING="ascii", PYTHONUTF8="0"),
         check=True,
@@ -135,10 +135,10 @@ def test_unicode_survives_csv_jsonl_and_stdout(tmp_path: Path) -> None:
     assert {k: row[k] for k in UNICODE} == UNICODE
 
 
-def test_a_source_column_named_like_a_result_keeps_its_data(tmp_path: Path) -> None:
+def test_a_source_column_named_like_a_result_keeps_its_data(store: LedgerSpec) -> None:
     columns = ["status", "source.status", "email"]
     row = {"status": "VIP", "source.status": "from CRM", "email": "a@x.example"}
-    ledger = make_ledger(tmp_path / "l.db", columns, [row])
+    ledger = make_ledger(store, columns, [row])
     assert output_names(columns) == ["source.source.status", "source.status", "email"]
     header, values = export_csv(ledger)
     record = dict(zip(header, values, strict=True))

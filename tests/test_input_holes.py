@@ -391,15 +391,15 @@ def test_a_cut_character_holds_its_record_back_even_once_the_file_looks_finished
 def test_one_keyed_ledger_takes_one_kind_of_video_from_the_bodies(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
     try:
-        fresh = KindGuard(ledger, ledger.path)
+        fresh = KindGuard(ledger, ledger)
         fresh.check({"test": True})
         fresh.check({"test": True})
         with pytest.raises(ConfigError, match="holds test videos and this run sends real ones"):
             fresh.check({"video_inputs": []})
         ledger.transaction([set_videos("real")])
         with pytest.raises(ConfigError, match=r"--ledger .*l\.test\.ledger\.db"):
-            KindGuard(ledger, ledger.path).check({"test": True})
-        KindGuard(ledger, ledger.path).check({"test": False})
+            KindGuard(ledger, ledger).check({"test": True})
+        KindGuard(ledger, ledger).check({"test": False})
     finally:
         ledger.close()
 

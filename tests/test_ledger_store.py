@@ -1,4 +1,5 @@
-"""The ledger file: schema, versioned migrations, WAL, and what each statement may change."""
+"""The ledger: a file's schema, versioned migrations and WAL; and, on both stores, what
+each statement may change."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.ledger import migrations, render_writes, statements
+from engine.ledger.database import LedgerStoreError
 from engine.ledger.migrations import MIGRATIONS
+from engine.ledger.open import open_read_only
 from engine.ledger.store import Ledger
+from tests.conftest import LedgerSpec
 from tests.test_reconcile import job
 
 SECTION_4 = {"key", "line", "status", "video_id", "attempts", "error", "request_sha256"}
@@ -84,8 +88,8 @@ def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_the_source_row_is_kept_with_its_types(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_the_source_row_is_kept_with_its_types(store: LedgerSpec) -> None:
+    ledger = store.open()
     # 2**70: a JSONL cell the fast JSON writer cannot spell; kept exactly all the same.
     source = {"name": "Zoë 🎬", "score": 7, "tags": ["a"], "none": None, "big": 2**70}
     ledger.transaction(
@@ -102,8 +106,8 @@ def test_the_source_row_is_kept_with_its_types(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_a_crashed_runs_in_flight_jobs_become_uncertain(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_a_crashed_runs_in_flight_jobs_become_uncertain(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction(
         [
             *job("flying", "submitting"),
@@ -132,8 +136,8 @@ def test_a_crashed_runs_in_flight_jobs_become_uncertain(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_reconcile_statements_only_move_unsettled_jobs(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_reconcile_statements_only_move_unsettled_jobs(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction(
         [*job("done", "submitted", video_id="v1"), *job("sure", "pending"), *job("u", "uncertain")]
     )
@@ -158,8 +162,8 @@ def test_reconcile_statements_only_move_unsettled_jobs(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction([*job("p", "pending"), *job("s", "submitted", video_id="v")])
     ledger.transaction(
         [
@@ -177,9 +181,9 @@ def test_a_pending_job_is_refreshed_from_the_file_but_a_sent_one_never(tmp_path:
     ledger.close()
 
 
-def test_a_pending_job_keeping_a_body_to_resend_takes_the_files_body(tmp_path: Path) -> None:
+def test_a_pending_job_keeping_a_body_to_resend_takes_the_files_body(store: LedgerSpec) -> None:
     """Proven absent, then edited: what is resent, stored and shown must agree."""
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     ledger.transaction([*job("a", "uncertain"), statements.reconciled_absent("a")])
     ledger.transaction(
         [statements.refresh_pending("a", 4, "new-sha", {"name": "Bo"}, "fp", '{"new":1}', "c1:a")]
@@ -198,9 +202,9 @@ def test_a_pending_job_keeping_a_body_to_resend_takes_the_files_body(tmp_path: P
 
 
 def test_an_answer_with_a_video_another_job_holds_is_flagged_never_recorded(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     ledger.transaction(
         [*job("c-001", "submitted", video_id="vid-1"), *job("c-002", "submitting", line=2)]
     )
@@ -239,8 +243,8 @@ def test_an_answer_with_a_video_another_job_holds_is_flagged_never_recorded(
     ledger.close()
 
 
-def test_reconcile_never_gives_a_job_a_video_another_job_holds(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_reconcile_never_gives_a_job_a_video_another_job_holds(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction(
         [*job("c-001", "submitted", video_id="vid-1"), *job("c-002", "uncertain", line=2)]
     )
@@ -259,18 +263,19 @@ def test_reconcile_never_gives_a_job_a_video_another_job_holds(tmp_path: Path) -
     ledger.close()
 
 
-def test_a_ledger_gets_a_campaign_id_once_and_keeps_it(tmp_path: Path) -> None:
-    first = Ledger(tmp_path / "a.db")
+def test_a_ledger_gets_a_campaign_id_once_and_keeps_it(store: LedgerSpec) -> None:
+    first = store.open()
     campaign = first.campaign_id
     first.close()
-    other = Ledger(tmp_path / "b.db")
+    other = store.other("b").open()
 
     assert campaign is not None
     assert re.fullmatch(r"[0-9a-f]{12}", campaign)
     assert other.campaign_id not in (None, campaign)
-    again = Ledger(tmp_path / "a.db")
+    again = store.open(create=False)
     assert again.campaign_id == campaign
-    assert Ledger.read_only(tmp_path / "a.db").campaign_id == campaign
+    with closing(open_read_only(store.where, campaign=store.campaign)) as read_only:
+        assert read_only.campaign_id == campaign
     other.close()
     again.close()
 
@@ -324,8 +329,8 @@ def test_an_older_ledger_gets_a_campaign_id_when_opened_to_write_and_reads_witho
     assert re.fullmatch(r"[0-9a-f]{12}", campaign)
 
 
-def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_renders_to_check_pages_through_unfinished_submitted_jobs(store: LedgerSpec) -> None:
+    ledger = store.open()
     work = []
     for i in range(7):
         work += job(f"k{i}", "submitted", line=i + 1, video_id=f"v{i}")
@@ -350,19 +355,19 @@ def test_renders_to_check_pages_through_unfinished_submitted_jobs(tmp_path: Path
     ledger.close()
 
 
-def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_a_transaction_is_all_or_nothing(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction(job("a", "pending"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(LedgerStoreError):
         ledger.transaction([*job("b", "pending"), *job("a", "pending")])
     assert ledger.get("b") is None
     assert json.loads(json.dumps(ledger.counts()))["pending"] == 1
     ledger.close()
 
 
-def test_only_pending_jobs_with_a_stored_body_are_resendable(tmp_path: Path) -> None:
+def test_only_pending_jobs_with_a_stored_body_are_resendable(store: LedgerSpec) -> None:
     """Proven absent (body kept) goes again; held back by --limit (never sent) does not."""
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     ledger.transaction(
         [
             *job("held", "pending"),
@@ -372,3 +377,55 @@ def test_only_pending_jobs_with_a_stored_body_are_resendable(tmp_path: Path) -> 
         ]
     )
     assert [j.key for j in ledger.resendable()] == ["absent"]
+    ledger.close()
+
+
+def test_look_ups_of_more_keys_than_one_statement_binds_find_them_all(store: LedgerSpec) -> None:
+    with closing(store.open()) as ledger:
+        work = []
+        for n in range(1, 1001):
+            work += job(f"k{n:04}", "submitted", line=n, video_id=f"v{n}")
+            work.append(statements.set_fingerprint(f"k{n:04}", f"fp{n}"))
+        ledger.transaction(work)
+        keys = [f"k{n:04}" for n in range(1, 1001)]
+        found = ledger.lookup([*keys, "nobody"])
+        assert len(found) == 1000
+        assert found["k0999"].status == "submitted"
+        assert ledger.known_video_ids([f"v{n}" for n in range(990, 1010)]) == {
+            f"v{n}" for n in range(990, 1001)
+        }
+        fingerprints = ledger.submitted_rows([f"fp{n}" for n in range(1, 1001)])
+        assert len(fingerprints) == 1000
+        assert fingerprints["fp7"] == "k0007"
+
+
+def test_jobs_come_in_line_then_bytewise_key_order_and_stay_after_a_reopen(
+    store: LedgerSpec,
+) -> None:
+    with closing(store.open()) as ledger:
+        ledger.transaction(
+            [
+                statements.insert_job("b", 2, "pending", {}, "s", None),
+                statements.insert_job("Z", 1, "pending", {}, "s", None),
+                statements.insert_job("a", 1, "pending", {}, "s", None),
+                statements.insert_job("É", 1, "pending", {}, "s", None),
+            ]
+        )
+        ledger.set_meta("note", "kept")
+    with closing(store.open(create=False)) as again:
+        assert [j.key for j in again.iter_jobs()] == ["Z", "a", "É", "b"]
+        assert sorted(again.keys()) == ["Z", "a", "b", "É"]
+        assert again.meta("note") == "kept"
+        again.set_meta("note", "changed")
+        assert again.meta("note") == "changed"
+        again.set_meta("note", None)
+        assert again.meta("note") is None
+
+
+def test_a_ledger_of_test_videos_refuses_real_ones(store: LedgerSpec) -> None:
+    with closing(store.open()) as ledger:
+        ledger.require_videos("test")
+        ledger.transaction([statements.set_videos("test")])
+        ledger.require_videos("test")
+        with pytest.raises(ConfigError, match=r"ledger of its own: --(ledger|campaign) "):
+            ledger.require_videos("real")

@@ -112,9 +112,9 @@ def test_recognising_rows_reads_only_the_fingerprint_index(tmp_path: Path) -> No
     million rows would read every submitted job once per chunk."""
     with closing(Ledger(tmp_path / "l.db")) as ledger:
         settle(ledger, [row(n, f"k{n}", "Ava") for n in range(2, 300)])
-        plan = ledger._conn.execute(
-            "EXPLAIN QUERY PLAN " + store.SUBMITTED_ROWS.format(marks="?,?"), ("x", "y")
-        ).fetchall()
+        plan = ledger.query(
+            "EXPLAIN QUERY PLAN " + store.submitted_rows_sql(ledger.features, "?,?"), ("x", "y")
+        )
     assert [step[-1] for step in plan] == [
         "SEARCH jobs USING COVERING INDEX jobs_submitted_rows (row_fingerprint=?)"
     ]

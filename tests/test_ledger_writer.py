@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,50 +16,45 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter, LedgerWriteFailed
 from engine.sandbox import SandboxConfig, running_sandbox
 from engine.submitter.rate import Rate
+from tests.conftest import LedgerSpec
 from tests.test_crash_resume import write_contacts
 from tests.test_reconcile import campaign_options, job
 
 
-def committed_keys(path: Path) -> set[str]:
+def committed_keys(store: LedgerSpec) -> set[str]:
     """What another process would find on disk right now."""
-    conn = sqlite3.connect(path)
-    try:
-        return {row[0] for row in conn.execute("SELECT key FROM jobs")}
-    finally:
-        conn.close()
+    with closing(store.open(create=False)) as ledger:
+        return set(ledger.keys())
 
 
-async def test_write_durably_returns_only_once_committed(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    writer = BatchWriter(path)
+async def test_write_durably_returns_only_once_committed(store: LedgerSpec) -> None:
+    writer = BatchWriter(store.open)
     writer.start()
     writer.write(*job("quiet", "pending"))
     await writer.write_durably(*job("loud", "pending", line=2))
     # Both are on disk: the durable write carried the plain one queued before it.
-    assert committed_keys(path) == {"quiet", "loud"}
+    assert committed_keys(store) == {"quiet", "loud"}
     await writer.close()
 
 
-async def test_many_concurrent_durable_writes_share_few_commits(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    Ledger(path).close()
-    writer = BatchWriter(path)
+async def test_many_concurrent_durable_writes_share_few_commits(store: LedgerSpec) -> None:
+    store.open().close()
+    writer = BatchWriter(store.open)
     writer.start()
 
     async def one(i: int) -> None:
         await writer.write_durably(*job(f"k{i}", "submitting", line=i))
 
     await asyncio.gather(*(one(i) for i in range(300)))
-    assert committed_keys(path) == {f"k{i}" for i in range(300)}
+    assert committed_keys(store) == {f"k{i}" for i in range(300)}
     assert writer.statements == 600
     # Everything queued while one commit is on disk goes in the next: never one per job.
     assert writer.commits <= 3
     await writer.close()
 
 
-async def test_a_failed_commit_stops_every_later_write(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    writer = BatchWriter(path)
+async def test_a_failed_commit_stops_every_later_write(store: LedgerSpec) -> None:
+    writer = BatchWriter(store.open)
     writer.start()
     await writer.write_durably(*job("a", "pending"))
     with pytest.raises(LedgerWriteFailed):
@@ -68,7 +63,7 @@ async def test_a_failed_commit_stops_every_later_write(tmp_path: Path) -> None:
         writer.write(*job("b", "pending"))
     with pytest.raises(LedgerWriteFailed):
         await writer.close()
-    assert committed_keys(path) == {"a"}
+    assert committed_keys(store) == {"a"}
 
 
 def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -95,13 +90,17 @@ def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     ],
 )
 async def test_a_run_commits_in_groups(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: Rate, most_commits: int
+    tmp_path: Path,
+    store: LedgerSpec,
+    monkeypatch: pytest.MonkeyPatch,
+    rate: Rate,
+    most_commits: int,
 ) -> None:
     commits = count_commits(monkeypatch)
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 400)
     async with running_sandbox(SandboxConfig(latency_ms=5)) as sandbox:
-        options = campaign_options(jobs, tmp_path / "l.db", sandbox.base_url)
+        options = campaign_options(jobs, store, sandbox.base_url)
         options.rate = rate
         report = await run_campaign(options)
     assert report.counts["submitted"] == 400
@@ -112,10 +111,9 @@ async def test_a_run_commits_in_groups(
 
 
 async def test_plain_writes_wait_for_company_but_not_for_ever(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: LedgerSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "l.db"
-    writer = BatchWriter(path)
+    writer = BatchWriter(store.open)
     writer.start()
     for i in range(50):
         writer.write(*job(f"p{i}", "pending", line=i))
@@ -130,12 +128,12 @@ async def test_plain_writes_wait_for_company_but_not_for_ever(
         if writer.commits == 2:
             break
         await asyncio.sleep(0.01)
-    assert "alone" in committed_keys(path)
+    assert "alone" in committed_keys(store)
     await writer.close()
 
 
-async def test_statements_queued_after_close_are_refused(tmp_path: Path) -> None:
-    writer = BatchWriter(tmp_path / "l.db")
+async def test_statements_queued_after_close_are_refused(store: LedgerSpec) -> None:
+    writer = BatchWriter(store.open)
     writer.start()
     await writer.close()
     with pytest.raises(RuntimeError, match="closed"):

@@ -20,6 +20,7 @@ from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.statements import Statement
 from engine.ledger.store import Ledger
 from engine.sandbox import SandboxConfig, running_sandbox
+from tests.conftest import LedgerSpec
 from tests.one_api import OneApi
 from tests.processes import standalone_sandbox
 from tests.test_crash_resume import cli_env, run_args, write_contacts
@@ -31,8 +32,8 @@ def limiter() -> AsyncLimiter:
     return AsyncLimiter(10_000, 1)
 
 
-async def submitted_ledger(path: Path, client: HeyGenClient, count: int) -> Ledger:
-    ledger = Ledger(path)
+async def submitted_ledger(store: LedgerSpec, client: HeyGenClient, count: int) -> Ledger:
+    ledger = store.open()
     work: list[Statement] = []
     for i in range(count):
         video_id = await client.create_video(make_body(f"k{i}"))
@@ -42,14 +43,14 @@ async def submitted_ledger(path: Path, client: HeyGenClient, count: int) -> Ledg
     return ledger
 
 
-async def test_fills_status_and_urls_as_renders_finish(tmp_path: Path) -> None:
+async def test_fills_status_and_urls_as_renders_finish(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
     config = SandboxConfig(render_seconds=100)
     async with (
         running_sandbox(config, clock=clock) as sandbox,
         HeyGenClient(sandbox.base_url, None) as client,
     ):
-        ledger = await submitted_ledger(tmp_path / "l.db", client, 5)
+        ledger = await submitted_ledger(store, client, 5)
         first = await poll_once(ledger, client, limiter())
         assert (first.checked, first.rendering, first.completed) == (5, 5, 0)
         assert {j.video_status for j in ledger.with_status("submitted")} == {"pending"}
@@ -79,14 +80,14 @@ async def test_fills_status_and_urls_as_renders_finish(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_a_failed_render_keeps_its_reason(tmp_path: Path) -> None:
+async def test_a_failed_render_keeps_its_reason(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
     config = SandboxConfig(render_seconds=1, render_failure_ratio=1)
     async with (
         running_sandbox(config, clock=clock) as sandbox,
         HeyGenClient(sandbox.base_url, None) as client,
     ):
-        ledger = await submitted_ledger(tmp_path / "l.db", client, 3)
+        ledger = await submitted_ledger(store, client, 3)
         clock.now += 5
         result = await poll_once(ledger, client, limiter())
     assert (result.failed, result.completed) == (3, 0)
@@ -100,7 +101,7 @@ async def test_a_failed_render_keeps_its_reason(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_until_done_waits_in_rounds_and_stops(tmp_path: Path) -> None:
+async def test_until_done_waits_in_rounds_and_stops(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
     config = SandboxConfig(render_seconds=100, render_failure_ratio=0.5, seed=3)
     waits: list[float] = []
@@ -114,7 +115,7 @@ async def test_until_done_waits_in_rounds_and_stops(tmp_path: Path) -> None:
         running_sandbox(config, clock=clock) as sandbox,
         HeyGenClient(sandbox.base_url, None) as client,
     ):
-        ledger = await submitted_ledger(tmp_path / "l.db", client, 20)
+        ledger = await submitted_ledger(store, client, 20)
         result = await poll_until_done(
             ledger, client, limiter(), 30.0, sleep=fake_sleep, on_round=rounds.append
         )
@@ -130,13 +131,13 @@ async def test_until_done_waits_in_rounds_and_stops(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_videos_the_service_does_not_know_do_not_keep_it_waiting(tmp_path: Path) -> None:
+async def test_videos_the_service_does_not_know_do_not_keep_it_waiting(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
     async with (
         running_sandbox(SandboxConfig(), clock=clock) as old,
         HeyGenClient(old.base_url, None) as client,
     ):
-        ledger = await submitted_ledger(tmp_path / "l.db", client, 3)
+        ledger = await submitted_ledger(store, client, 3)
 
     async def no_sleep(seconds: float) -> None:
         raise AssertionError("nothing to wait for")
@@ -171,8 +172,8 @@ class CountingReader(OneApi):
         return RenderStatus(video_id=video_id, state="completed", video_url="https://v/" + video_id)
 
 
-def ledger_of(path: Path, count: int) -> Ledger:
-    ledger = Ledger(path)
+def ledger_of(store: LedgerSpec, count: int) -> Ledger:
+    ledger = store.open()
     work: list[Statement] = []
     for i in range(count):
         work += job(f"k{i:05d}", "submitted", line=i + 1, video_id=f"v{i:05d}")
@@ -180,8 +181,8 @@ def ledger_of(path: Path, count: int) -> Ledger:
     return ledger
 
 
-async def test_a_fixed_set_of_workers_however_many_jobs(tmp_path: Path) -> None:
-    ledger = ledger_of(tmp_path / "l.db", 2000)
+async def test_a_fixed_set_of_workers_however_many_jobs(store: LedgerSpec) -> None:
+    ledger = ledger_of(store, 2000)
     reader = CountingReader(timeout_ids=frozenset({"v00007"}))
     result = await poll_once(ledger, reader, limiter(), concurrency=8)
     assert reader.calls == 2000
@@ -195,8 +196,8 @@ async def test_a_fixed_set_of_workers_however_many_jobs(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_a_refused_key_stops_the_poll_and_keeps_what_was_learnt(tmp_path: Path) -> None:
-    ledger = ledger_of(tmp_path / "l.db", 600)
+async def test_a_refused_key_stops_the_poll_and_keeps_what_was_learnt(store: LedgerSpec) -> None:
+    ledger = ledger_of(store, 600)
     with pytest.raises(KeyRefused):
         await poll_once(ledger, CountingReader(fail_after=450), limiter(), concurrency=4)
     learnt = [j for j in ledger.iter_jobs() if j.video_status == "completed"]

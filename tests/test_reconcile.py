@@ -29,7 +29,7 @@ from engine.sandbox import RunningSandbox, SandboxConfig, running_sandbox
 from engine.service import Service
 from engine.submitter.constants import WINDOW_MARGIN_S
 from engine.submitter.rate import Rate
-from tests.conftest import DEMO_TEMPLATE
+from tests.conftest import DEMO_TEMPLATE, LedgerSpec
 from tests.one_api import OneApi
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env, write_contacts
@@ -89,9 +89,9 @@ async def sandbox_and_client(
         yield sandbox, client
 
 
-async def test_found_absent_and_waiting_for_grace(tmp_path: Path) -> None:
+async def test_found_absent_and_waiting_for_grace(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     async with sandbox_and_client(clock) as (sandbox, client):
         created = await client.create_video(make_body("found"))
         ledger.transaction(
@@ -121,10 +121,10 @@ async def test_found_absent_and_waiting_for_grace(tmp_path: Path) -> None:
 
 
 async def test_two_uncertain_jobs_sharing_a_callback_id_are_never_guessed(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     clock = FakeClock(T0 + 1000)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     async with sandbox_and_client(clock) as (_, client):
         await client.create_video(make_body("shared"))
         ledger.transaction(
@@ -143,9 +143,9 @@ async def test_two_uncertain_jobs_sharing_a_callback_id_are_never_guessed(
     ledger.close()
 
 
-async def test_pages_back_skipping_videos_the_ledger_knows(tmp_path: Path) -> None:
+async def test_pages_back_skipping_videos_the_ledger_knows(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     async with sandbox_and_client(clock) as (sandbox, client):
         # The oldest video is the lost one: every page of the list must be read.
         lost = await client.create_video(make_body("lost"))
@@ -167,9 +167,9 @@ async def test_pages_back_skipping_videos_the_ledger_knows(tmp_path: Path) -> No
     ledger.close()
 
 
-async def test_listing_stops_at_videos_older_than_every_attempt(tmp_path: Path) -> None:
+async def test_listing_stops_at_videos_older_than_every_attempt(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     async with sandbox_and_client(clock) as (sandbox, client):
         for i in range(400):
             await client.create_video(make_body(f"old-{i}"))
@@ -207,8 +207,8 @@ class FlakyLister(OneApi):
         return 0.0
 
 
-async def test_a_failed_look_up_proves_nothing(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+async def test_a_failed_look_up_proves_nothing(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction(job("x", "uncertain", attempted_at=T0 - 1000))
     reasons = {True: "listing the service's videos failed", False: "could not be checked"}
     for fail_list, reason in reasons.items():
@@ -227,9 +227,9 @@ async def test_a_failed_look_up_proves_nothing(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_nothing_uncertain_asks_nothing(tmp_path: Path) -> None:
+async def test_nothing_uncertain_asks_nothing(store: LedgerSpec) -> None:
     clock = FakeClock(T0)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     ledger.transaction(job("p", "pending"))
     async with sandbox_and_client(clock) as (sandbox, client):
         result = await reconcile(ledger, client, limiter(), grace_s=0, clock=clock)
@@ -238,12 +238,12 @@ async def test_nothing_uncertain_asks_nothing(tmp_path: Path) -> None:
     ledger.close()
 
 
-def campaign_options(jobs: Path, ledger: Path, base_url: str) -> RunOptions:
+def campaign_options(jobs: Path, ledger: Path | LedgerSpec, base_url: str) -> RunOptions:
     return RunOptions(
         jobs=str(jobs),
         fmt=JobsFormat.CSV,
         preparer=make_preparer(DEMO_TEMPLATE, None, JobsFormat.CSV),
-        ledger_path=ledger,
+        ledger=ledger if isinstance(ledger, LedgerSpec) else LedgerSpec(ledger),
         service=Service(base_url, "sk-test"),
         rate=Rate(1000, 1.0),
         concurrency=16,
@@ -252,13 +252,12 @@ def campaign_options(jobs: Path, ledger: Path, base_url: str) -> RunOptions:
 
 
 async def test_a_run_with_dropped_after_create_connections_ends_fully_reconciled(
-    tmp_path: Path,
+    tmp_path: Path, store: LedgerSpec
 ) -> None:
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 200)
-    ledger_path = tmp_path / "contacts.ledger.db"
     async with running_sandbox(SandboxConfig(drop_after=0.3, seed=7)) as sandbox:
-        report = await run_campaign(campaign_options(jobs, ledger_path, sandbox.base_url))
+        report = await run_campaign(campaign_options(jobs, store, sandbox.base_url))
         seen = sandbox.state.counters_view()
 
     # Roughly 60 answers were lost after their videos were made; none was sent again.
@@ -267,7 +266,7 @@ async def test_a_run_with_dropped_after_create_connections_ends_fully_reconciled
     assert report.exit_code == 0
     assert seen["duplicates"] == 0
     assert seen["created"] == 200
-    ledger = Ledger(ledger_path)
+    ledger = store.open(create=False)
     jobs_by_key = {j.key: j for j in ledger.iter_jobs()}
     campaign = ledger.campaign_id
     ledger.close()
@@ -322,10 +321,10 @@ def test_reconcile_command_settles_a_killed_runs_ledger(tmp_path: Path) -> None:
     assert absent.status == "pending"
 
 
-async def test_grace_counts_from_the_send_not_from_the_mark(tmp_path: Path) -> None:
+async def test_grace_counts_from_the_send_not_from_the_mark(store: LedgerSpec) -> None:
     """Marked long ago but sent just now (it waited for the limiter): not yet absent."""
     clock = FakeClock(T0)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     async with sandbox_and_client(clock) as (_, client):
         ledger.transaction(
             [
@@ -342,10 +341,10 @@ async def test_grace_counts_from_the_send_not_from_the_mark(tmp_path: Path) -> N
     assert late.status == "uncertain"
 
 
-async def test_a_crash_restarts_the_grace_of_jobs_caught_in_flight(tmp_path: Path) -> None:
+async def test_a_crash_restarts_the_grace_of_jobs_caught_in_flight(store: LedgerSpec) -> None:
     """A killed run's in-flight job may have been sent up to the restart: grace from there."""
     clock = FakeClock(T0)
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     async with sandbox_and_client(clock) as (_, client):
         ledger.transaction(
             [

@@ -20,6 +20,7 @@ from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
 from engine.sandbox import SandboxConfig, running_sandbox
+from tests.conftest import LedgerSpec
 from tests.fake_service import FakeService, Paging, serving
 from tests.test_campaign_ids import contacts, jobs_of, run_args
 from tests.test_crash_resume import cli_env, write_contacts
@@ -84,14 +85,14 @@ def test_an_answer_naming_an_uncertain_jobs_video_is_not_taken(tmp_path: Path) -
 # stepped our clock back since, so today's lead is 0: placed with today's lead the
 # video would lie before the window, never be looked at, and the job be paid twice.
 async def test_a_local_clock_stepped_back_since_the_attempt_never_pays_twice(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     now = T0 + 1000
     service = FakeService(clock=FakeClock(now), paging=Paging.TRUE)
     for i in range(50):
         service.add(f"other-{i}", T0 - 2000 - i)
     service.add("hidden", T0 - 400)
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(_uncertain("hidden", T0, -400.0))
         _, absent, _, _ = await reconcile_against(service, ledger)
         record = ledger.get("hidden")
@@ -105,11 +106,11 @@ async def test_a_local_clock_stepped_back_since_the_attempt_never_pays_twice(
 # stepped forward (lead 0 now). By our clock the grace looks 400 s older than it is;
 # by the service's it is not over, so the job is not declared absent yet.
 async def test_a_local_clock_stepped_forward_since_the_attempt_keeps_the_grace(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     now = T0 + 200
     service = FakeService(clock=FakeClock(now), paging=Paging.TRUE)
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(_uncertain("late", T0 - 400, 400.0))
         async with (
             serving(service) as url,
@@ -124,12 +125,12 @@ async def test_a_local_clock_stepped_forward_since_the_attempt_keeps_the_grace(
     assert result.grace_ends == [T0 + 300]
 
 
-async def test_an_attempt_without_a_measured_lead_keeps_todays_window(tmp_path: Path) -> None:
+async def test_an_attempt_without_a_measured_lead_keeps_todays_window(store: LedgerSpec) -> None:
     now = T0 + 1000
     service = FakeService(clock=FakeClock(now), paging=Paging.TRUE)
     for i in range(50):
         service.add(f"other-{i}", T0 - 2000 - i)
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(_uncertain("never-sent", T0, None))
         _, absent, _, problem = await reconcile_against(service, ledger)
     assert (absent, problem) == (1, None)
@@ -138,7 +139,7 @@ async def test_an_attempt_without_a_measured_lead_keeps_todays_window(tmp_path: 
 # Poll already reads each video's status: one whose callback_id names another job shows
 # the answer misnamed it. The job is made uncertain again, without that video, and the
 # next reconcile gives each job its own.
-async def test_poll_hands_back_a_video_made_for_another_job(tmp_path: Path) -> None:
+async def test_poll_hands_back_a_video_made_for_another_job(store: LedgerSpec) -> None:
     from engine.ledger.poll import poll_once
     from tests.test_reconcile import job
 
@@ -148,7 +149,7 @@ async def test_poll_hands_back_a_video_made_for_another_job(tmp_path: Path) -> N
     ):
         theirs = await client.create_video(make_body("a"))
         own = await client.create_video(make_body("b"))
-        with closing(Ledger(tmp_path / "l.db")) as ledger:
+        with closing(store.open()) as ledger:
             # a's answer was lost; b was answered with a's video.
             ledger.transaction(
                 [
@@ -235,7 +236,7 @@ async def test_each_attempt_keeps_the_service_clocks_lead_measured_then(
 # The same with a template's own callback_id behind the campaign id (not the key): the
 # job it names is found all the same, and the misnamed video goes to its owner.
 async def test_reconcile_corrects_a_job_answered_with_another_jobs_video(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     from tests.test_reconcile import job
 
@@ -243,7 +244,7 @@ async def test_reconcile_corrects_a_job_answered_with_another_jobs_video(
         running_sandbox(SandboxConfig(render_seconds=100), clock=FakeClock(T0)) as sandbox,
         HeyGenClient(sandbox.base_url, None) as client,
     ):
-        with closing(Ledger(tmp_path / "l.db")) as ledger:
+        with closing(store.open()) as ledger:
             campaign = ledger.campaign_id
             callbacks = {key: f"{campaign}:{key}-spring" for key in "ab"}
             theirs = await client.create_video(make_body(callbacks["a"]))

@@ -29,6 +29,7 @@ from engine.submitter.control import RunControl, utc_clock
 from engine.submitter.items import SubmitItem
 from engine.submitter.pool import Submitter
 from engine.submitter.stats import PoolStats
+from tests.conftest import LedgerSpec
 from tests.fake_service import FakeService, Paging, serving
 from tests.one_api import OneApi
 from tests.test_crash_resume import cli_env, write_contacts
@@ -39,20 +40,21 @@ FILLERS = 250
 
 
 @pytest.mark.parametrize("skew", [-4000, -400, -310, -301, 301, 310, 400, 4000])
-async def test_a_skewed_service_clock_never_pays_twice(tmp_path: Path, skew: int) -> None:
+async def test_a_skewed_service_clock_never_pays_twice(
+    tmp_path: Path, store: LedgerSpec, skew: int
+) -> None:
     """Every first answer is lost after its video is made; the service's clock is off by
     ``skew`` seconds. Reconcile must find each video, whatever the skew."""
     service = FakeService(clock=lambda: time.time() + skew)
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, 3)
-    ledger_path = tmp_path / "l.db"
     async with serving(service) as url:
-        report = await run_campaign(campaign_options(jobs, ledger_path, url))
+        report = await run_campaign(campaign_options(jobs, store, url))
 
     assert report.sent_uncertain == 3
     assert (report.reconciled_found, report.reconciled_absent) == (3, 0)
     assert report.exit_code == 0
-    with closing(Ledger(ledger_path)) as ledger:
+    with closing(store.open(create=False)) as ledger:
         jobs_in_ledger = list(ledger.iter_jobs())
     assert {j.status for j in jobs_in_ledger} == {"submitted"}
     assert service.created == {j.callback_id: 1 for j in jobs_in_ledger}
@@ -91,11 +93,11 @@ async def reconcile_against(
     ],
 )
 async def test_a_listing_that_pages_wrongly_proves_nothing(
-    tmp_path: Path, paging: Paging, reason: str
+    store: LedgerSpec, paging: Paging, reason: str
 ) -> None:
     """The job never reached the service; a faulty listing must not say so."""
     service = seeded(paging)
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(job("absent", "uncertain", attempted_at=T0 - 1000))
         *counts, problem = await reconcile_against(service, ledger)
         record = ledger.get("absent")
@@ -109,9 +111,9 @@ async def test_a_listing_that_pages_wrongly_proves_nothing(
     assert service.created["absent"] == 0
 
 
-async def test_the_same_listing_paged_truly_proves_absence(tmp_path: Path) -> None:
+async def test_the_same_listing_paged_truly_proves_absence(store: LedgerSpec) -> None:
     service = seeded(Paging.TRUE)
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(job("absent", "uncertain", attempted_at=T0 - 1000))
         assert await reconcile_against(service, ledger) == (0, 1, 0, None)
     # Each listing read the whole window: 3 pages of 100, then 3 of 97.
@@ -119,12 +121,12 @@ async def test_the_same_listing_paged_truly_proves_absence(tmp_path: Path) -> No
 
 
 async def test_a_video_skipped_at_a_page_boundary_is_found_by_the_second_listing(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     # Position 100 begins page 2 of 100: the faulty paging skips it there, but pages of
     # 97 skip positions 97 and 195 instead.
     service = seeded(Paging.SKIP, hidden_at=100)
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(job("hidden", "uncertain", attempted_at=T0 - 1000))
         found = await reconcile_against(service, ledger)
         record = ledger.get("hidden")

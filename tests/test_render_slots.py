@@ -37,6 +37,7 @@ from engine.submitter.control import RunControl
 from engine.submitter.rate import Rate
 from engine.submitter.slots import RenderTracker
 from engine.submitter.stats import PoolStats
+from tests.conftest import LedgerSpec
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env
 from tests.test_signals import interrupt_run, run_args
@@ -59,7 +60,7 @@ async def slotted_campaign(
         jobs=str(jobs_file),
         fmt=JobsFormat.JSONL,
         preparer=Preparer(None, "callback_id"),
-        ledger_path=tmp_path / "jobs.ledger.db",
+        ledger=LedgerSpec(tmp_path / "jobs.ledger.db"),
         service=Service(sandbox.base_url, "sk-any"),
         rate=Rate(1000, 1.0),
         concurrency=8,
@@ -296,10 +297,10 @@ def test_sigterm_while_jobs_wait_for_a_slot_leaves_them_pending(tmp_path: Path) 
     assert (counts["submitted"], counts["pending"], counts["uncertain"]) == (2, 3, 0)
 
 
-def test_only_videos_sent_lately_are_counted_as_rendering_at_the_start(tmp_path: Path) -> None:
+def test_only_videos_sent_lately_are_counted_as_rendering_at_the_start(store: LedgerSpec) -> None:
     """A ledger of old jobs never polled costs no status call before the first new send."""
     now = time.time()
-    with closing(Ledger(tmp_path / "l.db")) as ledger:
+    with closing(store.open()) as ledger:
         work = []
         for key, sent_at in (("old", now - 2 * 86400), ("new", now - 60)):
             work += [

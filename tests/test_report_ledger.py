@@ -18,7 +18,7 @@ from engine.ledger.store import Ledger
 from engine.ledger.writer import BatchWriter
 from engine.report.facts import _group_label, percentile, read_facts
 from engine.submitter.items import SubmitItem
-from tests.conftest import FixedAioresponses
+from tests.conftest import FixedAioresponses, LedgerSpec
 from tests.test_pool_decisions import GENERATE, ok, pool
 
 pytestmark = pytest.mark.usefixtures("no_backoff")
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.usefixtures("no_backoff")
 
 def attempt_rows(path: Path) -> list[tuple[Any, ...]]:
     with closing(Ledger(path)) as ledger:
-        return ledger._conn.execute(
+        return ledger.query(
             "SELECT key, attempt, outcome, code, retry_after_s, latency_ms, started_at "
             "FROM attempts ORDER BY attempt"
-        ).fetchall()
+        )
 
 
 def spoken(key: str, words: int) -> SubmitItem:
@@ -60,9 +60,7 @@ async def test_each_request_is_kept_with_its_outcome(
     assert all(r[5] >= 0 and r[6] > 1e9 for r in rows)
     # 150 words at 150 a minute: the estimate is kept with the mark.
     with closing(Ledger(p.path)) as ledger:
-        estimated = ledger._conn.execute(
-            "SELECT estimated_seconds FROM jobs WHERE key = 'job-0'"
-        ).fetchone()[0]
+        estimated = ledger.query("SELECT estimated_seconds FROM jobs WHERE key = 'job-0'")[0][0]
     assert estimated == pytest.approx(60.0)
 
 
@@ -93,16 +91,12 @@ async def test_attempt_rows_go_after_the_ordered_statements_of_their_batch(
     assert len(attempt_rows(path)) == 1
 
 
-def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    with closing(Ledger(path)) as ledger:
+def test_a_render_end_is_kept_from_the_first_status_that_shows_it(store: LedgerSpec) -> None:
+    with closing(store.open()) as ledger:
         ledger.transaction([statements.insert_job("a", 1, "submitted", {}, "s", None)])
 
         def read() -> tuple[Any, ...]:
-            found = ledger._conn.execute(
-                "SELECT render_ended_at, duration_s FROM jobs WHERE key = 'a'"
-            ).fetchone()
-            assert found is not None
+            (found,) = ledger.query("SELECT render_ended_at, duration_s FROM jobs WHERE key = 'a'")
             return tuple(found)
 
         ledger.transaction([render_writes.render_update("a", "processing", None, None, None)])
@@ -121,10 +115,9 @@ def test_a_render_end_is_kept_from_the_first_status_that_shows_it(tmp_path: Path
         assert read() == (ended, 12.5)
 
 
-def test_waits_add_up_the_time_the_pool_stood_paused(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
+def test_waits_add_up_the_time_the_pool_stood_paused(store: LedgerSpec) -> None:
     attempt = render_writes.record_attempt
-    with closing(Ledger(path)) as ledger:
+    with closing(store.open()) as ledger:
         ledger.transaction(
             [
                 statements.insert_job(k, n, "submitted", {}, "s", None)
@@ -140,7 +133,7 @@ def test_waits_add_up_the_time_the_pool_stood_paused(tmp_path: Path) -> None:
                 attempt("c", 2, 105.0, 0.5, None),
             ]
         )
-    facts = read_facts(path)
+        facts = read_facts(ledger)
     assert facts.waits.rate_limited == 3
     assert facts.waits.asked_total_s == 65.0
     assert facts.waits.asked_max_s == 30.0
@@ -172,11 +165,10 @@ def test_percentiles() -> None:
     assert percentile([float(n) for n in range(1, 101)], 0.5) == pytest.approx(50.5)
 
 
-def test_a_ledger_without_timings_says_so(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    with closing(Ledger(path)) as ledger:
+def test_a_ledger_without_timings_says_so(store: LedgerSpec) -> None:
+    with closing(store.open()) as ledger:
         ledger.transaction([statements.insert_job("a", 1, "submitted", {}, "s", None)])
-    facts = read_facts(path)
+        facts = read_facts(ledger)
     assert facts.statuses["submitted"] == 1
     assert facts.renders["not polled"] == 1
     assert any("No request timings" in note for note in facts.notes)

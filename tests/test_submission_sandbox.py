@@ -17,6 +17,7 @@ import pytest
 
 from engine.campaign import RunOptions, run_campaign
 from engine.errors import KeyRefused, OutOfCredit
+from engine.ledger.open import LedgerSpec
 from engine.ledger.store import JobRecord, Ledger
 from engine.prepare import Preparer
 from engine.reader import JobsFormat
@@ -71,7 +72,7 @@ async def campaign(
         jobs=str(jobs_file),
         fmt=JobsFormat.JSONL,
         preparer=Preparer(None, "callback_id"),
-        ledger_path=tmp_path / "jobs.ledger.db",
+        ledger=LedgerSpec(tmp_path / "jobs.ledger.db"),
         service=Service(sandbox.base_url, key),
         rate=rate,
         concurrency=concurrency,

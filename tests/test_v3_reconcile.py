@@ -19,6 +19,7 @@ from engine.ledger import statements
 from engine.ledger.reconcile import reconcile
 from engine.ledger.store import Ledger
 from engine.prepare.keys import idempotency_key
+from tests.conftest import LedgerSpec
 from tests.test_ledger_store import make_older_ledger
 from tests.threaded_sandbox import Handler, threaded_sandbox
 
@@ -49,9 +50,9 @@ async def reconciled(ledger: Ledger, url: str) -> Any:
         return await reconcile(ledger, client, AsyncLimiter(100, 1), grace_s=HOUR)
 
 
-async def test_a_young_uncertain_job_is_settled_at_once_by_its_key(tmp_path: Path) -> None:
+async def test_a_young_uncertain_job_is_settled_at_once_by_its_key(store: LedgerSpec) -> None:
     """Twice: the service made the video (its answer was lost), and it never got it."""
-    with closing(Ledger(tmp_path / "l.db")) as ledger, threaded_sandbox() as (url, state):
+    with closing(store.open()) as ledger, threaded_sandbox() as (url, state):
         campaign = ledger.campaign_id
         assert campaign is not None
         uncertain_v3_job(ledger, "lost-answer", HOUR)
@@ -74,9 +75,9 @@ async def test_a_young_uncertain_job_is_settled_at_once_by_its_key(tmp_path: Pat
 
 
 async def test_a_job_first_sent_over_a_day_ago_stays_uncertain_saying_why(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
-    with closing(Ledger(tmp_path / "l.db")) as ledger, threaded_sandbox() as (url, state):
+    with closing(store.open()) as ledger, threaded_sandbox() as (url, state):
         uncertain_v3_job(ledger, "old", 25 * HOUR)
         result = await reconciled(ledger, url)
         sent = state.counters.v3_requests
@@ -92,7 +93,7 @@ async def test_a_job_first_sent_over_a_day_ago_stays_uncertain_saying_why(
 
 
 async def test_a_replay_the_service_refuses_leaves_the_job_uncertain_saying_why(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     """By HeyGen's rules a refused replay means nothing was made; but failed would let
     --retry-failed send it again, so a refusal from anything on the way must not."""
@@ -103,7 +104,7 @@ async def test_a_replay_the_service_refuses_leaves_the_job_uncertain_saying_why(
         error = {"code": "avatar_not_found", "message": "no such avatar"}
         return web.json_response({"error": error}, status=404)
 
-    with closing(Ledger(tmp_path / "l.db")) as ledger, threaded_sandbox(refuse) as (url, _):
+    with closing(store.open()) as ledger, threaded_sandbox(refuse) as (url, _):
         uncertain_v3_job(ledger, "refused", HOUR)
         result = await reconciled(ledger, url)
         job = ledger.get("refused")
@@ -115,7 +116,7 @@ async def test_a_replay_the_service_refuses_leaves_the_job_uncertain_saying_why(
 
 
 async def test_a_replay_still_in_progress_leaves_the_job_for_the_next_reconcile(
-    tmp_path: Path,
+    store: LedgerSpec,
 ) -> None:
     async def busy(
         body: dict[str, Any], request: web.Request, handler: Handler
@@ -123,7 +124,7 @@ async def test_a_replay_still_in_progress_leaves_the_job_for_the_next_reconcile(
         error = {"code": "request_in_progress", "message": "still processing"}
         return web.json_response({"error": error}, status=409)
 
-    with closing(Ledger(tmp_path / "l.db")) as ledger, threaded_sandbox(busy) as (url, _):
+    with closing(store.open()) as ledger, threaded_sandbox(busy) as (url, _):
         uncertain_v3_job(ledger, "busy", HOUR)
         result = await reconciled(ledger, url)
         job = ledger.get("busy")

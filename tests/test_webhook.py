@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -20,6 +19,7 @@ from engine.delivery.webhook import create_webhook_app, webhook_runner
 from engine.errors import RequestTimeout
 from engine.ledger import render_writes
 from engine.ledger.store import Ledger
+from tests.conftest import LedgerSpec
 from tests.test_reconcile import job
 
 SECRET = "whsec_test-secret-value"
@@ -56,9 +56,9 @@ class FakeStatus:
 
 @asynccontextmanager
 async def receiver(
-    tmp_path: Path, status: FakeStatus
+    store: LedgerSpec, status: FakeStatus
 ) -> AsyncIterator[tuple[str, aiohttp.ClientSession, Ledger]]:
-    ledger = Ledger(tmp_path / "l.db")
+    ledger = store.open()
     ledger.transaction(
         job("k1", "submitted", line=1, callback_id="cb-v1", video_id="v1")
         + job("k2", "submitted", line=2, callback_id="cb-v2", video_id="v2")
@@ -94,17 +94,17 @@ def snapshot(ledger: Ledger) -> list[tuple[object, ...]]:
     return [(j.key, j.video_status, j.video_url, j.updated_at) for j in ledger.iter_jobs()]
 
 
-async def test_options_is_answered_at_once(tmp_path: Path) -> None:
+async def test_options_is_answered_at_once(store: LedgerSpec) -> None:
     status = FakeStatus()
-    async with receiver(tmp_path, status) as (url, session, _), session.options(url) as answer:
+    async with receiver(store, status) as (url, session, _), session.options(url) as answer:
         assert answer.status == 200
     assert status.calls == []
 
 
 @pytest.mark.parametrize("header", ["signature", "x-heygen-signature", "X-HeyGen-Signature"])
-async def test_a_signed_success_is_confirmed_then_written(tmp_path: Path, header: str) -> None:
+async def test_a_signed_success_is_confirmed_then_written(store: LedgerSpec, header: str) -> None:
     status = FakeStatus({"v1": "completed"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         body = event("v1")
         code, _ = await post(session, url, body, {header: sign(SECRET, body)})
         assert code == 200
@@ -117,10 +117,10 @@ async def test_a_signed_success_is_confirmed_then_written(tmp_path: Path, header
         assert status.calls == ["v1"]
 
 
-async def test_the_status_call_is_the_truth_not_the_event(tmp_path: Path) -> None:
+async def test_the_status_call_is_the_truth_not_the_event(store: LedgerSpec) -> None:
     # A .success for a video the service says is still processing writes processing.
     status = FakeStatus({"v1": "processing"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         assert (await post(session, url, event("v1")))[0] == 200
         record = ledger.get("k1")
         assert record is not None
@@ -139,10 +139,10 @@ async def test_the_status_call_is_the_truth_not_the_event(tmp_path: Path) -> Non
     ids=["missing", "empty", "wrong-secret", "other-body", "garbage"],
 )
 async def test_unsigned_or_mis_signed_is_401_and_writes_nothing(
-    tmp_path: Path, headers: dict[str, str]
+    store: LedgerSpec, headers: dict[str, str]
 ) -> None:
     status = FakeStatus({"v1": "completed"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         before = snapshot(ledger)
         code, _ = await post(session, url, event("v1"), headers)
         assert code == 401
@@ -150,9 +150,9 @@ async def test_unsigned_or_mis_signed_is_401_and_writes_nothing(
     assert status.calls == []
 
 
-async def test_replayed_and_late_deliveries_change_nothing(tmp_path: Path) -> None:
+async def test_replayed_and_late_deliveries_change_nothing(store: LedgerSpec) -> None:
     status = FakeStatus({"v1": "completed"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         assert (await post(session, url, event("v1")))[0] == 200
         settled = snapshot(ledger)
         for body in (event("v1"), event("v1"), event("v1", "fail")):
@@ -161,8 +161,8 @@ async def test_replayed_and_late_deliveries_change_nothing(tmp_path: Path) -> No
     assert status.calls == ["v1"]  # a settled video costs no more status calls
 
 
-def test_a_completed_render_never_goes_back(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.db")
+def test_a_completed_render_never_goes_back(store: LedgerSpec) -> None:
+    ledger = store.open()
     ledger.transaction(job("k1", "submitted", video_id="v1"))
     ledger.transaction([render_writes.confirmed_render("k1", "completed", "u", "t", None)])
     ledger.transaction([render_writes.confirmed_render("k1", "processing", None, None, None)])
@@ -172,9 +172,9 @@ def test_a_completed_render_never_goes_back(tmp_path: Path) -> None:
     ledger.close()
 
 
-async def test_a_failed_render_is_recorded_with_its_reason(tmp_path: Path) -> None:
+async def test_a_failed_render_is_recorded_with_its_reason(store: LedgerSpec) -> None:
     status = FakeStatus({"v2": "failed"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         assert (await post(session, url, event("v2", "fail")))[0] == 200
         record = ledger.get("k2")
         assert record is not None
@@ -183,9 +183,9 @@ async def test_a_failed_render_is_recorded_with_its_reason(tmp_path: Path) -> No
         assert "render failed" in record.error
 
 
-async def test_an_unknown_video_is_200_and_writes_nothing(tmp_path: Path) -> None:
+async def test_an_unknown_video_is_200_and_writes_nothing(store: LedgerSpec) -> None:
     status = FakeStatus({"other": "completed"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         before = snapshot(ledger)
         code, _ = await post(session, url, event("other"))
         assert code == 200
@@ -193,9 +193,9 @@ async def test_an_unknown_video_is_200_and_writes_nothing(tmp_path: Path) -> Non
     assert status.calls == []
 
 
-async def test_a_body_of_10_mb_is_413_and_writes_nothing(tmp_path: Path) -> None:
+async def test_a_body_of_10_mb_is_413_and_writes_nothing(store: LedgerSpec) -> None:
     status = FakeStatus({"v1": "completed"})
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         before = snapshot(ledger)
         huge = b'{"event_type": "avatar_video.success", "pad": "' + b"x" * 10_000_000 + b'"}'
         signed = {"signature": sign(SECRET, huge)}
@@ -205,25 +205,27 @@ async def test_a_body_of_10_mb_is_413_and_writes_nothing(tmp_path: Path) -> None
     assert status.calls == []
 
 
-async def test_a_body_that_is_not_an_event_is_400(tmp_path: Path) -> None:
+async def test_a_body_that_is_not_an_event_is_400(store: LedgerSpec) -> None:
     status = FakeStatus()
-    async with receiver(tmp_path, status) as (url, session, _):
+    async with receiver(store, status) as (url, session, _):
         for body in (b"not json", b"[]", b'{"event_type": "avatar_video.success"}'):
             assert (await post(session, url, body))[0] == 400
 
 
-async def test_no_answer_from_the_service_is_503_so_heygen_sends_again(tmp_path: Path) -> None:
+async def test_no_answer_from_the_service_is_503_so_heygen_sends_again(store: LedgerSpec) -> None:
     status = FakeStatus({"v1": "completed"}, down=True)
-    async with receiver(tmp_path, status) as (url, session, ledger):
+    async with receiver(store, status) as (url, session, ledger):
         before = snapshot(ledger)
         assert (await post(session, url, event("v1")))[0] == 503
         assert snapshot(ledger) == before
 
 
-async def test_the_secret_is_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_secret_is_never_logged(
+    store: LedgerSpec, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     status = FakeStatus({"v1": "completed"}, down=True)
-    async with receiver(tmp_path, status) as (url, session, _):
+    async with receiver(store, status) as (url, session, _):
         await post(session, url, event("v1"), {"signature": "bad"})
         await post(session, url, event("v1"))
         await post(session, url, event("unknown"))

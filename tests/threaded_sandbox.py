@@ -102,7 +102,7 @@ def created_per_callback(jobs: Path, template: Path | None, tmp_path: Path, *ext
     return done, dict(state.counters.created_by_callback_id)
 
 
-def run_keyed(jobs: Path, template: Path, ledger: Path, url: str, *extra: str) -> Any:
+def run_keyed(jobs: Path, template: Path, ledger: Path | str, url: str, *extra: str) -> Any:
     """``run`` keyed by ``contact_id`` against ``url``: the finished process."""
     args = [
         sys.executable, "-m", "engine", "run", str(jobs), "--template", str(template),

@@ -14,6 +14,7 @@ from engine.cli.preview_cmd import preview_command
 from engine.cli.report_cmd import report
 from engine.cli.run_cmd import run
 from engine.cli.sandbox_cmd import sandbox
+from engine.cli.scale_cmds import enqueue, worker
 from engine.cli.schema_cmd import schema
 from engine.cli.service_cmds import poll, reconcile_command
 from engine.cli.status_cmd import status
@@ -53,6 +54,8 @@ for command in (
     schema,
     sandbox,
     status,
+    enqueue,
+    worker,
     preview_command,
     avatars,
     voices,

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from engine.ledger.open import is_database_url
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_HELP = (
@@ -99,10 +101,10 @@ def _value(ctx: click.Context, target: click.Parameter, key: str, raw: Any, path
     to the YAML file's folder."""
     if raw is None:
         raise click.BadParameter(f"{path}: key '{key}' has no value.", ctx)
-    if isinstance(target.type, click.Path) or target.name == "jobs":
+    if isinstance(target.type, click.Path) or target.name in ("jobs", "ledger"):
         if not isinstance(raw, str):
             raise click.BadParameter(f"{path}: key '{key}' must be a path, got {raw!r}.", ctx)
-        if raw != "-" and not Path(raw).is_absolute():
+        if raw != "-" and not is_database_url(raw) and not Path(raw).is_absolute():
             raw = str(path.parent / raw)
     try:
         target.type_cast_value(ctx, raw)

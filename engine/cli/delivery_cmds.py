@@ -26,6 +26,7 @@ from engine.cli.errors import (
 )
 from engine.cli.options import (
     ledger_option,
+    ledger_spec,
     rate_option,
     resolve_rate,
     resolve_where,
@@ -41,8 +42,7 @@ from engine.delivery.download import (
 )
 from engine.delivery.register import Registered, check_webhook_url, register_endpoint
 from engine.errors import AbortRun, ConfigError, EngineError
-from engine.ledger import Ledger, ledger_lock
-from engine.ledger.store import require_ledger
+from engine.ledger import Ledger
 from engine.service import Service, service_address
 from engine.submitter.constants import CONNECT_TIMEOUT_S, DOWNLOAD_TIMEOUT_S
 from engine.submitter.rate import Rate, make_limiter
@@ -73,7 +73,7 @@ async def _download(
 ) -> DownloadResult:
     timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S)
     async with (
-        service_address(service, ledger.path) as (base_url, key),
+        service_address(service, ledger.file) as (base_url, key),
         HeyGenClient(base_url, key) as client,
         # Its own session: the storage host never gets the API key. Bytes as sent, so
         # the length check compares like with like.
@@ -135,7 +135,8 @@ def _bar() -> contextlib.AbstractContextManager[Progress]:
 @rate_option
 @click.option("--no-progress", is_flag=True, help="Never show the progress bar.")
 def download(
-    ledger: Path,
+    ledger: str,
+    campaign: str | None,
     folder: Path,
     what: str,
     concurrency: int,
@@ -149,15 +150,16 @@ def download(
     --rate paces status calls (fresh URLs for expired ones, caption URLs); files
     already saved whole are skipped, so running it again finishes what is left.
     """
-    note_ledger(ledger)
+    spec = ledger_spec(ledger, campaign)
+    note_ledger(spec)
     kinds = _kinds(what)
     parsed = resolve_rate(rate)
     service = resolve_where(base_url, sandbox)
     show = not no_progress and sys.stderr.isatty()
     with user_errors():
-        require_ledger(ledger)
-        with ledger_lock(ledger):
-            store = Ledger(ledger, create=False)
+        spec.require()
+        with spec.lock():
+            store = spec.open(create=False)
             try:
                 result = asyncio.run(
                     _download(store, service, parsed, folder.absolute(), kinds, concurrency, show)
@@ -210,7 +212,9 @@ def webhook() -> None:
     type=click.IntRange(0, 65535),
     help="Port to bind; 0 picks a free one (the startup line names it).",
 )
-def serve(ledger: Path, base_url: str | None, sandbox: bool, host: str, port: int) -> None:
+def serve(
+    ledger: str, campaign: str | None, base_url: str | None, sandbox: bool, host: str, port: int
+) -> None:
     """Take avatar_video.success/.fail deliveries at POST /webhook, check their
     signature, confirm each video with one status call, and update the ledger."""
     secret = os.environ.get(SECRET_VARIABLE, "").strip()
@@ -219,10 +223,11 @@ def serve(ledger: Path, base_url: str | None, sandbox: bool, host: str, port: in
             f"No webhook secret: set {SECRET_VARIABLE} to the secret `heygen-batch webhook "
             "register` printed (deliveries cannot be verified without it)."
         )
+    spec = ledger_spec(ledger, campaign)
     service = resolve_where(base_url, sandbox)
     with user_errors():
-        require_ledger(ledger)
-        store = Ledger(ledger, create=False)
+        spec.require()
+        store = spec.open(create=False)
         try:
             asyncio.run(_serve(store, service, secret, host, port))
         except OSError as err:
@@ -240,7 +245,7 @@ async def _serve(ledger: Ledger, service: Service, secret: str, host: str, port:
     # What each delivery did is the point of a long-running receiver: shown by default.
     logging.getLogger("engine.delivery.webhook").setLevel(logging.INFO)
     async with (
-        service_address(service, ledger.path) as (api_url, key),
+        service_address(service, ledger.file) as (api_url, key),
         HeyGenClient(api_url, key) as client,
     ):
         runner = webhook_runner(create_webhook_app(ledger, client, secret))

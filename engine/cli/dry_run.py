@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import click
 
@@ -13,6 +12,7 @@ from engine.cli.errors import print_summary
 from engine.cli.preparing import reasons_text, warn_missing_columns
 from engine.cli.wording import counted
 from engine.ledger.kinds import KindGuard
+from engine.ledger.open import LedgerSpec
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.triage import RowCounts, Triage, Verdict
 from engine.prepare import Preparer
@@ -26,12 +26,22 @@ _CHUNK = 500
 FIRST_INVALID_SHOWN = 5
 
 
+def _existing(spec: LedgerSpec) -> Ledger | None:
+    """The ledger ``spec`` names, read-only, or None when it holds nothing yet (no such
+    file, or no such campaign in the database: its first run would make it)."""
+    if spec.file is not None:
+        return Ledger.read_only(spec.file) if spec.file.exists() else None
+    from engine.ledger.open import open_database_read_only
+
+    return open_database_read_only(spec)
+
+
 def preview_run(
     jobs: str,
     fmt: JobsFormat,
     delimiter: str | None,
     preparer: Preparer,
-    ledger_path: Path,
+    spec: LedgerSpec,
     as_json: bool,
     fingerprint_salt: bytes,
     limit: int | None,
@@ -46,13 +56,13 @@ def preview_run(
     """
     started = time.monotonic()
     first_invalid: list[InvalidRow] = []
-    ledger = Ledger.read_only(ledger_path) if ledger_path.exists() else None
+    ledger = _existing(spec)
     triage = Triage(ledger, preparer, fingerprint_salt)
     counts, cost = RowCounts(), CostEstimate()
     by_reason: Counter[str] = Counter()
     try:
         # Run refuses test and real videos on one keyed ledger; so does its preview.
-        kinds = KindGuard(ledger, ledger_path) if videos is not None else None
+        kinds = KindGuard(ledger, ledger or spec) if videos is not None else None
         with open_rows(jobs, fmt, delimiter) as source:
             warn_missing_columns(preparer, source)
             for chunk in in_chunks(source.rows, _CHUNK):
@@ -79,7 +89,7 @@ def preview_run(
         if ledger is not None:
             ledger.close()
     plan = _Plan(counts, by_reason, first_invalid, cost, rate, max_rendering)
-    _report(plan, source.delimiter, ledger_path, as_json, time.monotonic() - started)
+    _report(plan, source.delimiter, spec, as_json, time.monotonic() - started)
     if plan.exit_code:
         raise SystemExit(plan.exit_code)
 
@@ -132,7 +142,7 @@ class _Plan:
 
 
 def _report(
-    plan: _Plan, delimiter: str | None, ledger_path: Path, as_json: bool, elapsed_s: float
+    plan: _Plan, delimiter: str | None, spec: LedgerSpec, as_json: bool, elapsed_s: float
 ) -> None:
     counts, by_reason, cost = plan.counts, plan.by_reason, plan.cost
     if as_json:
@@ -154,7 +164,7 @@ def _report(
             },
             "first_invalid": [asdict(row) for row in plan.first_invalid],
             "delimiter": delimiter,
-            "ledger": str(ledger_path),
+            "ledger": str(spec),
             "elapsed_s": round(elapsed_s, 3),
             "dry_run": True,
             "exit_code": plan.exit_code,

@@ -9,7 +9,6 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
@@ -18,11 +17,14 @@ from engine.errors import (
     TRIAL_CAP_CODE,
     AbortRun,
     ConfigError,
+    LeaseLost,
+    LedgerUnreachable,
     LegacyApi,
     ServiceUnreachable,
     WrongAddress,
     one_line,
 )
+from engine.ledger.database import LedgerStoreError, LedgerUnavailable
 from engine.ledger.lock import LedgerBusy
 from engine.ledger.writer import LedgerWriteFailed
 
@@ -51,6 +53,13 @@ def user_errors() -> Iterator[None]:
         raise UserError(str(err)) from err
     except LedgerBusy as err:
         raise LockedError(str(err)) from err
+    except (LedgerUnavailable, LedgerUnreachable, LeaseLost) as err:
+        raise LockedError(
+            f"{err}. Nothing more was sent; run again once the database answers (check "
+            "--ledger); jobs caught in flight are reconciled then."
+        ) from err
+    except LedgerStoreError as err:
+        raise UserError(f"the ledger refused a write: {err}. Nothing more was sent.") from err
     except LedgerWriteFailed as err:
         raise UserError(
             f"{err}. Nothing more was sent. Free the disk (or fix the file) and run again: "
@@ -156,9 +165,10 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         context.meta[_PRINTED] = True
 
 
-def note_ledger(path: Path) -> None:
-    """The ledger a failure's summary names, once the command has worked it out."""
-    click.get_current_context().meta[_LEDGER] = str(path)
+def note_ledger(ledger: object) -> None:
+    """The ledger a failure's summary names (a path, or a ``LedgerSpec``: its URL without
+    password), once the command has worked it out."""
+    click.get_current_context().meta[_LEDGER] = str(ledger)
 
 
 class SummaryCommand(click.Command):

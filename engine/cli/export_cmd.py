@@ -12,7 +12,7 @@ from typing import Literal
 import click
 
 from engine.cli.errors import UserError, epilog, user_errors
-from engine.cli.options import ledger_option
+from engine.cli.options import ledger_option, ledger_spec
 from engine.cli.wording import counted
 from engine.export import export_ledger
 from engine.ledger import Ledger
@@ -141,7 +141,9 @@ def _write_stdout(store: Ledger, fmt: Literal["csv", "jsonl"], bom: bool) -> int
     is_flag=True,
     help="Start the CSV with a UTF-8 byte order mark, so Excel shows accents and emoji.",
 )
-def export(ledger: Path, output: Path | None, fmt: str | None, excel: bool) -> None:
+def export(
+    ledger: str, campaign: str | None, output: Path | None, fmt: str | None, excel: bool
+) -> None:
     """Write one line per job, in source order: the row's own columns first (in the
     order first seen), then key, line, status, video_id, video_status, video_url,
     thumbnail_url, attempts, error, api, callback_id, video_page_url, file_path.
@@ -155,8 +157,9 @@ def export(ledger: Path, output: Path | None, fmt: str | None, excel: bool) -> N
     if output == Path("-"):
         output = None  # as JOBS - is standard input
     chosen = choose_format(output, fmt, excel)
+    spec = ledger_spec(ledger, campaign)
     with user_errors():
-        store = Ledger(ledger, create=False)
+        store = spec.open(create=False)
         try:
             if output is None:
                 assert chosen != "xlsx"  # choose_format refuses a workbook on stdout

@@ -12,6 +12,7 @@ import click
 
 from engine.api.choose import API_CHOICES
 from engine.errors import ConfigError
+from engine.ledger.open import LedgerSpec, is_database_url
 from engine.reader import JobsFormat, delimiter_from_option
 from engine.service import Service, resolve_service
 from engine.submitter.constants import DEFAULT_RATE, SANDBOX_RATE
@@ -112,13 +113,40 @@ rate_option = rate_option_for(DEFAULT_RATE, "requests")
 
 
 def ledger_option(required: bool) -> Callable[[F], F]:
-    return click.option(
-        "--ledger",
-        type=click.Path(path_type=Path, dir_okay=False),
-        required=required,
-        help="The results ledger (SQLite)."
-        + ("" if required else " Default: JOBS with its suffix replaced by .ledger.db."),
+    """``--ledger PATH|URL`` and ``--campaign NAME``: read together by ``ledger_spec``."""
+    campaign_default = "JOBS's file name" if not required else "the database's only campaign"
+    return lambda func: _apply(
+        func,
+        [
+            click.option(
+                "--ledger",
+                metavar="PATH|URL",
+                required=required,
+                help="The results ledger: a SQLite file, or a postgresql:// URL (one "
+                "database holds many campaigns)."
+                + ("" if required else " Default: JOBS with its suffix replaced by .ledger.db."),
+            ),
+            click.option(
+                "--campaign",
+                metavar="NAME",
+                help="The campaign of a postgresql:// ledger: letters, digits and _ "
+                f"(default: {campaign_default}). Not for a ledger file.",
+            ),
+        ],
     )
+
+
+def ledger_spec(ledger: str, campaign: str | None) -> LedgerSpec:
+    """The ledger ``--ledger`` and ``--campaign`` name; ``--campaign`` on a ledger file
+    is a usage error (exit 2), as is a campaign name against the rule."""
+    try:
+        if campaign is not None and is_database_url(ledger):
+            from engine.ledger.postgres.campaigns import campaign_name
+
+            campaign = campaign_name(campaign)
+        return LedgerSpec(ledger, campaign)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from err
 
 
 def resolve_rate(text: str | None, sandbox: bool = False, default: str = DEFAULT_RATE) -> Rate:
@@ -137,12 +165,21 @@ def resolve_where(base_url: str | None, sandbox: bool) -> Service:
         raise click.UsageError(str(err)) from err
 
 
-def default_ledger(jobs: str, ledger: Path | None) -> Path:
-    if ledger is not None:
-        return ledger
-    if jobs == "-":
-        raise click.UsageError("Reading jobs from standard input needs --ledger PATH.")
-    return Path(jobs).with_suffix(".ledger.db")
+def default_ledger(jobs: str, ledger: str | None, campaign: str | None = None) -> LedgerSpec:
+    """``--ledger`` (and ``--campaign``), else the JOBS file's own: ``JOBS.ledger.db``;
+    on a database the campaign defaults to JOBS's stem (``name_from_jobs``)."""
+    if ledger is None:
+        if jobs == "-":
+            raise click.UsageError("Reading jobs from standard input needs --ledger PATH.")
+        return ledger_spec(str(Path(jobs).with_suffix(".ledger.db")), campaign)
+    if campaign is None and is_database_url(ledger):
+        from engine.ledger.postgres.campaigns import name_from_jobs
+
+        try:
+            campaign = name_from_jobs(jobs)
+        except ConfigError as err:
+            raise click.UsageError(str(err)) from err
+    return ledger_spec(ledger, campaign)
 
 
 def jobs_format(jobs: str, fmt: str | None) -> JobsFormat:

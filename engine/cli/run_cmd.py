@@ -40,7 +40,6 @@ from engine.cli.options import (
 )
 from engine.cli.preparing import make_preparer, warn_missing_columns
 from engine.cli.wording import counted
-from engine.ledger import ledger_lock
 from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
 from engine.reader import JobsFormat, describe, open_rows
@@ -137,6 +136,12 @@ def reconcile_grace(sandbox: bool) -> float:
     "unchanged from an earlier run toward exit 1.",
 )
 @rebind_option
+@click.option(
+    "--key-env",
+    metavar="NAME",
+    help="With a PostgreSQL ledger: the environment variable the campaign's API key is "
+    "read from [default: HEYGEN_API_KEY].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def run(
@@ -146,7 +151,8 @@ def run(
     key_column: str | None,
     delimiter: str | None,
     fmt: str | None,
-    ledger: Path | None,
+    ledger: str | None,
+    campaign: str | None,
     base_url: str | None,
     sandbox: bool,
     rate: str | None,
@@ -161,6 +167,7 @@ def run(
     dry_run: bool,
     strict: bool,
     rebind: bool,
+    key_env: str | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -173,11 +180,64 @@ def run(
     parsed_rate = resolve_rate(rate, sandbox)
     file_format = jobs_format(jobs, fmt)
     given_delimiter = jobs_delimiter(delimiter, file_format)
-    ledger_path = default_ledger(jobs, ledger)
-    note_ledger(ledger_path)
+    spec = default_ledger(jobs, ledger, campaign)
+    note_ledger(spec)
+    if spec.file is None:
+        # Workers may serve this campaign meanwhile: jobs are claimed under a lease, as
+        # a worker's, never sent from the file directly.
+        from engine.scaleout.together import enqueue_and_work, refuse_options
+        from engine.scaleout.worker import WorkerOptions
+
+        with user_errors():
+            refuse_options(
+                {
+                    "--dry-run": dry_run,
+                    "--limit": limit is not None,
+                    "--until-done": until_done,
+                    "--retry-failed": retry_failed,
+                    "--test-videos": test_videos,
+                    "--rebind": rebind,
+                }
+            )
+            worker = WorkerOptions(
+                url="",
+                campaigns=(),
+                base_url=base_url,
+                sandbox=sandbox,
+                rate=parsed_rate,
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                max_wait_s=max_wait,
+                grace_s=reconcile_grace(sandbox),
+                progress=not no_progress and not as_json,
+                max_rendering=max_rendering,
+            )
+            report = enqueue_and_work(
+                jobs=jobs,
+                file_format=file_format,
+                delimiter=given_delimiter,
+                preparer=make_preparer(template, key_column, file_format, False, api, strict),
+                salt=fingerprint_salt(template, key_column, False),
+                url=str(spec.where),
+                campaign=spec.campaign,
+                key_env=key_env,
+                worker=worker,
+                strict=strict,
+            )
+            record_run(
+                spec,
+                report.last_run(None if report.abort is None else abort_message(report.abort)),
+            )
+        _finish(report, as_json)
+        return
+    if key_env is not None:
+        raise UserError(
+            f"--key-env names the variable a campaign of a PostgreSQL ledger reads its key "
+            f"from; {spec.file} is a ledger file, whose runs read HEYGEN_API_KEY. Leave it out."
+        )
     with user_errors():
         preparer = make_preparer(template, key_column, file_format, test_videos, api, strict)
-        salt = _fingerprint_salt(template, key_column, test_videos)
+        salt = fingerprint_salt(template, key_column, test_videos)
         videos: Videos | None = None
         if key_column is not None:
             videos = "test" if test_videos else "real"
@@ -187,7 +247,7 @@ def run(
                 file_format,
                 given_delimiter,
                 preparer,
-                ledger_path,
+                spec,
                 as_json,
                 salt,
                 limit,
@@ -206,7 +266,7 @@ def run(
             fmt=file_format,
             delimiter=given_delimiter,
             preparer=preparer,
-            ledger_path=ledger_path,
+            ledger=spec,
             service=service,
             rate=parsed_rate,
             concurrency=concurrency,
@@ -223,12 +283,17 @@ def run(
             strict=strict,
             rebind=rebind,
         )
-        with ledger_lock(ledger_path):
+        with spec.lock():
             report = asyncio.run(run_campaign(options))
             record_run(
-                ledger_path,
+                spec,
                 report.last_run(None if report.abort is None else abort_message(report.abort)),
             )
+    _finish(report, as_json)
+
+
+def _finish(report: RunReport, as_json: bool) -> None:
+    """Print the run's summary, and exit with its code."""
     _print_report(report, as_json)
     if report.abort is not None and not report.interrupted:
         raise abort_error(report.abort)
@@ -238,7 +303,7 @@ def run(
         raise SystemExit(report.exit_code)
 
 
-def _fingerprint_salt(template: Path | None, key_column: str | None, test_videos: bool) -> bytes:
+def fingerprint_salt(template: Path | None, key_column: str | None, test_videos: bool) -> bytes:
     """Everything besides the row that shapes its request; a change makes every row new again."""
     parts = [
         version("heygen-batch").encode(),

@@ -10,7 +10,6 @@ import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -27,6 +26,7 @@ from engine.cli.errors import (
 )
 from engine.cli.options import (
     ledger_option,
+    ledger_spec,
     rate_option_for,
     rebind_option,
     resolve_rate,
@@ -35,12 +35,12 @@ from engine.cli.options import (
 )
 from engine.cli.run_cmd import GRACE_HELP, GRACE_VARIABLE, reconcile_grace
 from engine.cli.wording import counted
-from engine.ledger import Ledger, ledger_lock
+from engine.ledger import Ledger
 from engine.ledger.binding import bind_ledger
+from engine.ledger.open import LedgerSpec
 from engine.ledger.poll import PollResult, poll_once, poll_until_done
 from engine.ledger.reconcile import ReconcileResult, reconcile
 from engine.ledger.statements import in_flight_to_uncertain
-from engine.ledger.store import require_ledger
 from engine.service import Service, service_address
 from engine.submitter.constants import DEFAULT_POLL_RATE
 from engine.submitter.control import utc_clock
@@ -120,7 +120,7 @@ async def _poll(
         _progress(result)
 
     async with (
-        service_address(service, ledger.path) as (base_url, key),
+        service_address(service, ledger.file) as (base_url, key),
         HeyGenClient(base_url, key, POLL_CONCURRENCY) as client,
     ):
         try:
@@ -166,7 +166,8 @@ async def _poll(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def poll(
-    ledger: Path,
+    ledger: str,
+    campaign: str | None,
     base_url: str | None,
     sandbox: bool,
     rate: str | None,
@@ -182,14 +183,15 @@ def poll(
     --until-done ends with one line on stderr.
     """
     started = time.monotonic()
-    note_ledger(ledger)
+    spec = ledger_spec(ledger, campaign)
+    note_ledger(spec)
     parsed = resolve_rate(rate, sandbox, DEFAULT_POLL_RATE)
     service = resolve_where(base_url, sandbox)
     with user_errors():
         interval = poll_interval(service.is_sandbox)
-        require_ledger(ledger)
-        with ledger_lock(ledger):
-            store = Ledger(ledger, create=False)
+        spec.require()
+        with spec.lock():
+            store = spec.open(create=False)
             try:
                 bind_ledger(store, service, rebind)
                 shown = RoundProgress(not no_progress and not as_json and sys.stderr.isatty())
@@ -206,7 +208,7 @@ def poll(
         "errors": result.errors,
         "missing": result.missing,
         "counts": counts,
-        "ledger": str(ledger),
+        "ledger": str(spec),
         "elapsed_s": round(time.monotonic() - started, 3),
         "exit_code": 0,
         "reason": None,
@@ -240,18 +242,21 @@ def poll(
 async def _reconcile(ledger: Ledger, service: Service) -> ReconcileResult:
     limiter = make_limiter(Rate(1, 1.0) if not service.is_sandbox else Rate(1000, 1.0))
     async with (
-        service_address(service, ledger.path) as (base_url, key),
+        service_address(service, ledger.file) as (base_url, key),
         HeyGenClient(base_url, key) as client,
     ):
         return await reconcile(ledger, client, limiter, reconcile_grace(service.is_sandbox))
 
 
-def _reconcile_locked(ledger: Path, service: Service, rebind: bool) -> ReconcileResult:
-    store = Ledger(ledger, create=False)
+def _reconcile_locked(spec: LedgerSpec, service: Service, rebind: bool) -> ReconcileResult:
+    store = spec.open(create=False)
     try:
         bind_ledger(store, service, rebind)
-        # Holding the lock, any job still 'submitting' was left by a killed run.
-        store.transaction([in_flight_to_uncertain(time.time())])
+        if not store.features.concurrent_workers:
+            # Holding the lock, any job still 'submitting' was left by a killed run. Where
+            # workers share the ledger, one may be sending it now: a lost worker's jobs are
+            # made uncertain by its lease running out, never by a sweep like this.
+            store.transaction([in_flight_to_uncertain(time.time())])
         return asyncio.run(_reconcile(store, service))
     finally:
         store.close()
@@ -270,14 +275,17 @@ def _reconcile_locked(ledger: Path, service: Service, rebind: bool) -> Reconcile
 @ledger_option(required=True)
 @service_options
 @rebind_option
-def reconcile_command(ledger: Path, base_url: str | None, sandbox: bool, rebind: bool) -> None:
+def reconcile_command(
+    ledger: str, campaign: str | None, base_url: str | None, sandbox: bool, rebind: bool
+) -> None:
     """Settle uncertain jobs: find the video each one created, or prove it absent
     (then it is pending and the next run sends it). Exits 1 while some stay uncertain."""
+    spec = ledger_spec(ledger, campaign)
     service = resolve_where(base_url, sandbox)
     with user_errors():
-        require_ledger(ledger)
-        with ledger_lock(ledger):
-            result = _reconcile_locked(ledger, service, rebind)
+        spec.require()
+        with spec.lock():
+            result = _reconcile_locked(spec, service, rebind)
     click.echo(
         f"{result.found} found and marked submitted, {result.absent} proven absent and "
         f"pending again, {result.still_uncertain} still uncertain."

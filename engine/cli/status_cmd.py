@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from engine.cli.errors import SummaryCommand, epilog, note_ledger, print_summary, user_errors
-from engine.cli.options import ledger_option
+from engine.cli.options import ledger_option, ledger_spec
 from engine.cli.wording import counted
+from engine.ledger.postgres.constants import CAMPAIGN_SCHEMA_PREFIX
 from engine.ledger.summary import LedgerSummary, summarise
 
+if TYPE_CHECKING:
+    from engine.ledger.postgres.leases import WorkerRow
+
 STATUS_EPILOG = (
-    "Exit codes: 0 the summary was printed; 2 no such ledger, or not a ledger. "
+    "Exit codes: 0 the summary was printed; 2 no such ledger, or not a ledger; 75 the "
+    "ledger's database cannot be reached. "
     "Nothing is sent: no key or network is needed, and a run may hold the ledger meanwhile."
 )
 
@@ -35,7 +40,7 @@ def _age(seconds: float) -> str:
 def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
     oldest = summary.oldest_uncertain
     return {
-        "ledger": str(summary.path),
+        "ledger": summary.ledger,
         "campaign_id": summary.campaign_id,
         "jobs": summary.total,
         "counts": summary.counts,
@@ -54,10 +59,56 @@ def _as_json(summary: LedgerSummary, now: float) -> dict[str, Any]:
     }
 
 
+def _workers(url: str) -> list[WorkerRow]:
+    """The workers registered on the database at ``url``, dead ones not yet reaped too."""
+    from engine.ledger.postgres.fleet import Fleet
+
+    async def read() -> list[WorkerRow]:
+        fleet = await Fleet.open(url)
+        try:
+            return await fleet.workers()
+        finally:
+            await fleet.close()
+
+    return asyncio.run(read())
+
+
+def _campaign(schema: str) -> str:
+    return schema.removeprefix(CAMPAIGN_SCHEMA_PREFIX)
+
+
+def _workers_json(workers: list[WorkerRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": w.id,
+            "host": w.host,
+            "pid": w.pid,
+            "campaigns": [_campaign(c) for c in w.campaigns],
+            "heartbeat_age_s": round(w.heartbeat_age_s, 1),
+            "lease_until": w.lease_until.isoformat(),
+            "holding": {_campaign(c): n for c, n in w.holding.items()},
+        }
+        for w in workers
+    ]
+
+
+def _print_workers(workers: list[WorkerRow]) -> None:
+    if not workers:
+        click.echo("Workers: none registered.")
+        return
+    click.echo(f"Workers: {len(workers)}")
+    for w in workers:
+        held = ", ".join(f"{n} of {_campaign(c)}" for c, n in w.holding.items() if n)
+        click.echo(
+            f"  {w.id} (host {w.host}, pid {w.pid}): heartbeat {_age(w.heartbeat_age_s)} ago, "
+            f"holding {held or 'no job'}"
+        )
+
+
 def _print(summary: LedgerSummary, now: float) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no jobs yet"
     campaign = f" (campaign {summary.campaign_id})" if summary.campaign_id else ""
-    click.echo(f"Ledger {summary.path}{campaign}: {counted(summary.total, 'job')}: {counts}.")
+    click.echo(f"Ledger {summary.ledger}{campaign}: {counted(summary.total, 'job')}: {counts}.")
     if summary.renders:
         renders = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in summary.renders.items())
         click.echo(f"Renders of submitted jobs: {renders}.")
@@ -89,15 +140,23 @@ def _print(summary: LedgerSummary, now: float) -> None:
 )
 @ledger_option(required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
-def status(ledger: Path, as_json: bool) -> None:
+def status(ledger: str, campaign: str | None, as_json: bool) -> None:
     """Summarise a ledger without touching the service: jobs by status, renders by
     outcome (video_status), the oldest uncertain job, the last run, the most common
-    errors."""
-    note_ledger(ledger)
+    errors; on a PostgreSQL ledger, the workers too (heartbeat age, jobs held)."""
+    spec = ledger_spec(ledger, campaign)
+    note_ledger(spec)
     with user_errors():
-        summary = summarise(ledger)
+        summary = summarise(spec)
+        # A PostgreSQL ledger is served by workers: who they are and what they hold.
+        workers = None if spec.file is not None else _workers(str(spec.where))
     now = time.time()
     if as_json:
-        print_summary(_as_json(summary, now))
+        found = _as_json(summary, now)
+        if workers is not None:
+            found["workers"] = _workers_json(workers)
+        print_summary(found)
     else:
         _print(summary, now)
+        if workers is not None:
+            _print_workers(workers)

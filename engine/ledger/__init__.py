@@ -1,4 +1,5 @@
-"""Step 5: the results ledger, one SQLite file that survives crashes and drives re-runs."""
+"""Step 5: the results ledger (a SQLite file, or a campaign in PostgreSQL) that survives
+crashes and drives re-runs."""
 
 from engine.ledger.lock import LedgerBusy, ledger_lock
 from engine.ledger.store import JobRecord, Ledger, Status

@@ -36,6 +36,13 @@ def key_fingerprint(key: str) -> str:
     return hashlib.sha256(_SALT + key.encode()).hexdigest()[:FINGERPRINT_HEX]
 
 
+def account_id(base_url: str, key: str | None) -> str:
+    """Who a rate limit is shared by: an address and key, as a short digest that holds
+    neither the key nor anything to recover it by (``key_fingerprint``'s salted hash)."""
+    account = key_fingerprint(key) if key else ""
+    return hashlib.sha256(f"{base_url.rstrip('/')}\0{account}".encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Binding:
     #: None for the built-in sandbox.
@@ -90,9 +97,23 @@ class Binding:
         stem, suffix = ledger.stem, ledger.suffix
         if ledger.name.endswith(_SUFFIX):
             stem, suffix = ledger.name.removesuffix(_SUFFIX), _SUFFIX
+        return ledger.with_name(f"{self._untagged(stem, held, '.')}.{self.tag}{suffix}")
+
+    def campaign_for(self, campaign: str, held: Binding | None = None) -> str:
+        """A campaign name of this service's own, as ``ledger_for`` makes a file's."""
+        return f"{self._untagged(campaign, held, '_')}_{self.tag}"
+
+    def _untagged(self, name: str, held: Binding | None, sep: str) -> str:
         for tag in {"sandbox", self.tag, *(() if held is None else (held.tag,))}:
-            stem = stem.removesuffix(f".{tag}")
-        return ledger.with_name(f"{stem}.{self.tag}{suffix}")
+            name = name.removesuffix(f"{sep}{tag}")
+        return name
+
+    def own(self, ledger: Ledger, held: Binding | None = None) -> tuple[str, str]:
+        """The option giving this service a ledger of its own beside ``ledger``, and its
+        value: a file (``--ledger``) or, in a database, a campaign (``--campaign``)."""
+        if ledger.file is not None:
+            return "--ledger", str(self.ledger_for(ledger.file, held))
+        return "--campaign", self.campaign_for(ledger.campaign or "", held)
 
 
 def bind_ledger(ledger: Ledger, service: Service, rebind: bool = False) -> bool:
@@ -118,24 +139,25 @@ def bind_ledger(ledger: Ledger, service: Service, rebind: bool = False) -> bool:
             ledger.set_meta(META_NAME, wanted.text())
         return False
     if rebind and held.may_become(wanted):
-        log.warning("%s: bound to %s from now on (--rebind)", ledger.path, wanted.describe())
+        log.warning("%s: bound to %s from now on (--rebind)", ledger.describe(), wanted.describe())
         ledger.set_meta(META_NAME, wanted.text())
         return False
-    raise ConfigError(_refusal(ledger.path, held, wanted))
+    raise ConfigError(_refusal(ledger, held, wanted))
 
 
-def _refusal(path: Path, held: Binding, wanted: Binding) -> str:
-    """Why ``path`` (bound to ``held``) is refused for ``wanted``, and the fix: first how
+def _refusal(ledger: Ledger, held: Binding, wanted: Binding) -> str:
+    """Why ``ledger`` (bound to ``held``) is refused for ``wanted``, and the fix: first how
     to go on with this ledger's own service, then the other service's own ledger."""
     said = (
-        f"{path} belongs to {held.describe()}, and this run is against {wanted.describe()}: "
-        "its jobs are that service's videos, and here they would count as done. Nothing was "
-        "sent. "
+        f"{ledger.describe()} belongs to {held.describe()}, and this run is against "
+        f"{wanted.describe()}: its jobs are that service's videos, and here they would count "
+        "as done. Nothing was sent. "
     )
-    own = f"--ledger {wanted.ledger_for(path, held)}"
+    own = " ".join(wanted.own(ledger, held))
     if held.base_url is None:
-        trials = held.ledger_for(path)
-        keep = f" (and keep sandbox trials in {trials})" if trials != path else ""
+        trials = held.own(ledger)[1]
+        here = str(ledger.file) if ledger.file is not None else ledger.campaign
+        keep = f" (and keep sandbox trials in {trials})" if trials != here else ""
         return (
             said + f"It holds a sandbox trial: give the real campaign its own ledger: {own}{keep}."
         )
@@ -167,7 +189,7 @@ def _refusal(path: Path, held: Binding, wanted: Binding) -> str:
 
 
 def _inferred(ledger: Ledger) -> Binding | None:
-    if not sandbox_state_file(ledger.path).exists():
+    if ledger.file is None or not sandbox_state_file(ledger.file).exists():
         return None
     counts = ledger.counts()
     if counts["submitted"] + counts["uncertain"] + counts["failed"] == 0:

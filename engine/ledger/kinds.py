@@ -4,10 +4,9 @@ share a ledger, or a test run's rows would be taken for the real campaign's."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from engine.ledger.store import Ledger, Videos, mixed_videos
+from engine.ledger.store import Ledger, Named, Videos, mixed_videos
 
 
 def videos_of(body: Mapping[str, Any]) -> Videos:
@@ -20,9 +19,10 @@ class KindGuard:
     """One kind of video on a keyed ledger, judged by the bodies sent: the first body a
     run sends against the ledger's earlier runs, each later one against the first."""
 
-    def __init__(self, ledger: Ledger | None, path: Path) -> None:
+    def __init__(self, ledger: Ledger | None, where: Named) -> None:
+        """``where``: the ledger as the refusal names it (its spec when not made yet)."""
         self._ledger = ledger
-        self._path = path
+        self._where = where
         #: The kind of this run's bodies, once one was checked.
         self.kind: Videos | None = None
 
@@ -33,4 +33,4 @@ class KindGuard:
                 self._ledger.require_videos(kind)
             self.kind = kind
         elif kind != self.kind:
-            raise mixed_videos(self._path, self.kind, kind)
+            raise mixed_videos(self._where, self.kind, kind)

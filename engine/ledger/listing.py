@@ -34,12 +34,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiolimiter import AsyncLimiter
-
 from engine.api.port import VideoApi
 from engine.errors import AbortRun, EngineError
 from engine.request.responses import VideoListItem
 from engine.submitter.constants import MAX_LISTED, WINDOW_MARGIN_S
+from engine.submitter.rate import Limiter
 
 
 @dataclass(slots=True)
@@ -114,7 +113,7 @@ def window_start(
 
 async def read_listing(
     client: VideoApi,
-    limiter: AsyncLimiter,
+    limiter: Limiter,
     page_size: int,
     since: Callable[[], float | None],
     on_window: Callable[[list[VideoListItem]], Awaitable[bool]],

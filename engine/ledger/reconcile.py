@@ -40,8 +40,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiolimiter import AsyncLimiter
-
 from engine.api.port import ApiRouter, RenderStatus, VideoApi, api_name
 from engine.errors import AbortRun, EngineError
 from engine.ledger import statements
@@ -55,6 +53,7 @@ from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
 from engine.request.responses import VideoListItem
 from engine.submitter.constants import CHECK_PAGE_SIZE, DEFAULT_GRACE_S, LIST_PAGE_SIZE
+from engine.submitter.rate import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class ReconcileResult:
 async def reconcile(
     ledger: Ledger,
     client: ApiRouter,
-    limiter: AsyncLimiter,
+    limiter: Limiter,
     grace_s: float = DEFAULT_GRACE_S,
     clock: Callable[[], float] = time.time,
 ) -> ReconcileResult:
@@ -126,7 +125,7 @@ async def reconcile(
 async def _by_listing(
     ledger: Ledger,
     client: VideoApi,
-    limiter: AsyncLimiter,
+    limiter: Limiter,
     jobs: list[JobRecord],
     result: ReconcileResult,
     grace_s: float,
@@ -195,7 +194,7 @@ class _Search:
         self,
         ledger: Ledger,
         client: VideoApi,
-        limiter: AsyncLimiter,
+        limiter: Limiter,
         by_callback: dict[str, JobRecord],
     ) -> None:
         self._ledger = ledger

@@ -42,8 +42,8 @@ def render_update(
         "failure_code = coalesce(?6, failure_code), "
         "failure_message = coalesce(?7, failure_message), "
         "error = coalesce(?8, error), duration_s = coalesce(?9, duration_s), "
-        "render_ended_at = iif(?1 IN ('completed', 'failed'), coalesce(render_ended_at, ?10), "
-        "NULL), updated_at = ?11 WHERE key = ?12",
+        "render_ended_at = CASE WHEN ?1 IN ('completed', 'failed') "
+        "THEN coalesce(render_ended_at, ?10) END, updated_at = ?11 WHERE key = ?12",
         (
             video_status,
             video_url,

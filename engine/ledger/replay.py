@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from aiolimiter import AsyncLimiter
-
 from engine.api.port import VideoApi
 from engine.errors import AbortRun, BadRequest, EngineError, one_line
 from engine.ledger import statements
@@ -23,6 +21,7 @@ from engine.ledger.statements import Statement
 from engine.ledger.store import JobRecord, Ledger
 from engine.prepare.keys import idempotency_key
 from engine.submitter.constants import REPLAY_AGAIN_S, REPLAY_MARGIN_S
+from engine.submitter.rate import Limiter
 
 if TYPE_CHECKING:
     from engine.ledger.reconcile import ReconcileResult
@@ -51,7 +50,7 @@ REFUSED = (
 async def settle_by_replay(
     ledger: Ledger,
     api: VideoApi,
-    limiter: AsyncLimiter,
+    limiter: Limiter,
     jobs: list[JobRecord],
     result: ReconcileResult,
     clock: Callable[[], float],

@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 
 from engine.errors import one_line
-from engine.ledger.store import HELD_BY, Status, Videos
+from engine.ledger.database import Statement as Statement
+from engine.ledger.store import HELD_BY, SET_META, Status, Videos
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     """A row's values as JSON: orjson's spelling, at a tenth of the cost, wherever it
     can (json's where it cannot: an integer past 64 bits in a JSONL cell)."""
     try:
@@ -40,28 +41,19 @@ def now_iso() -> str:
     return _last_stamp[1]
 
 
-Statement = tuple[str, Sequence[Any]]
-
-
 def set_videos(kind: Videos) -> Statement:
     """Whether this ledger's jobs are test videos or real ones (see ``require_videos``)."""
-    return ("INSERT OR REPLACE INTO meta (name, value) VALUES ('videos', ?)", (kind,))
+    return (SET_META, ("videos", kind))
 
 
 def set_source_columns(columns: Sequence[str]) -> Statement:
     """The source columns in first-seen order: the export's leading columns."""
-    return (
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('source_columns', ?)",
-        (json.dumps(list(columns), ensure_ascii=False),),
-    )
+    return (SET_META, ("source_columns", json.dumps(list(columns), ensure_ascii=False)))
 
 
 def set_last_run(record: Mapping[str, Any]) -> Statement:
     """What the latest run did (time, exit code, counts): one small row, shown by ``status``."""
-    return (
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('last_run', ?)",
-        (json.dumps(dict(record), ensure_ascii=False),),
-    )
+    return (SET_META, ("last_run", json.dumps(dict(record), ensure_ascii=False)))
 
 
 def error_text(error: str | None) -> str | None:
@@ -89,7 +81,7 @@ def insert_job(
             sha256,
             error_text(error),
             now_iso(),
-            _json_text(source),
+            json_text(source),
             fingerprint,
             api,
         ),
@@ -105,7 +97,7 @@ def pending_now_invalid(
         "UPDATE jobs SET status = 'invalid', line = ?, source = ?, error = ?, body = NULL, "
         "request_sha256 = NULL, row_fingerprint = ?, updated_at = ? "
         "WHERE key = ? AND status = 'pending'",
-        (line, _json_text(source), error_text(error), fingerprint, now_iso(), key),
+        (line, json_text(source), error_text(error), fingerprint, now_iso(), key),
     )
 
 
@@ -126,9 +118,10 @@ def refresh_pending(
     """
     return (
         "UPDATE jobs SET line = ?, request_sha256 = ?, source = ?, row_fingerprint = ?, "
-        "body = iif(body IS NULL, NULL, ?), callback_id = iif(body IS NULL, callback_id, ?), "
+        "body = CASE WHEN body IS NULL THEN NULL ELSE ? END, "
+        "callback_id = CASE WHEN body IS NULL THEN callback_id ELSE ? END, "
         "updated_at = ? WHERE key = ? AND status = 'pending'",
-        (line, sha256, _json_text(source), fingerprint, body, callback_id, now_iso(), key),
+        (line, sha256, json_text(source), fingerprint, body, callback_id, now_iso(), key),
     )
 
 
@@ -165,7 +158,7 @@ def insert_submitting(
             line,
             sha256,
             now_iso(),
-            _json_text(source),
+            json_text(source),
             fingerprint,
             body,
             callback_id,
@@ -224,11 +217,13 @@ def _record_video(source: str, then: str, flagged_sent_at: str) -> str:
     error = f"'{source} video_id ' || ?1 || ', which job ' || holder || ' {HELD_BY}; {then}'"
     return (
         "(status, video_id, error, body, sent_at) = (SELECT "
-        "iif(holder IS NULL, 'submitted', 'uncertain'), iif(holder IS NULL, ?1, NULL), "
-        f"iif(holder IS NULL, NULL, {error}), iif(holder IS NULL, NULL, jobs.body), "
-        f"iif(holder IS NULL, jobs.sent_at, {flagged_sent_at}) "
+        "CASE WHEN holder IS NULL THEN 'submitted' ELSE 'uncertain' END, "
+        "CASE WHEN holder IS NULL THEN ?1 END, "
+        f"CASE WHEN holder IS NULL THEN NULL ELSE {error} END, "
+        "CASE WHEN holder IS NULL THEN NULL ELSE jobs.body END, "
+        f"CASE WHEN holder IS NULL THEN jobs.sent_at ELSE {flagged_sent_at} END "
         "FROM (SELECT (SELECT o.key FROM jobs AS o WHERE o.video_id = ?1 AND o.key <> ?2 "
-        "LIMIT 1) AS holder))"
+        "LIMIT 1) AS holder) AS h)"
     )
 
 

@@ -1,20 +1,19 @@
-"""The ledger: one row per job in SQLite (WAL), with every write in a short transaction."""
+"""The ledger: one row per job, in SQLite (a file) or PostgreSQL (a campaign's schema),
+with every write in a short transaction. Its SQL is the subset both accept; each
+store's differences are behind its ``Database`` adapter (``engine/ledger/database.py``)."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from engine.errors import ConfigError
-from engine.ledger.migrations import migrate
+from engine.ledger.database import Database, StoreFeatures
 from engine.ledger.render_reads import RenderReads
+from engine.ledger.sqlite_db import SqliteDatabase
 
 Status = Literal["pending", "submitting", "submitted", "invalid", "failed", "uncertain"]
 #: Test videos (``run --test-videos``: no credits spent) or real ones.
@@ -28,11 +27,9 @@ STATUSES: tuple[Status, ...] = (
     "uncertain",
 )
 
-_WAL_TRIES = 50
-_WAL_RETRY_S = 0.05
-
 # SQLite's default limit on bound parameters per statement is 999 on old builds.
 _LOOKUP_CHUNK = 900
+_SUBMITTED_INDEX = "jobs_submitted_rows"
 
 
 #: In the error of a job whose video another job holds (see ``_record_video``).
@@ -103,29 +100,6 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
     )
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting out another connection that is creating the same file.
-
-    Changing the journal mode does not go through the busy handler, so a second
-    process opening a brand-new ledger at the same moment would fail at once.
-    """
-    for _ in range(_WAL_TRIES - 1):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err):
-                raise
-            time.sleep(_WAL_RETRY_S)
-    conn.execute("PRAGMA journal_mode=WAL")
-
-
-def require_ledger(path: Path) -> None:
-    """Fail before anything (a lock file, a connection) is created for a missing ledger."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such ledger; run `heygen-batch run` first.")
-
-
 @dataclass(frozen=True, slots=True)
 class Known:
     """What the ledger already holds for a key, as the planner needs it."""
@@ -137,72 +111,75 @@ class Known:
     callback_id: str | None = None
 
 
-SUBMITTED_ROWS = (
-    "SELECT row_fingerprint, key FROM jobs INDEXED BY jobs_submitted_rows "
-    "WHERE row_fingerprint IN ({marks}) AND status = 'submitted'"
+#: Set one meta row, replacing its value.
+SET_META = (
+    "INSERT INTO meta (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
 
 
-class Ledger(RenderReads):
-    """Synchronous access to one ledger file; the async side batches calls into it."""
+def submitted_rows_sql(features: StoreFeatures, marks: str) -> str:
+    """The look-up of ``submitted_rows``; on SQLite it names its index (see there)."""
+    hint = f" INDEXED BY {_SUBMITTED_INDEX}" if features.index_hints else ""
+    return (
+        f"SELECT row_fingerprint, key FROM jobs{hint} "
+        f"WHERE row_fingerprint IN ({marks}) AND status = 'submitted'"
+    )
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        if not create:
-            require_ledger(path)
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # Autocommit mode: every transaction below is explicit and short.
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            _enable_wal(self._conn)
-            # FULL: a commit survives a power cut, not only a killed process.
-            self._conn.execute("PRAGMA synchronous=FULL")
-            migrate(self._conn)
-        except sqlite3.DatabaseError as err:
-            raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
+
+class Ledger(RenderReads):
+    """Synchronous access to one ledger; the async side batches calls into it.
+
+    ``store``: a ledger file's path (SQLite; made when missing unless ``create`` is
+    False, then ConfigError), or an open ``Database`` (``engine/ledger/open.py``).
+    """
+
+    def __init__(self, store: Path | Database, *, create: bool = True) -> None:
+        self._db: Database = (
+            SqliteDatabase.open(store, create=create) if isinstance(store, Path) else store
+        )
 
     @classmethod
     def read_only(cls, path: Path) -> Ledger:
-        """Open for reading only: no pragma, no migration, nothing written (``--dry-run``)."""
-        require_ledger(path)
-        ledger = cls.__new__(cls)
-        ledger.path = path
-        try:
-            ledger._conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-            )
-            ledger._conn.execute("SELECT count(*) FROM jobs").fetchone()
-        except sqlite3.DatabaseError as err:
-            raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
-        return ledger
+        """Open a ledger file for reading only: no pragma, no migration, nothing written."""
+        return cls(SqliteDatabase.open_read_only(path))
+
+    @property
+    def features(self) -> StoreFeatures:
+        return self._db.features
+
+    @property
+    def file(self) -> Path | None:
+        """The ledger's file (its lock and sandbox state sit beside it); None on a server."""
+        return self._db.file
+
+    @property
+    def campaign(self) -> str | None:
+        """The campaign's name in a database of many (PostgreSQL); None for a file."""
+        return self._db.campaign
+
+    def describe(self) -> str:
+        """The ledger for messages: its path, or its database (no password) and campaign."""
+        return self._db.describe()
+
+    def reopen(self) -> Ledger:
+        """The same ledger on a connection of its own (the writer's)."""
+        return Ledger(self._db.reopen())
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
     @property
     def has_fingerprints(self) -> bool:
         """False for a ledger of an older schema opened read-only (never migrated)."""
-        found = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'jobs_submitted_rows'"
-        ).fetchone()
-        return found is not None
+        return self._db.has_index(_SUBMITTED_INDEX)
 
     # --- transactions ---------------------------------------------------------------------
 
     def transaction(self, work: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        """Run many statements as one commit (one fsync for all of them)."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Runs of the same statement (a batch of marks, of inserts) go to SQLite in
-            # one executemany: the order of statements is kept, the per-call cost is not.
-            for sql, run in itertools.groupby(work, key=itemgetter(0)):
-                conn.executemany(sql, [params for _, params in run])
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """Run many statements as one commit (one fsync for all of them), in order; on an
+        error none of them is kept (LedgerStoreError; Fenced when a worker lost its lease)."""
+        self._db.transaction(work)
 
     # --- metadata -------------------------------------------------------------------------
 
@@ -216,53 +193,51 @@ class Ledger(RenderReads):
         sent (``videos_of``), recorded with the first job a run sends; a ledger from
         before that is taken as it comes.
         """
-        row = self._conn.execute("SELECT value FROM meta WHERE name = 'videos'").fetchone()
+        row = self._one("SELECT value FROM meta WHERE name = 'videos'")
         if row is None or row[0] == kind:
             return
-        raise mixed_videos(self.path, row[0], kind)
+        raise mixed_videos(self, row[0], kind)
 
     @property
     def campaign_id(self) -> str | None:
         """Made with the ledger (see the migrations); None only in an older ledger opened
         read-only, which was never migrated."""
-        row = self._conn.execute("SELECT value FROM meta WHERE name = 'campaign_id'").fetchone()
+        row = self._one("SELECT value FROM meta WHERE name = 'campaign_id'")
         return str(row[0]) if row else None
 
     def shared_videos(self) -> list[tuple[str, str]]:
         """(key, error) of the jobs left uncertain because another job holds their video."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT key, error FROM jobs WHERE status = 'uncertain' AND error LIKE ?",
             (f"%, which job % {HELD_BY}; %",),
         )
         return [(key, error) for key, error in rows]
 
     def meta(self, name: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        row = self._one("SELECT value FROM meta WHERE name = ?", (name,))
         return str(row[0]) if row else None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only summary query (``engine/ledger/summary.py``)."""
-        return self._conn.execute(sql, params).fetchall()
+        return self._db.execute(sql, params)
 
     def set_meta(self, name: str, value: str | None) -> None:
         """Record (or, with None, forget) one fact about the ledger, committed at once."""
         if value is None:
             self.transaction([("DELETE FROM meta WHERE name = ?", (name,))])
         else:
-            self.transaction(
-                [("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))]
-            )
+            self.transaction([(SET_META, (name, value))])
 
     def invalid_fingerprints(self) -> set[str]:
         """Fingerprints of the rows an earlier run recorded ``invalid`` (see the feeder)."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             "SELECT row_fingerprint FROM jobs WHERE status = 'invalid' "
             "AND row_fingerprint IS NOT NULL"
         )
         return {row[0] for row in rows}
 
     def source_columns(self) -> list[str]:
-        row = self._conn.execute("SELECT value FROM meta WHERE name = 'source_columns'").fetchone()
+        row = self._one("SELECT value FROM meta WHERE name = 'source_columns'")
         return list(json.loads(row[0])) if row else []
 
     # --- reads ----------------------------------------------------------------------------
@@ -272,7 +247,7 @@ class Ledger(RenderReads):
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, status, sha, attempts, callback_id in self._conn.execute(
+            for key, status, sha, attempts, callback_id in self._db.execute(
                 "SELECT key, status, request_sha256, attempts, callback_id FROM jobs "
                 f"WHERE key IN ({marks})",
                 chunk,
@@ -292,12 +267,14 @@ class Ledger(RenderReads):
         for start in range(0, len(fingerprints), _LOOKUP_CHUNK):
             chunk = fingerprints[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for fingerprint, key in self._conn.execute(SUBMITTED_ROWS.format(marks=marks), chunk):
+            for fingerprint, key in self._db.execute(
+                submitted_rows_sql(self.features, marks), chunk
+            ):
                 found[fingerprint] = key
         return found
 
     def get(self, key: str) -> JobRecord | None:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        row = self._one(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
         return _record(row) if row else None
 
     def sent_with_callback_id(self, callback_id: str) -> JobRecord | None:
@@ -316,19 +293,19 @@ class Ledger(RenderReads):
         rest = callback_id[len(campaign) :]
         select = f"SELECT {_COLUMNS} FROM jobs WHERE callback_id = ?"
         if rest.startswith(":"):
-            row = self._conn.execute(select + " AND key = ?", (callback_id, rest[1:])).fetchone()
+            row = self._one(select + " AND key = ?", (callback_id, rest[1:]))
             if row is not None:
                 return _record(row)
         elif not rest.startswith("."):
             return None
-        found = self._conn.execute(select + " LIMIT 2", (callback_id,)).fetchall()
+        found = self._db.execute(select + " LIMIT 2", (callback_id,))
         # Two jobs sent with one callback_id name neither.
         return _record(found[0]) if len(found) == 1 else None
 
     def completed_after(self, after: str, limit: int) -> list[JobRecord]:
         """Submitted jobs whose render is completed, in key order after ``after``: a page
         at a time, so downloading a million videos never holds them all."""
-        rows = self._conn.execute(
+        rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE key > ? AND status = 'submitted' "
             "AND video_id IS NOT NULL AND video_status = 'completed' ORDER BY key LIMIT ?",
             (after, limit),
@@ -337,16 +314,17 @@ class Ledger(RenderReads):
 
     def with_video_id(self, video_id: str) -> JobRecord | None:
         """The submitted job holding ``video_id``, or None (another ledger's video)."""
-        row = self._conn.execute(
+        row = self._one(
             f"SELECT {_COLUMNS} FROM jobs WHERE video_id = ? AND status = 'submitted' LIMIT 1",
             (video_id,),
-        ).fetchone()
+        )
         return _record(row) if row else None
 
     def with_status(self, *statuses: Status) -> list[JobRecord]:
         marks = ",".join("?" * len(statuses))
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY line", statuses
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) ORDER BY line, key",
+            statuses,
         )
         return [_record(r) for r in rows]
 
@@ -356,29 +334,45 @@ class Ledger(RenderReads):
         Filtered here, not in Python: jobs held back by --limit are pending too, and a
         cron ledger may hold a million of them.
         """
-        rows = self._conn.execute(
+        rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE status = 'pending' AND body IS NOT NULL "
-            "ORDER BY line"
+            "ORDER BY line, key"
         )
         return [_record(r) for r in rows]
 
     def iter_jobs(self) -> Iterator[JobRecord]:
-        for row in self._conn.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY line, key"):
+        for row in self._db.stream(f"SELECT {_COLUMNS} FROM jobs ORDER BY line, key"):
             yield _record(row)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        for status, n in self._conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
+        for status, n in self._db.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
             counts[status] = n
         return counts
 
 
-def mixed_videos(path: Path, held: str, kind: Videos) -> ConfigError:
-    """The refusal of ``kind`` videos on the ledger at ``path``, which holds ``held`` ones."""
-    name = path.name.removesuffix(".ledger.db").removesuffix(".db")
-    other = path.with_name(f"{name}.{kind}.ledger.db")
+class Named(Protocol):
+    """A ledger as messages name it, open (``Ledger``) or not (``LedgerSpec``)."""
+
+    @property
+    def file(self) -> Path | None: ...
+
+    @property
+    def campaign(self) -> str | None: ...
+
+    def describe(self) -> str: ...
+
+
+def mixed_videos(where: Named, held: str, kind: Videos) -> ConfigError:
+    """The refusal of ``kind`` videos on the ledger ``where``, which holds ``held`` ones;
+    the fix names a ledger file (or a database's campaign) of its own."""
+    if where.file is not None:
+        name = where.file.name.removesuffix(".ledger.db").removesuffix(".db")
+        own = f"--ledger {where.file.with_name(f'{name}.{kind}.ledger.db')}"
+    else:
+        own = f"--campaign {where.campaign}_{kind}"
     return ConfigError(
-        f"{path} holds {held} videos and this run sends {kind} ones (--test-videos, or "
-        f'"test" in the template): on that ledger its rows would be taken for done. Give '
-        f"the {kind} run a ledger of its own: --ledger {other}"
+        f"{where.describe()} holds {held} videos and this run sends {kind} ones (--test-videos, "
+        f'or "test" in the template): on that ledger its rows would be taken for done. Give '
+        f"the {kind} run a ledger of its own: {own}"
     )

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.ledger.database import LedgerStoreError
+from engine.ledger.open import LedgerSpec
 from engine.ledger.statements import set_last_run
-from engine.ledger.store import STATUSES, Ledger
+from engine.ledger.store import STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class Uncertain:
 
 @dataclass(frozen=True)
 class LedgerSummary:
-    path: Path
+    #: The ledger as messages name it (its path, or its database and campaign).
+    ledger: str
     campaign_id: str | None
     #: Jobs by ledger status, every status present (0 when none).
     counts: dict[str, int]
@@ -53,11 +54,12 @@ class LedgerSummary:
         return sum(self.counts.values())
 
 
-def summarise(path: Path) -> LedgerSummary:
-    """Read the ledger at ``path`` (read-only: nothing is written, no lock is taken, a
-    run may be writing meanwhile). Raises ConfigError for a missing file or one that is
-    not a ledger."""
-    ledger = Ledger.read_only(path)
+def summarise(spec: LedgerSpec) -> LedgerSummary:
+    """Read the ledger ``spec`` names (read-only: nothing is written, no lock is taken, a
+    run may be writing meanwhile). Raises ConfigError for a missing file, one that is
+    not a ledger, or an unknown campaign; LedgerUnavailable for a server that cannot be
+    reached."""
+    ledger = spec.open_read_only()
     try:
         counts = ledger.counts()
         renders = {
@@ -78,7 +80,7 @@ def summarise(path: Path) -> LedgerSummary:
         )
         last = ledger.meta("last_run")
         return LedgerSummary(
-            path=path,
+            ledger=ledger.describe(),
             campaign_id=ledger.campaign_id,
             counts={s: counts.get(s, 0) for s in STATUSES},
             renders=renders,
@@ -90,20 +92,20 @@ def summarise(path: Path) -> LedgerSummary:
         ledger.close()
 
 
-def record_run(path: Path, record: Mapping[str, Any]) -> None:
+def record_run(spec: LedgerSpec, record: Mapping[str, Any]) -> None:
     """Replace the ledger's "last run" with ``record`` (small: time, exit code, counts).
 
     Best effort: the run's outcome is already in its jobs, so a ledger that cannot take
-    this row (a full disk) costs only the summary line, with a warning.
+    this row (a full disk, a server gone) costs only the summary line, with a warning.
     """
     try:
-        ledger = Ledger(path, create=False)
-    except ConfigError as err:
-        log.warning("the last run was not recorded in %s: %s", path, err)
+        ledger = spec.open(create=False)
+    except (ConfigError, LedgerStoreError) as err:
+        log.warning("the last run was not recorded in %s: %s", spec, err)
         return
     try:
         ledger.transaction([set_last_run(record)])
-    except sqlite3.Error as err:
-        log.warning("the last run was not recorded in %s: %s", path, err)
+    except LedgerStoreError as err:
+        log.warning("the last run was not recorded in %s: %s", spec, err)
     finally:
         ledger.close()

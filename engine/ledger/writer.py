@@ -4,7 +4,7 @@ Workers hand statements to the writer. ``write_durably`` waits until the
 statement is committed (a job must be on disk as ``submitting`` before its
 request leaves); ``write`` does not wait. A single background task commits
 everything queued so far in one transaction, in a worker thread so the event
-loop keeps sending while SQLite fsyncs. While one commit is on disk, the next
+loop keeps sending while the database commits. While one commit is on disk, the next
 batch gathers, so under load each fsync covers many jobs.
 
 Plain writes (a job recorded as read, a request's outcome) linger until the next
@@ -14,12 +14,13 @@ outcome was lost is still ``submitting`` on disk, which the next run reconciles.
 
 Records whose order against the rest does not matter (``note``: one row per request,
 for the campaign report) wait apart and go at the end of the next commit, so they
-never split a run of like statements that SQLite takes in one ``executemany``.
+never split a run of like statements that the database takes in one ``executemany``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import EngineError
@@ -37,10 +38,12 @@ class LedgerWriteFailed(EngineError):
 
 
 class BatchWriter:
-    def __init__(self, ledger_path: Path) -> None:
+    def __init__(self, ledger: Path | Callable[[], Ledger]) -> None:
+        """``ledger``: a ledger file's path, or what opens the ledger (``Ledger.reopen``,
+        or ``open_ledger`` with a worker's fence as guard) on a connection of its own."""
         # A connection of its own, used only from the writer's thread, so reads
         # on the event loop never share a connection with a transaction.
-        self._ledger = Ledger(ledger_path)
+        self._ledger = Ledger(ledger) if isinstance(ledger, Path) else ledger()
         self._queue: list[Statement] = []
         self._notes: list[Statement] = []
         self._waiters: list[asyncio.Future[None]] = []
@@ -106,7 +109,10 @@ class BatchWriter:
             raise self._failure() from self._failed
 
     def _failure(self) -> LedgerWriteFailed:
-        return LedgerWriteFailed(f"the ledger cannot be written: {self._failed}")
+        failure = LedgerWriteFailed(f"the ledger cannot be written: {self._failed}")
+        # Kept for the waiters too, which get it without a ``raise ... from``.
+        failure.__cause__ = self._failed
+        return failure
 
     async def _run(self) -> None:
         while True:

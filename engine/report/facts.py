@@ -6,12 +6,9 @@ Everything here is numbers and short texts; the page (``page``) and the charts
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from engine.errors import ConfigError
 from engine.ledger.store import STATUSES, Ledger
 from engine.prepare.estimate import PRICES, video_credits
 
@@ -108,18 +105,6 @@ def percentile(values: list[float], share: float) -> float | None:
     return statistics.quantiles(ordered, n=100, method="inclusive")[round(share * 100) - 1]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # Opened once as every command opens it, so an older ledger gets the current schema
-    # (as ``export`` does); then read through a connection that cannot write.
-    Ledger(path, create=False).close()
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        conn.execute("SELECT count(*) FROM jobs").fetchone()
-    except sqlite3.DatabaseError as err:
-        raise ConfigError(f"{path}: not a heygen-batch ledger ({err}).") from err
-    return conn
-
-
 def _group_label(error: str) -> str:
     """The part of an error that names its kind: ``HTTP 400 invalid_parameter`` for a
     service refusal, a render failure's code, else its first clause (an invalid row's
@@ -131,9 +116,9 @@ def _group_label(error: str) -> str:
     return error.split("; ", 1)[0]
 
 
-def _errors(conn: sqlite3.Connection) -> tuple[list[ErrorGroup], int]:
+def _errors(ledger: Ledger) -> tuple[list[ErrorGroup], int]:
     groups: dict[tuple[str, str], ErrorGroup] = {}
-    rows = conn.execute(
+    rows = ledger.query(
         "SELECT key, line, status, video_status, error FROM jobs "
         "WHERE error IS NOT NULL AND (status <> 'submitted' OR video_status = 'failed') "
         "ORDER BY line, key"
@@ -149,15 +134,15 @@ def _errors(conn: sqlite3.Connection) -> tuple[list[ErrorGroup], int]:
     return ranked[:ERROR_GROUPS], max(len(ranked) - ERROR_GROUPS, 0)
 
 
-def _waits(conn: sqlite3.Connection) -> Waits:
+def _waits(ledger: Ledger) -> Waits:
     """The 429s, read with the same job's next request (a window over its attempts)."""
     waits = Waits()
     spans: list[tuple[float, float]] = []
-    for ended, asked, next_start in conn.execute(
+    for ended, asked, next_start in ledger.query(
         "SELECT ended, retry_after_s, next_start FROM ("
         "SELECT outcome, retry_after_s, started_at + latency_ms / 1000.0 AS ended, "
         "lead(started_at) OVER (PARTITION BY key ORDER BY attempt) AS next_start "
-        "FROM attempts) WHERE outcome = 'http 429'"
+        "FROM attempts) AS timed WHERE outcome = 'http 429'"
     ):
         waits.rate_limited += 1
         asked = asked or 0.0
@@ -175,11 +160,11 @@ def _waits(conn: sqlite3.Connection) -> Waits:
     return waits
 
 
-def _spend(conn: sqlite3.Connection, test_videos: bool) -> Spend:
+def _spend(ledger: Ledger, test_videos: bool) -> Spend:
     pairs: list[tuple[float, float]] = []
     completed = with_duration = with_estimate = 0
     actual_s = credits_estimated = credits_actual = 0.0
-    for estimated, actual in conn.execute(
+    for estimated, actual in ledger.query(
         "SELECT estimated_seconds, duration_s FROM jobs "
         "WHERE status = 'submitted' AND video_status = 'completed'"
     ):
@@ -210,41 +195,30 @@ def _spend(conn: sqlite3.Connection, test_videos: bool) -> Spend:
     )
 
 
-def read_facts(path: Path) -> Facts:
-    """Everything the report shows about the ledger at ``path`` (whose schema is brought
-    up to date, as every command does; no job is written).
-
-    Raises ``ConfigError`` when ``path`` is missing or not a ledger. A ledger filled by
-    an older heygen-batch gives counts and errors, and notes what it cannot show.
-    """
-    conn = _connect(path)
-    try:
-        return _read(conn, path)
-    finally:
-        conn.close()
-
-
-def _read(conn: sqlite3.Connection, path: Path) -> Facts:
-    meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+def read_facts(ledger: Ledger) -> Facts:
+    """Everything the report shows about ``ledger`` (read only; no job is written). A
+    ledger filled by an older heygen-batch gives counts and errors, and notes what it
+    cannot show."""
+    meta = dict(ledger.query("SELECT name, value FROM meta"))
     statuses: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    for status, n in conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"):
+    for status, n in ledger.query("SELECT status, count(*) FROM jobs GROUP BY status"):
         statuses[status] = n
     renders = dict.fromkeys(RENDER_OUTCOMES, 0)
-    for video_status, n in conn.execute(
+    for video_status, n in ledger.query(
         "SELECT video_status, count(*) FROM jobs WHERE status = 'submitted' GROUP BY video_status"
     ):
         outcome = "pending" if video_status == "waiting" else video_status or "not polled"
         renders[outcome] = renders.get(outcome, 0) + n
     notes: list[str] = []
     outcomes = dict(
-        conn.execute("SELECT outcome, count(*) AS n FROM attempts GROUP BY outcome ORDER BY n DESC")
+        ledger.query("SELECT outcome, count(*) AS n FROM attempts GROUP BY outcome ORDER BY n DESC")
     )
     requests = sum(outcomes.values())
-    tried, retried = conn.execute(
-        "SELECT count(*), coalesce(sum(n > 1), 0) FROM "
-        "(SELECT count(*) AS n FROM attempts GROUP BY key)"
-    ).fetchone()
-    latencies = [row[0] for row in conn.execute("SELECT latency_ms FROM attempts")]
+    ((tried, retried),) = ledger.query(
+        "SELECT count(*), count(*) FILTER (WHERE n > 1) FROM "
+        "(SELECT count(*) AS n FROM attempts GROUP BY key) AS per_key"
+    )
+    latencies = [row[0] for row in ledger.query("SELECT latency_ms FROM attempts")]
     submitted_times: list[float] = []
     completed_times: list[float] = []
     render_s: list[float] = []
@@ -252,7 +226,7 @@ def _read(conn: sqlite3.Connection, path: Path) -> Facts:
     # no such answer, so its mark stands in.
     # The attempts table has no index (it would slow every run to speed up reports):
     # the answers are grouped once and joined, not looked up per job.
-    for sent, video_status, ended in conn.execute(
+    for sent, video_status, ended in ledger.query(
         "SELECT coalesce(ok.answered, jobs.attempted_at), jobs.video_status, "
         "jobs.render_ended_at FROM jobs LEFT JOIN ("
         "SELECT key, max(started_at + latency_ms / 1000.0) AS answered FROM attempts "
@@ -270,9 +244,9 @@ def _read(conn: sqlite3.Connection, path: Path) -> Facts:
             "No request timings: the runs that filled this ledger were made by an older "
             "heygen-batch, which kept none."
         )
-    errors, hidden = _errors(conn)
+    errors, hidden = _errors(ledger)
     return Facts(
-        ledger=str(path),
+        ledger=ledger.describe(),
         campaign_id=meta.get("campaign_id"),
         jobs=sum(statuses.values()),
         statuses=statuses,
@@ -282,13 +256,13 @@ def _read(conn: sqlite3.Connection, path: Path) -> Facts:
         retried_jobs=retried,
         outcomes=outcomes,
         latencies_ms=latencies,
-        waits=_waits(conn),
+        waits=_waits(ledger),
         errors=errors,
         error_groups_hidden=hidden,
         submitted_times=sorted(submitted_times),
         completed_times=sorted(completed_times),
         render_s=render_s,
-        spend=_spend(conn, meta.get("videos") == "test"),
+        spend=_spend(ledger, meta.get("videos") == "test"),
         notes=notes,
     )
 

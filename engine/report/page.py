@@ -16,6 +16,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from engine.ledger.store import Ledger
 from engine.report import charts
 from engine.report.facts import CREDIT_BASIS, Facts, percentile, read_facts
 
@@ -108,11 +109,10 @@ def render_page(facts: Facts, generated: datetime) -> str:
     )
 
 
-def write_report(ledger: Path, output: Path) -> Facts:
+def write_report(ledger: Ledger, output: Path) -> Facts:
     """Write the report of ``ledger`` to ``output`` (replaced whole, never half-written).
 
-    Raises ``ConfigError`` for a missing ledger or a file that is not one; ``OSError``
-    when ``output`` cannot be written.
+    Raises ``OSError`` when ``output`` cannot be written.
     """
     facts = read_facts(ledger)
     page = render_page(facts, datetime.now(UTC))

@@ -106,3 +106,22 @@ RENDER_HORIZON_S = 24 * 3600.0
 ASSUMED_RENDER_S_PER_VIDEO_S = 2.0
 # A replay that met a fault of the moment is tried again by the end of a run this long after.
 REPLAY_AGAIN_S = 2.0
+
+# --- Workers on a PostgreSQL ledger (engine/scaleout) ------------------------------------
+
+# A request a worker starts (never with less than LEASE_MARGIN_S of its lease left,
+# engine/ledger/postgres/constants.py) reaches the service within its connect timeout:
+# a reaped worker's jobs count their reconcile grace from the lease's end plus this.
+REAPED_SENT_GRACE_S = CONNECT_TIMEOUT_S
+# Reap dead workers and reconcile the campaign's uncertain jobs this often (and at a
+# worker's start and end).
+RECONCILE_EVERY_S = 30.0
+# With nothing to claim, a worker looks again this often (others may hold the last jobs,
+# a reaped worker may free some, and with --follow new ones may be enqueued).
+WORKER_IDLE_S = 1.0
+# Workers' starts are spaced this much wider than one machine's (RATE_SAFETY_MARGIN): a
+# start granted by the database reaches the service after a trip through another
+# process, whose delay varies from worker to worker (a busy host, a slow wake-up).
+SHARED_RATE_MARGIN = 0.05
+# enqueue reads, judges and writes a file this many rows per transaction.
+ENQUEUE_CHUNK = 2000

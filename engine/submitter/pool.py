@@ -7,8 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiolimiter import AsyncLimiter
-
 from engine.errors import (
     AbortRun,
     ConnectFailed,
@@ -24,6 +22,7 @@ from engine.ledger.writer import BatchWriter
 from engine.prepare.estimate import estimated_seconds
 from engine.submitter.control import RunControl
 from engine.submitter.items import Creators, SlotGate, SubmitItem, VideoCreator
+from engine.submitter.rate import Limiter, StartRefused
 from engine.submitter.retry import (
     MAYBE_MADE,
     Step,
@@ -43,7 +42,7 @@ class Submitter:
     def __init__(
         self,
         client: Creators,
-        limiter: AsyncLimiter,
+        limiter: Limiter,
         writer: BatchWriter,
         control: RunControl,
         max_attempts: int,
@@ -284,11 +283,14 @@ class Submitter:
         while True:
             if control.paused:
                 await control.wait_if_paused()
-            if self._limiter.has_capacity():
-                # Room now: acquire() returns without suspending, so no stop can race it,
-                # and the two tasks a cancellable wait needs are not worth their cost.
-                await self._limiter.acquire()
-            elif not await control.unless_stopped(self._limiter.acquire):
+            try:
+                if self._limiter.has_capacity():
+                    # Room now: acquire() returns without suspending, so no stop can race
+                    # it, and the two tasks a cancellable wait needs are not worth their cost.
+                    await self._limiter.acquire()
+                elif not await control.unless_stopped(self._limiter.acquire):
+                    return False
+            except StartRefused:
                 return False
             # Checked after the limiter's wait: a stop or a 429 may have come meanwhile.
             if control.stopping:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, EngineError
 from engine.submitter.constants import RATE_SAFETY_MARGIN, RATE_SLACK_SHARE, RATE_TIMER_SLACK_S
 
 _PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
@@ -80,6 +82,31 @@ def bucket_shape(rate: Rate) -> BucketShape:
     spare = min(RATE_SLACK_SHARE * n, RATE_TIMER_SLACK_S * n / rate.period_s)
     interval = rate.period_s * (1.0 + RATE_SAFETY_MARGIN) / (n - spare)
     return BucketShape(capacity=1.0 + spare, interval_s=interval)
+
+
+class StartRefused(EngineError):
+    """A ``Limiter`` will grant no more starts (a worker that lost its lease, or the
+    database that grants them): the pool sends nothing more."""
+
+
+class Limiter(Protocol):
+    """Where a request takes its start: ``make_limiter``'s AsyncLimiter on one machine,
+    or the workers' shared one (engine.scaleout.limiter) on a PostgreSQL ledger.
+    ``acquire`` returns when a start is granted, or raises ``StartRefused`` when none
+    ever will be; ``has_capacity`` says whether it would return without suspending."""
+
+    def has_capacity(self, amount: float = 1) -> bool: ...
+
+    async def acquire(self, amount: float = 1) -> None: ...
+
+    async def __aenter__(self) -> None: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 def make_limiter(rate: Rate) -> AsyncLimiter:

@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiolimiter import AsyncLimiter
-
 from engine.api.port import ApiName, ApiRouter, RenderStatus, api_name
 from engine.errors import AbortRun, BadRequest, EngineError
 from engine.ledger.poll import render_outcome
@@ -45,6 +43,7 @@ from engine.submitter.constants import (
     SLOT_SAMPLES,
 )
 from engine.submitter.control import RunControl
+from engine.submitter.rate import Limiter
 from engine.submitter.stats import PoolStats
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class ApiStatuses:
     the run's limiter, so status calls keep to ``--rate`` with the creates. A render the
     bulk call says is completed is asked about alone: only that answer has its URLs."""
 
-    def __init__(self, client: ApiRouter, limiter: AsyncLimiter) -> None:
+    def __init__(self, client: ApiRouter, limiter: Limiter) -> None:
         self._client = client
         self._limiter = limiter
 

@@ -1,1 +1,2 @@
-"""The PostgreSQL ledger: campaigns as schemas, and the coordination of many workers."""
+"""The ledger on PostgreSQL: one database, many campaigns (one schema each), and the
+coordination of many workers."""

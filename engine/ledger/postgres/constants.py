@@ -1,6 +1,16 @@
-"""Every tunable number of the PostgreSQL coordination (leases, shared limits, pool)."""
+"""Every tunable number of the PostgreSQL ledger and of the workers' coordination
+(leases, shared limits, pool)."""
 
 from __future__ import annotations
+
+#: The schema shared by every campaign of a database: the registry and the fleet's tables.
+SHARED_SCHEMA = "heygen_batch"
+#: Prefix of a campaign's own schema: ``campaign_<name>``.
+CAMPAIGN_SCHEMA_PREFIX = "campaign_"
+#: Longest campaign name (so the schema name stays within PostgreSQL's 63 bytes).
+CAMPAIGN_NAME_MAX = 40
+#: Rows fetched per round trip when a query's rows are streamed (export, download).
+STREAM_BATCH = 2000
 
 # A worker's lease: how long it holds its claims without a heartbeat. Long enough that a
 # busy database or a slow heartbeat does not cost a live worker its jobs; short enough
@@ -24,6 +34,6 @@ GRANT_KEEP_S = 3600.0
 # end, which no clock can predict).
 RENDER_SLOT_WAIT_S = 1.0
 
-# How long opening a connection, or waiting for one from the pool, may take before the
-# database counts as unreachable.
+# How long opening a connection (or, for the fleet, waiting for one from its pool) may
+# take before the database counts as unreachable.
 CONNECT_TIMEOUT_S = 10.0

@@ -1,0 +1,1 @@
+"""Scale-out on a PostgreSQL ledger: enqueue a campaign, and the workers that send it."""
