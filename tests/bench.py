@@ -5,7 +5,8 @@ Prints one ``name: value`` line per figure on stdout (progress goes to stderr), 
 so a figure compares clients, never a shared event loop. Benchmarks, not tests:
 nothing here is collected by pytest and no figure fails the build.
 
-``python -m tests.bench [--quick] [--only throughput,rate,validate,resume,chaos,slots]``
+``python -m tests.bench [--quick] [--only throughput,rate,validate,resume,chaos,slots,pg]``
+(``pg``: the PostgreSQL figures of ``tests/bench_pg.py``, on a throwaway cluster.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.bench_data import (
     write_bodies,
     write_contacts,
 )
+from tests.bench_pg import SHARED_RATE, bench_pg
 from tests.bench_procs import CLI, measure, run_args, sandbox
 
 Figures = dict[str, float | int | str]
@@ -65,6 +67,9 @@ GOALS = (
     Goal("chaos_uncertain", lambda v: v == 0),
     Goal("slot_utilisation", lambda v: v >= 0.95),
     Goal("slot_429s_per_job", lambda v: v < 1),
+    Goal("pg_worker_speedup", lambda v: v >= 2),
+    Goal("pg_shared_rate_max_in_window", lambda v: v <= SHARED_RATE),
+    Goal("pg_shared_rate_violations", lambda v: v == 0),
 )
 
 SLOTS = 10
@@ -306,7 +311,7 @@ def missed(figures: Figures) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
-    parser.add_argument("--only", default="throughput,rate,validate,resume,chaos,slots")
+    parser.add_argument("--only", default="throughput,rate,validate,resume,chaos,slots,pg")
     args = parser.parse_args(argv)
     sizes = Sizes().quick() if args.quick else Sizes()
     only = set(args.only.split(","))
@@ -319,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(lambda: bench_throughput(work, sizes.throughput_rows))
         if "rate" in only:
             runs.append(lambda: bench_rate(work, sizes.rate_rows))
-        if only & {"validate", "resume"}:
+        big: Path | None = None
+        if only & {"validate", "resume", "pg"}:
             big = work / "big.csv"
             progress(f"writing a {sizes.big_rows}-row CSV")
             write_contacts(big, sizes.big_rows)
@@ -331,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(lambda: bench_chaos(work, sizes.chaos_rows))
         if "slots" in only:
             runs.append(lambda: bench_slots(work, sizes.slot_rows))
+        if "pg" in only:
+            runs.append(lambda: bench_pg(work, big, sizes.big_rows, max_in_window))
         for run in runs:
             result = run()
             emit(result)

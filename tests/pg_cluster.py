@@ -68,8 +68,12 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-def start(folder: Path) -> str:
-    """Make and start a cluster under ``folder``; the URL of its ``heygen`` database."""
+def start(folder: Path, *, durable: bool = False) -> str:
+    """Make and start a cluster under ``folder``; the URL of its ``heygen`` database.
+
+    Tests run without fsync (a throwaway cluster need not survive a power cut, and the
+    tests kill workers, never the server); ``durable`` keeps PostgreSQL's defaults, as the
+    benchmarks measure what a user's server does."""
     bin_dir = install()
     folder = folder.resolve()
     data, socket = folder / "data", folder / "socket"
@@ -96,11 +100,9 @@ def start(folder: Path) -> str:
         ),
         **quiet,  # type: ignore[arg-type]
     )
-    options = (
-        f"-c listen_addresses='' -c unix_socket_directories={socket} "
-        "-c max_connections=200 -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off"
-    )
+    options = f"-c listen_addresses='' -c unix_socket_directories={socket} -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         _as_owner(
             [

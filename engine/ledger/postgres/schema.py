@@ -124,9 +124,11 @@ def migrate(
     Raises psycopg.Error as the server does."""
     ident = pgsql.Identifier(schema)
     lock = f"{schema}.migrate"
-    conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
     with conn.transaction():
+        # Under the lock: two first opens at once would both try to make the schema
+        # (IF NOT EXISTS does not serialise them) and one would fail.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+        conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
         conn.execute(
             pgsql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.migrations (part TEXT NOT NULL DEFAULT '', "
