@@ -47,7 +47,8 @@ pg: install
 	@$(PY) -m tests.pg_cluster start | sed 's/^/export /'
 
 pg-stop:
-	@test -n "$$HEYGEN_TEST_PG_DIR" && $(PY) -m tests.pg_cluster stop "$$HEYGEN_TEST_PG_DIR"
+	@test -n "$$HEYGEN_TEST_PG_DIR" || { echo 'make pg-stop: run it in the shell that ran eval "$$(make -s pg)"' >&2; exit 2; }
+	@$(PY) -m tests.pg_cluster stop "$$HEYGEN_TEST_PG_DIR"
 
 clean:
 	rm -rf $(VENV) runs .mypy_cache .pytest_cache .ruff_cache

@@ -47,16 +47,6 @@ _URL_USER_INFO = re.compile(r"(postgres(?:ql)?://)(?:([^@/?#]*)@)?", re.IGNORECA
 _CONNINFO_PASSWORD = re.compile(r"\bpassword\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S*)\s*", re.IGNORECASE)
 
 
-class LedgerUnreachable(EngineError):
-    """The ledger's database cannot be reached (refused, unknown host, timed out, the
-    connection lost): nothing may be sent until it can be. ``url`` is the database's
-    URL without its password."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        self.url = without_password(url)
-        super().__init__(f"cannot reach the ledger database {self.url}: {one_line(reason)}")
-
-
 class LeaseLost(EngineError):
     """A worker's lease expired or was taken over: it must send nothing more; its claims
     are free for other workers, and its unanswered jobs are reconciled."""

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ConfigError, LeaseLost, LedgerUnreachable, without_password
+from engine.errors import ConfigError, LeaseLost, without_password
+from engine.ledger.database import LedgerUnavailable
 from engine.ledger.postgres.constants import LEASE_MARGIN_S, RENDER_SLOT_WAIT_S
 from engine.ledger.postgres.fleet import Fleet, Lease, lease_left, lease_margin
 from engine.ledger.postgres.leases import Renewal, fence_sql
@@ -401,7 +402,7 @@ async def test_first_opens_at_once_migrate_once(pg_url: str) -> None:
 
 async def test_an_unreachable_database_is_named_without_its_password(tmp_path: Any) -> None:
     url = f"postgresql://someone:hunter2@/heygen?host={tmp_path}&connect_timeout=1"
-    with pytest.raises(LedgerUnreachable) as err:
+    with pytest.raises(LedgerUnavailable) as err:
         await Fleet.open(url)
     assert "hunter2" not in str(err.value)
     assert f"postgresql://someone@/heygen?host={tmp_path}" in str(err.value)

@@ -11,13 +11,13 @@ from contextlib import closing
 import psycopg
 import pytest
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, without_password
 from engine.export import export_ledger
 from engine.ledger import statements
 from engine.ledger.database import Fenced, LedgerStoreError
 from engine.ledger.open import is_database_url, open_ledger, open_read_only
 from engine.ledger.postgres.campaigns import campaign_name, name_from_jobs
-from engine.ledger.postgres.connection import bind, redacted, translate
+from engine.ledger.postgres.connection import bind, translate
 from engine.ledger.writer import BatchWriter
 
 
@@ -39,7 +39,7 @@ def test_a_url_is_told_from_a_path_and_shown_without_its_password() -> None:
     assert is_database_url("postgresql://u@h/db")
     assert is_database_url("POSTGRES://u@h/db")
     assert not is_database_url("runs/postgresql.ledger.db")
-    assert redacted("postgresql://bob:s3cret@db.example:5432/x") == (
+    assert without_password("postgresql://bob:s3cret@db.example:5432/x") == (
         "postgresql://bob@db.example:5432/x"
     )
 

@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from engine.errors import EngineError, LeaseLost, LedgerUnreachable
+from engine.errors import EngineError, LeaseLost
+from engine.ledger.database import LedgerUnavailable, unreachable
 from engine.ledger.postgres.constants import LEASE_MARGIN_S
 from engine.ledger.postgres.fleet import Lease
 from engine.ledger.postgres.leases import Renewal
@@ -34,7 +35,7 @@ class Gate:
         if self.clock is not None:
             self.clock.now += self.slow
         if self.down:
-            raise LedgerUnreachable("postgresql://u:secret@db/x", "connection refused")
+            raise unreachable("postgresql://u:secret@db/x", "connection refused")
         return self.waits.pop(0)
 
 
@@ -105,5 +106,5 @@ def test_a_database_out_of_reach_grants_nothing_and_stops_the_worker() -> None:
     shared, stopped = limiter(gate, clock)
     with pytest.raises(StartRefused):
         asyncio.run(shared.acquire())
-    assert isinstance(stopped[0], LedgerUnreachable)
+    assert isinstance(stopped[0], LedgerUnavailable)
     assert "secret" not in str(stopped[0])

@@ -251,3 +251,44 @@ def test_a_worker_killed_mid_request_costs_no_duplicate_and_no_job(
         assert summary["this_run"]["reconciled_found"] + summary["this_run"]["reconciled_absent"]
         made_once_each(base_url, 40)
     assert set(settled(pg_url).values()) == {"submitted"}
+
+
+def test_a_database_that_refuses_the_url_is_a_configuration_error_not_a_wait(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A database or user the server does not have is fixed in --ledger, not by waiting:
+    exit 2 (a supervisor restarting on 75 would retry it forever), on every command."""
+    no_database = pg_url.replace("/t_", "/missing_t_", 1)
+    no_role = pg_url.replace("postgresql://postgres@", "postgresql://nobody:s3cret@", 1)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 2)
+    for url, told in ((no_database, "does not exist"), (no_role, "nobody")):
+        for args in (
+            ["worker", "--ledger", url, "--sandbox"],
+            ["enqueue", str(jobs), "--ledger", url, "--campaign", "c"],
+            ["export", "--ledger", url],
+        ):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 2, (args, result.output)
+            assert told in result.output
+            assert "s3cret" not in result.output
+
+
+def test_a_campaign_whose_key_is_not_here_is_skipped_not_fatal(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Serving every campaign, a worker without a campaign's key variable serves the rest
+    and warns; named with --campaign, that campaign is a configuration error."""
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 5)
+    enqueue(jobs, pg_url, "--campaign", "ours")
+    enqueue(jobs, pg_url, "--campaign", "theirs", "--key-env", "THEIR_HEYGEN_KEY")
+    with standalone_sandbox() as base_url:
+        code, summary, err = finish(start_worker(pg_url, base_url, "--rate", "50/s"))
+        assert code == 0, err
+        assert "theirs" in err
+        assert "THEIR_HEYGEN_KEY" in err
+        made_once_each(base_url, 5)
+        code, summary, err = finish(start_worker(pg_url, base_url, "--campaign", "theirs"))
+        assert code == 2
+        assert "THEIR_HEYGEN_KEY" in summary["reason"]
+    assert {row[0] for row in jobs_of(pg_url, "ours").values()} == {"submitted"}
+    assert {row[0] for row in jobs_of(pg_url, "theirs").values()} == {"pending"}

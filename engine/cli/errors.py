@@ -18,7 +18,6 @@ from engine.errors import (
     AbortRun,
     ConfigError,
     LeaseLost,
-    LedgerUnreachable,
     LegacyApi,
     ServiceUnreachable,
     WrongAddress,
@@ -53,7 +52,7 @@ def user_errors() -> Iterator[None]:
         raise UserError(str(err)) from err
     except LedgerBusy as err:
         raise LockedError(str(err)) from err
-    except (LedgerUnavailable, LedgerUnreachable, LeaseLost) as err:
+    except (LedgerUnavailable, LeaseLost) as err:
         raise LockedError(
             f"{err}. Nothing more was sent; run again once the database answers (check "
             "--ledger); jobs caught in flight are reconciled then."

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import EngineError
+from engine.errors import EngineError, one_line, without_password
 
 Row = tuple[Any, ...]
 #: One statement with its parameters: ``?`` (in order) or ``?N`` (by number) marks.
@@ -41,6 +41,13 @@ class LedgerStoreError(EngineError):
 class LedgerUnavailable(LedgerStoreError):
     """The ledger's database cannot be reached or used (a server down, a dropped
     connection): nothing more may be sent on its behalf."""
+
+
+def unreachable(url: str, reason: str) -> LedgerUnavailable:
+    """The error for a database that cannot be reached: its URL without a password."""
+    return LedgerUnavailable(
+        f"cannot reach the ledger database {without_password(url)}: {one_line(reason)}"
+    )
 
 
 class Fenced(LedgerUnavailable):

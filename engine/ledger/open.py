@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, without_password
 from engine.ledger.database import Guard, LedgerUnavailable
 from engine.ledger.lock import ledger_lock
 from engine.ledger.sqlite_db import require_ledger
@@ -90,10 +90,9 @@ class LedgerSpec:
         """For messages and summaries: the path, or the URL (no password) and campaign."""
         if self.file is not None:
             return str(self.file)
-        from engine.ledger.postgres.connection import redacted
 
         named = f" (campaign {self.campaign})" if self.campaign else ""
-        return redacted(str(self.where)) + named
+        return without_password(str(self.where)) + named
 
     def open(
         self, *, create: bool = True, key_env: str | None = None, guard: Guard | None = None
@@ -155,7 +154,7 @@ def _open_database(
     import psycopg
 
     from engine.ledger.postgres import campaigns
-    from engine.ledger.postgres.connection import PostgresDatabase, connect, redacted
+    from engine.ledger.postgres.connection import PostgresDatabase, connect
 
     conn = connect(url)
     try:
@@ -164,12 +163,13 @@ def _open_database(
         if create:
             if campaign is None:
                 raise ConfigError(
-                    f"{redacted(url)} holds many campaigns: name this one with --campaign NAME."
+                    f"{without_password(url)} holds many campaigns: "
+                    "name this one with --campaign NAME."
                 )
             name = campaigns.campaign_name(campaign)
             schema = campaigns.create_campaign(conn, name, key_env)
         else:
-            name = campaigns.existing_campaign(conn, campaign, redacted(url))
+            name = campaigns.existing_campaign(conn, campaign, without_password(url))
             schema = campaigns.schema_of(name)
             if not read_only:
                 campaigns.create_campaign(conn, name)
@@ -178,7 +178,7 @@ def _open_database(
         return PostgresDatabase(conn, url, schema, name, guard)
     except psycopg.Error as err:
         conn.close()
-        raise LedgerUnavailable(f"the ledger database {redacted(url)}: {err}") from err
+        raise LedgerUnavailable(f"the ledger database {without_password(url)}: {err}") from err
     except BaseException:
         conn.close()
         raise

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import NoReturn, Protocol
 
-from engine.errors import EngineError, LeaseLost, LedgerUnreachable
+from engine.errors import EngineError, LeaseLost
+from engine.ledger.database import LedgerUnavailable
 from engine.ledger.postgres.fleet import Lease, lease_left, lease_margin
 from engine.scaleout.jobs import CURRENT_JOB
 from engine.submitter.constants import SHARED_RATE_MARGIN
@@ -43,7 +44,7 @@ class SharedLimiter:
     No start is taken with less than ``lease_margin(lease)`` of ``lease`` left by this
     worker's monotonic clock, looked at again after the grant (right before the request
     leaves). Then, and when the database cannot be asked, ``on_stop`` gets the cause
-    (``LeaseLost``, ``LedgerUnreachable``), so the worker stops everything, and
+    (``LeaseLost``, ``LedgerUnavailable``), so the worker stops everything, and
     ``acquire`` raises ``StartRefused``.
 
     ``max_rendering`` (--max-rendering): a start for a job (``CURRENT_JOB``: a create,
@@ -93,7 +94,7 @@ class SharedLimiter:
                         campaign=job[0],
                         key=job[1],
                     )
-            except LedgerUnreachable as err:
+            except LedgerUnavailable as err:
                 self._stop(err)
             if wait <= 0:
                 # A grant taken with the lease about to end is left unused.

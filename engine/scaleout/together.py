@@ -46,7 +46,7 @@ def enqueue_and_work(
     with ``worker``'s options; what both did, as a ``RunReport``.
 
     Raises ConfigError (exit 2); and, when the worker stopped for the database, why
-    (``LeaseLost``, ``LedgerUnreachable``, ``LedgerUnavailable``: exit 75).
+    (``LeaseLost``, ``LedgerUnavailable``, ``LedgerUnavailable``: exit 75).
     """
     name = campaign or name_from_jobs(jobs)
     opened = open_ledger(url, campaign=name, create=True, key_env=key_env)

@@ -28,14 +28,14 @@ from engine.errors import (
     ConfigError,
     EngineError,
     LeaseLost,
-    LedgerUnreachable,
     WrongAddress,
+    without_password,
 )
 from engine.ledger.binding import account_id, bind_ledger
 from engine.ledger.database import Fenced, LedgerUnavailable
 from engine.ledger.open import open_ledger
 from engine.ledger.postgres import campaigns as registry
-from engine.ledger.postgres.connection import connect, redacted
+from engine.ledger.postgres.connection import connect
 from engine.ledger.postgres.constants import DEFAULT_LEASE_S, HEARTBEAT_SHARE
 from engine.ledger.postgres.fleet import Fleet, Lease
 from engine.ledger.store import Ledger
@@ -59,7 +59,7 @@ from engine.submitter.workers import marking_depth
 log = logging.getLogger(__name__)
 
 #: What stops a worker with exit 75: its lease lost, or its database out of reach.
-_DATABASE_GONE = (LeaseLost, LedgerUnreachable, LedgerUnavailable, LedgerWriteFailed)
+_DATABASE_GONE = (LeaseLost, LedgerUnavailable, LedgerUnavailable, LedgerWriteFailed)
 
 
 @dataclass
@@ -146,13 +146,13 @@ def campaigns_to_serve(url: str, given: tuple[str, ...]) -> dict[str, str]:
     try:
         registry.prepare_database(conn)
         names = (
-            [registry.existing_campaign(conn, name, redacted(url)) for name in given]
+            [registry.existing_campaign(conn, name, without_password(url)) for name in given]
             if given
             else registry.campaigns(conn)
         )
         if not names:
             raise ConfigError(
-                f"{redacted(url)} holds no campaign yet: load one first with "
+                f"{without_password(url)} holds no campaign yet: load one first with "
                 "`heygen-batch enqueue JOBS --ledger URL`."
             )
         return {
@@ -163,24 +163,43 @@ def campaigns_to_serve(url: str, given: tuple[str, ...]) -> dict[str, str]:
         conn.close()
 
 
+def _services(opts: WorkerOptions, keys: dict[str, str]) -> dict[str, Service]:
+    """Campaign name -> the service it is sent to, with the key its variable holds.
+
+    A campaign named by ``--campaign`` must have its key (ConfigError otherwise). Serving
+    every campaign, one whose key variable is not set here is skipped with a warning: a
+    colleague's campaign on another key must not stop the fleet from serving the rest.
+    ConfigError when no campaign is left."""
+    services: dict[str, Service] = {}
+    refused: ConfigError | None = None
+    for name, variable in keys.items():
+        try:
+            services[name] = resolve_service(opts.base_url, opts.sandbox, key_variable=variable)
+        except ConfigError as err:
+            if opts.campaigns:
+                raise
+            log.warning("campaign %s is not served by this worker: %s", name, err)
+            refused = err
+    if not services:
+        assert refused is not None
+        raise refused
+    return services
+
+
 async def serve(opts: WorkerOptions) -> WorkerReport:
     """Run one worker until its campaigns are done (or, with ``follow``, until stopped).
 
     Raises ConfigError (a missing campaign or key, a ledger bound to another service)
-    before anything is claimed; LedgerUnreachable when the database cannot be reached
+    before anything is claimed; LedgerUnavailable when the database cannot be reached
     at the start. Everything later is in the report.
     """
     started = time.monotonic()
-    report = WorkerReport(ledger=redacted(opts.url))
-    keys = campaigns_to_serve(opts.url, opts.campaigns)
-    services = {
-        name: resolve_service(opts.base_url, opts.sandbox, key_variable=variable)
-        for name, variable in keys.items()
-    }
+    report = WorkerReport(ledger=without_password(opts.url))
+    services = _services(opts, campaigns_to_serve(opts.url, opts.campaigns))
     fleet = await Fleet.open(opts.url)
     try:
         lease = await fleet.register(
-            campaigns=[registry.schema_of(name) for name in keys], lease_s=opts.lease_s
+            campaigns=[registry.schema_of(name) for name in services], lease_s=opts.lease_s
         )
         report.worker_id = lease.worker_id
         try:
@@ -361,7 +380,7 @@ async def _heartbeat(
         await asyncio.sleep(lease.lease_s * HEARTBEAT_SHARE)
         try:
             renewed = await fleet.heartbeat(lease)
-        except LedgerUnreachable as err:
+        except LedgerUnavailable as err:
             stop(err)
             return
         if not renewed:

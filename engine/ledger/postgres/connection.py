@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pgsql
 
+from engine.errors import ConfigError, EngineError, without_password
 from engine.ledger.database import (
     Fenced,
     Guard,
@@ -28,6 +29,7 @@ from engine.ledger.database import (
     Row,
     Statement,
     StoreFeatures,
+    unreachable,
 )
 from engine.ledger.postgres.constants import CONNECT_TIMEOUT_S, SHARED_SCHEMA, STREAM_BATCH
 
@@ -69,19 +71,34 @@ def bind(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | dict[str
     return text, params
 
 
-def redacted(url: str) -> str:
-    """``url`` with any password removed: safe for messages and logs."""
-    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1@", url)
+#: What a server that was reached answers when the URL names a database or a user it does
+#: not have, or a password or host it refuses: libpq gives such a refusal no SQLSTATE,
+#: only the server's FATAL text.
+_REFUSED = re.compile(
+    r"FATAL:\s+(database \S+ does not exist|role \S+ does not exist|"
+    r"password authentication failed|no pg_hba\.conf entry)",
+    re.IGNORECASE,
+)
+
+
+def connection_error(url: str, err: psycopg.Error) -> EngineError:
+    """Why a connection to ``url`` could not be made, as the error to stop with: a
+    ConfigError (exit 2) when the server refused what the URL names, which no wait
+    fixes; else LedgerUnavailable (exit 75: try again later)."""
+    if _REFUSED.search(str(err)):
+        return ConfigError(
+            f"the ledger database {without_password(url)} refused the connection: "
+            f"{one_line(err)}. Check the database name, user and password in --ledger."
+        )
+    return unreachable(url, str(err) or type(err).__name__)
 
 
 def connect(url: str) -> psycopg.Connection[Row]:
-    """An autocommit connection to ``url``. Raises LedgerUnavailable when it cannot be made."""
+    """An autocommit connection to ``url``. Raises ``connection_error``'s errors."""
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S))
     except psycopg.Error as err:
-        raise LedgerUnavailable(
-            f"cannot connect to the ledger database {redacted(url)}: {one_line(err)}"
-        ) from err
+        raise connection_error(url, err) from err
 
 
 def one_line(err: BaseException) -> str:
@@ -165,7 +182,7 @@ class PostgresDatabase:
         return bool(found)
 
     def describe(self) -> str:
-        return f"{redacted(self._url)} (campaign {self.campaign})"
+        return f"{without_password(self._url)} (campaign {self.campaign})"
 
     def reopen(self) -> PostgresDatabase:
         conn = connect(self._url)

@@ -4,7 +4,7 @@
 (workers, fencing, claims, reaping) and ``limits`` (grants, pauses, render slots,
 one-holder locks). Every time is the database's clock, except a worker's own check of
 its lease (``lease_left``, monotonic). A database that cannot be reached raises
-LedgerUnreachable (naming the URL without its password); a lost lease LeaseLost.
+LedgerUnavailable (naming the URL without its password); a lost lease LeaseLost.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from engine.errors import ConfigError, LedgerUnreachable, one_line, without_password
+from engine.errors import ConfigError, one_line, without_password
+from engine.ledger.database import unreachable
 from engine.ledger.postgres import leases, limits
+from engine.ledger.postgres.connection import connection_error
 from engine.ledger.postgres.constants import CONNECT_TIMEOUT_S, DEFAULT_LEASE_S
 from engine.ledger.postgres.fleet_schema import migrate
 from engine.ledger.postgres.leases import Claimed, Lease, WorkerRow, lease_left, lease_margin
@@ -51,7 +53,7 @@ class Fleet:
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 4) -> Fleet:
         """Connect (up to ``pool_size`` connections) and create or migrate the shared
-        tables. LedgerUnreachable when the database cannot be reached within
+        tables. LedgerUnavailable when the database cannot be reached within
         ``CONNECT_TIMEOUT_S``; ConfigError when it refuses them (no right to)."""
         pool: AsyncConnectionPool[AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
             url,
@@ -72,9 +74,12 @@ class Fleet:
             ) as conn:
                 await migrate(conn)
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        except _UNREACHABLE as err:
+        except psycopg.OperationalError as err:
             await pool.close()
-            raise LedgerUnreachable(url, str(err) or type(err).__name__) from err
+            raise connection_error(url, err) from err
+        except PoolTimeout as err:
+            await pool.close()
+            raise unreachable(url, str(err) or type(err).__name__) from err
         except psycopg.Error as err:
             # Reached, but refused (no right to create the shared schema, say): the fix
             # is the database's configuration.
@@ -99,7 +104,7 @@ class Fleet:
             async with self._pool.connection() as conn:
                 yield conn
         except _UNREACHABLE as err:
-            raise LedgerUnreachable(self._url, str(err) or type(err).__name__) from err
+            raise unreachable(self._url, str(err) or type(err).__name__) from err
 
     # --- workers and leases ---------------------------------------------------------------
 
@@ -205,4 +210,4 @@ class Fleet:
             async with limits.advisory(self._url, purpose, account) as held:
                 yield held
         except _UNREACHABLE as err:
-            raise LedgerUnreachable(self._url, str(err) or type(err).__name__) from err
+            raise unreachable(self._url, str(err) or type(err).__name__) from err
