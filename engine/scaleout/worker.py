@@ -289,13 +289,23 @@ async def _work(
             work = asyncio.create_task(_run_lanes(lanes))
             await _wait_or_stop(work, stop_now)
     except* _DATABASE_GONE as group:
-        stop(group.exceptions[0])  # type: ignore[arg-type]
+        stop(_first_of(group))
     finally:
         for task in beside:
             task.cancel()
         for task in beside:
             with contextlib.suppress(asyncio.CancelledError, *_DATABASE_GONE):
                 await task
+
+
+def _first_of(group: BaseExceptionGroup[EngineError]) -> EngineError:
+    """The first error in ``group``, however deep: lanes run task groups of their own,
+    and a report names the error, not the group it came in."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    assert isinstance(found, EngineError)
+    return found
 
 
 def _account(lanes: list[Lane], report: WorkerReport) -> None:
