@@ -273,9 +273,7 @@ def test_a_database_that_refuses_the_url_is_a_configuration_error_not_a_wait(
             assert "s3cret" not in result.output
 
 
-def test_a_campaign_whose_key_is_not_here_is_skipped_not_fatal(
-    tmp_path: Path, pg_url: str
-) -> None:
+def test_a_campaign_whose_key_is_not_here_is_skipped_not_fatal(tmp_path: Path, pg_url: str) -> None:
     """Serving every campaign, a worker without a campaign's key variable serves the rest
     and warns; named with --campaign, that campaign is a configuration error."""
     jobs = write_jobs(tmp_path / "jobs.jsonl", 5)
