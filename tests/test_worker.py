@@ -3,6 +3,7 @@ standalone sandbox: one video per job, no duplicate, a drain on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -290,3 +291,33 @@ def test_a_campaign_whose_key_is_not_here_is_skipped_not_fatal(tmp_path: Path, p
         assert "THEIR_HEYGEN_KEY" in summary["reason"]
     assert {row[0] for row in jobs_of(pg_url, "ours").values()} == {"submitted"}
     assert {row[0] for row in jobs_of(pg_url, "theirs").values()} == {"pending"}
+
+
+def test_status_marks_a_worker_silent_past_its_lease(tmp_path: Path, pg_url: str) -> None:
+    from engine.ledger.postgres.fleet import Fleet, Lease
+
+    async def two_workers() -> tuple[Lease, Lease]:
+        fleet = await Fleet.open(pg_url)
+        try:
+            return (
+                await fleet.register(campaigns=["campaign_jobs"], lease_s=30),
+                await fleet.register(campaigns=["campaign_jobs"], lease_s=30),
+            )
+        finally:
+            await fleet.close()
+
+    enqueue(write_jobs(tmp_path / "jobs.jsonl", 2), pg_url)
+    alive, silent = asyncio.run(two_workers())
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "UPDATE heygen_batch.workers SET heartbeat_at = heartbeat_at - interval '1 hour', "
+            "lease_until = lease_until - interval '1 hour' WHERE id = %s",
+            (silent.worker_id,),
+        )
+    shown = CliRunner().invoke(cli, ["status", "--ledger", pg_url])
+    lines = {line.split()[0]: line for line in shown.output.splitlines() if "heartbeat" in line}
+    assert "lease expired" in lines[silent.worker_id]
+    assert "lease expired" not in lines[alive.worker_id]
+    listed = CliRunner().invoke(cli, ["status", "--ledger", pg_url, "--json"])
+    expired = {w["id"]: w["lease_expired"] for w in json.loads(listed.stdout)["workers"]}
+    assert expired == {alive.worker_id: False, silent.worker_id: True}

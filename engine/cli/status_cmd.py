@@ -77,6 +77,13 @@ def _campaign(schema: str) -> str:
     return schema.removeprefix(CAMPAIGN_SCHEMA_PREFIX)
 
 
+def _stale(w: WorkerRow) -> bool:
+    """Silent past its lease (both times the database's): dead or cut off; the next
+    worker to reap gives its claims to others and reconciles its jobs in flight."""
+    lease_s = (w.lease_until - w.heartbeat_at).total_seconds()
+    return w.heartbeat_age_s > lease_s
+
+
 def _workers_json(workers: list[WorkerRow]) -> list[dict[str, Any]]:
     return [
         {
@@ -86,6 +93,7 @@ def _workers_json(workers: list[WorkerRow]) -> list[dict[str, Any]]:
             "campaigns": [_campaign(c) for c in w.campaigns],
             "heartbeat_age_s": round(w.heartbeat_age_s, 1),
             "lease_until": w.lease_until.isoformat(),
+            "lease_expired": _stale(w),
             "holding": {_campaign(c): n for c, n in w.holding.items()},
         }
         for w in workers
@@ -99,15 +107,16 @@ def _print_workers(workers: list[WorkerRow]) -> None:
     click.echo(f"Workers: {len(workers)}")
     for w in workers:
         held = ", ".join(f"{n} of {_campaign(c)}" for c, n in w.holding.items() if n)
+        stale = " (lease expired: presumed dead, its jobs go to the next worker)"
         click.echo(
             f"  {w.id} (host {w.host}, pid {w.pid}): heartbeat {_age(w.heartbeat_age_s)} ago, "
-            f"holding {held or 'no job'}"
+            f"holding {held or 'no job'}" + (stale if _stale(w) else "")
         )
 
 
-def _print(summary: LedgerSummary, now: float) -> None:
+def _print(summary: LedgerSummary, now: float, *, workers: bool) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no jobs yet"
-    campaign = f" (campaign {summary.campaign_id})" if summary.campaign_id else ""
+    campaign = f" (campaign id {summary.campaign_id})" if summary.campaign_id else ""
     click.echo(f"Ledger {summary.ledger}{campaign}: {counted(summary.total, 'job')}: {counts}.")
     if summary.renders:
         renders = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in summary.renders.items())
@@ -117,7 +126,7 @@ def _print(summary: LedgerSummary, now: float) -> None:
         age = "" if oldest.attempted_at is None else f", sent {_age(now - oldest.attempted_at)} ago"
         click.echo(
             f"Oldest uncertain: key {oldest.key} (line {oldest.line}{age}); "
-            "`heygen-batch reconcile` settles it."
+            + ("the workers settle it." if workers else "`heygen-batch reconcile` settles it.")
         )
     last = summary.last_run
     if last is None:
@@ -157,6 +166,6 @@ def status(ledger: str, campaign: str | None, as_json: bool) -> None:
             found["workers"] = _workers_json(workers)
         print_summary(found)
     else:
-        _print(summary, now)
+        _print(summary, now, workers=workers is not None)
         if workers is not None:
             _print_workers(workers)
