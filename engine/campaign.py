@@ -32,9 +32,8 @@ from engine.submitter.constants import (
     DEFAULT_GRACE_S,
     DEFAULT_MAX_WAIT_S,
     RENDER_HORIZON_S,
-    SHUTDOWN_GRACE_S,
 )
-from engine.submitter.control import RunControl
+from engine.submitter.control import RunControl, let_finish
 from engine.submitter.items import SubmitItem
 from engine.submitter.pool import Submitter
 from engine.submitter.rate import Rate, make_limiter
@@ -305,11 +304,6 @@ async def _wait_or_interrupt(work: asyncio.Task[None], control: RunControl) -> N
         done, _ = await asyncio.wait({work}, timeout=0.1)
         if done or not control.interrupted:
             continue
-        try:
-            await asyncio.wait_for(asyncio.shield(work), SHUTDOWN_GRACE_S)
-        except TimeoutError:
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+        await let_finish(work)
         return
     work.result()

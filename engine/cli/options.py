@@ -15,7 +15,7 @@ from engine.errors import ConfigError
 from engine.ledger.open import LedgerSpec, is_database_url
 from engine.reader import JobsFormat, delimiter_from_option
 from engine.service import Service, resolve_service
-from engine.submitter.constants import DEFAULT_RATE, SANDBOX_RATE
+from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS, DEFAULT_RATE, SANDBOX_RATE
 from engine.submitter.rate import Rate, parse_rate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -222,6 +222,27 @@ class Duration(click.ParamType[float]):
             return parse_duration(str(value))
         except ConfigError as err:
             self.fail(str(err), param, ctx)
+
+
+def max_attempts_option(func: F) -> F:
+    return click.option(
+        "--max-attempts",
+        default=DEFAULT_MAX_ATTEMPTS,
+        show_default=True,
+        type=click.IntRange(1, 100),
+        help="Attempts per job on 429, 5xx or network faults.",
+    )(func)
+
+
+def concurrency_option(what: str) -> Callable[[F], F]:
+    """``--concurrency``: requests in flight at once, ``what`` saying whose."""
+    return click.option(
+        "--concurrency",
+        default=8,
+        show_default=True,
+        type=click.IntRange(1, 1000),
+        help=f"Most requests in flight at once{what}.",
+    )
 
 
 def max_wait_option(func: F) -> F:

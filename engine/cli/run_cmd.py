@@ -26,11 +26,13 @@ from engine.cli.errors import (
     user_errors,
 )
 from engine.cli.options import (
+    concurrency_option,
     default_ledger,
     jobs_delimiter,
     jobs_format,
     jobs_options,
     ledger_option,
+    max_attempts_option,
     max_wait_option,
     rate_option,
     rebind_option,
@@ -44,7 +46,7 @@ from engine.ledger.store import Videos
 from engine.ledger.summary import record_run
 from engine.reader import JobsFormat, describe, open_rows
 from engine.run_report import RunReport
-from engine.submitter.constants import DEFAULT_GRACE_S, DEFAULT_MAX_ATTEMPTS
+from engine.submitter.constants import DEFAULT_GRACE_S
 
 GRACE_VARIABLE = "HEYGEN_BATCH_RECONCILE_GRACE_S"
 GRACE_HELP = (
@@ -79,20 +81,8 @@ def reconcile_grace(sandbox: bool) -> float:
 @ledger_option(required=False)
 @service_options
 @rate_option
-@click.option(
-    "--concurrency",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1, 1000),
-    help="Most requests in flight at once.",
-)
-@click.option(
-    "--max-attempts",
-    default=DEFAULT_MAX_ATTEMPTS,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="Attempts per job on 429, 5xx or network faults.",
-)
+@concurrency_option("")
+@max_attempts_option
 @click.option(
     "--max-rendering",
     type=click.IntRange(1),

@@ -22,9 +22,11 @@ from engine.cli.errors import (
 )
 from engine.cli.options import (
     Duration,
+    concurrency_option,
     jobs_delimiter,
     jobs_format,
     jobs_options,
+    max_attempts_option,
     max_wait_option,
     rate_option,
     resolve_rate,
@@ -35,7 +37,6 @@ from engine.cli.run_cmd import GRACE_HELP, fingerprint_salt, reconcile_grace
 from engine.cli.wording import counted
 from engine.ledger.open import is_database_url, open_ledger
 from engine.reader import JobsFormat, describe, open_rows
-from engine.submitter.constants import DEFAULT_MAX_ATTEMPTS
 
 EXAMPLE_URL = "postgresql://heygen@db.internal/heygen"
 DATABASE_ONLY = (
@@ -206,20 +207,8 @@ def enqueue(
 )
 @service_options
 @rate_option
-@click.option(
-    "--concurrency",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1, 1000),
-    help="Most requests in flight at once from this worker.",
-)
-@click.option(
-    "--max-attempts",
-    default=DEFAULT_MAX_ATTEMPTS,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="Attempts per job on 429, 5xx or network faults.",
-)
+@concurrency_option(" from this worker")
+@max_attempts_option
 @click.option(
     "--max-rendering",
     type=click.IntRange(1),

@@ -49,9 +49,8 @@ from engine.submitter.constants import (
     DEFAULT_GRACE_S,
     DEFAULT_MAX_WAIT_S,
     REAPED_SENT_GRACE_S,
-    SHUTDOWN_GRACE_S,
 )
-from engine.submitter.control import LongWait
+from engine.submitter.control import LongWait, let_finish
 from engine.submitter.rate import Rate
 from engine.submitter.stats import PoolStats
 from engine.submitter.workers import marking_depth
@@ -405,12 +404,7 @@ async def _wait_or_stop(work: asyncio.Task[None], stopped: asyncio.Event) -> Non
         await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
-    if not work.done():
-        try:
-            await asyncio.wait_for(asyncio.shield(work), SHUTDOWN_GRACE_S)
-        except TimeoutError:
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-            return
-    work.result()
+    if work.done():
+        work.result()
+    else:
+        await let_finish(work)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import AbortRun
-from engine.submitter.constants import DEFAULT_MAX_WAIT_S, WAIT_NOTICE_S
+from engine.submitter.constants import DEFAULT_MAX_WAIT_S, SHUTDOWN_GRACE_S, WAIT_NOTICE_S
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,17 @@ def utc_clock(timestamp: float) -> str:
     when = datetime.fromtimestamp(timestamp, UTC)
     today = datetime.now(UTC).date()
     return when.strftime("%H:%M:%S UTC" if when.date() == today else "%Y-%m-%d %H:%M:%S UTC")
+
+
+async def let_finish(work: asyncio.Task[None]) -> None:
+    """After a stop: give ``work`` (its requests in flight) ``SHUTDOWN_GRACE_S`` to finish,
+    then cancel it. Raises what ``work`` raised when it ends within the grace."""
+    try:
+        await asyncio.wait_for(asyncio.shield(work), SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
 
 
 class RunControl:
