@@ -17,7 +17,6 @@ import platform
 import sqlite3
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from tests.bench_data import (
     write_contacts,
 )
 from tests.bench_pg import SHARED_RATE, bench_pg
-from tests.bench_procs import CLI, measure, run_args, sandbox
+from tests.bench_procs import CLI, measure, progress, run_args, sandbox
 
 Figures = dict[str, float | int | str]
 
@@ -74,10 +73,6 @@ GOALS = (
 
 SLOTS = 10
 RENDER_S = 1.0
-
-
-def progress(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def emit(figures: Figures) -> None:

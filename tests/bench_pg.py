@@ -2,7 +2,12 @@
 sandbox in its own process, every worker in its own.
 
 - ``pg_submissions_per_s_1`` / ``_4`` and ``pg_worker_speedup`` (goal: 4 workers at least
-  2 x one) against a zero-latency sandbox, with a rate far above what they reach;
+  2 x one) against a zero-latency sandbox, with a rate far above what they reach: there
+  every process competes for the same cores (the workers, the sandbox, the server), so
+  on a small machine this measures CPU per job more than scale-out;
+- ``pg_latency_bound_per_s_1`` / ``_4`` and ``pg_latency_bound_speedup``: the same with
+  the service answering in 100 ms and 4 requests in flight per worker, so one worker is
+  held back by the service as a real one is by the network, and more workers add sends;
 - ``pg_shared_rate_max_in_window`` under a shared ``--rate`` (goal: never above N), with
   four workers and the sandbox's own limit set to N;
 - ``pg_enqueue_s`` and ``pg_enqueue_peak_rss_mb`` for 1,000,000 rows.
@@ -20,11 +25,14 @@ import psycopg
 
 from tests import pg_cluster
 from tests.bench_data import KEY_COLUMN, TEMPLATE, write_contacts
-from tests.bench_procs import CLI, CLIENT_ENV, measure, sandbox
+from tests.bench_procs import CLI, CLIENT_ENV, measure, progress, sandbox
 
 Figures = dict[str, float | int | str]
 
 SPEED_ROWS = 6_000
+LATENCY_ROWS = 1_200
+LATENCY_MS = 100
+LATENCY_CONCURRENCY = 4
 SHARED_RATE = 40
 SHARED_ROWS = 400
 WORKER_CONCURRENCY = 32
@@ -47,7 +55,14 @@ def _enqueue_args(jobs: Path, url: str, campaign: str) -> list[str]:
     ]
 
 
-def _workers(url: str, campaign: str, base_url: str, n: int, rate: str) -> float:
+def _workers(
+    url: str,
+    campaign: str,
+    base_url: str,
+    n: int,
+    rate: str,
+    concurrency: int = WORKER_CONCURRENCY,
+) -> float:
     """Start ``n`` workers on ``campaign`` together; seconds until the last one is done."""
     env = {**os.environ, **CLIENT_ENV}
     args = [
@@ -62,7 +77,7 @@ def _workers(url: str, campaign: str, base_url: str, n: int, rate: str) -> float
         "--rate",
         rate,
         "--concurrency",
-        str(WORKER_CONCURRENCY),
+        str(concurrency),
         "--no-progress",
     ]
     started = time.perf_counter()
@@ -94,6 +109,7 @@ def bench_pg(
         with sandbox() as sb:
             rates = {}
             for n in (1, 4):
+                progress(f"PostgreSQL: {SPEED_ROWS} jobs, {n} worker(s), zero latency")
                 campaign = f"speed{n}"
                 _enqueue(jobs, url, campaign)
                 sb.reset()
@@ -101,6 +117,18 @@ def bench_pg(
                 rates[n] = SPEED_ROWS / took
                 figures[f"pg_submissions_per_s_{n}"] = round(rates[n], 1)
             figures["pg_worker_speedup"] = round(rates[4] / rates[1], 2)
+        slow = write_contacts(work / "pg-slow.csv", LATENCY_ROWS)
+        with sandbox("--latency-ms", str(LATENCY_MS)) as sb:
+            rates = {}
+            for n in (1, 4):
+                progress(f"PostgreSQL: {LATENCY_ROWS} jobs, {n} worker(s), {LATENCY_MS} ms")
+                campaign = f"slow{n}"
+                _enqueue(slow, url, campaign)
+                took = _workers(url, campaign, sb.base_url, n, "100000/s", LATENCY_CONCURRENCY)
+                rates[n] = LATENCY_ROWS / took
+                figures[f"pg_latency_bound_per_s_{n}"] = round(rates[n], 1)
+            figures["pg_latency_bound_speedup"] = round(rates[4] / rates[1], 2)
+        progress(f"PostgreSQL: {SHARED_ROWS} jobs, 4 workers sharing {SHARED_RATE}/s")
         shared = write_contacts(work / "pg-shared.csv", SHARED_ROWS)
         with sandbox("--rate-limit", f"{SHARED_RATE}/s") as sb:
             _enqueue(shared, url, "shared")
@@ -110,6 +138,7 @@ def bench_pg(
         figures["pg_shared_rate_max_in_window"] = max_in_window(seen["request_times"], 1.0)
         figures["pg_shared_rate_violations"] = seen["violations"]
         if big is not None:
+            progress(f"PostgreSQL: enqueue {big_rows} rows")
             done = measure(_enqueue_args(big, url, "million"))
             if done.returncode:
                 raise RuntimeError(f"enqueue exited with {done.returncode}")

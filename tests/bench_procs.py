@@ -24,6 +24,10 @@ CLIENT_ENV = {"HEYGEN_API_KEY": "bench-not-a-key"}
 RUN_TIMEOUT_S = 900.0
 
 
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class Measured:
     stdout: str
