@@ -19,6 +19,7 @@ from engine.errors import ConfigError, LeaseLost, without_password
 from engine.ledger.database import LedgerUnavailable
 from engine.ledger.postgres.constants import LEASE_MARGIN_S, RENDER_SLOT_WAIT_S
 from engine.ledger.postgres.fleet import Fleet, Lease, lease_left, lease_margin
+from engine.ledger.postgres.fleet_schema import MIGRATIONS
 from engine.ledger.postgres.leases import Renewal, fence_sql
 
 CAMPAIGN = "campaign_spring"
@@ -397,7 +398,8 @@ async def test_first_opens_at_once_migrate_once(pg_url: str) -> None:
     fleets = await asyncio.gather(*(Fleet.open(pg_url, pool_size=1) for _ in range(4)))
     for opened in fleets:
         await opened.close()
-    assert await sql(pg_url, "SELECT version FROM heygen_batch.fleet_migrations") == [(1,)]
+    versions = await sql(pg_url, "SELECT version FROM heygen_batch.fleet_migrations")
+    assert versions == [(i,) for i in range(1, len(MIGRATIONS) + 1)]
 
 
 async def test_an_unreachable_database_is_named_without_its_password(tmp_path: Any) -> None:
@@ -506,14 +508,35 @@ def test_any_rate_holds_in_every_window(pg_url: str, n: int, period: float, call
     assert all(later - earlier >= period for earlier, later in zip(times, times[n:], strict=False))
 
 
-async def test_a_full_window_says_how_long_until_its_oldest_grant_leaves(fleet: Fleet) -> None:
+async def test_a_full_window_says_how_long_until_its_oldest_grant_leaves(
+    pg_url: str, fleet: Fleet
+) -> None:
     for _ in range(2):
         assert await fleet.start_allowed("acct", 2, 600) == 0.0
     wait = await fleet.start_allowed("acct", 2, 600)
     assert 590 < wait <= 600
-    # Another account, and another rate of the same account's, are told apart.
+    # Another account is told apart; a looser rate on the same account is held to the
+    # stricter one its other caller asked for, until that caller stops asking.
     assert await fleet.start_allowed("other", 2, 600) == 0.0
+    assert 590 < await fleet.start_allowed("acct", 3, 600) <= 600
+    await sql(
+        pg_url,
+        "UPDATE heygen_batch.rates SET held_until = clock_timestamp() - interval '1 s' "
+        "WHERE account = 'acct' AND n = 2",
+    )
     assert await fleet.start_allowed("acct", 3, 600) == 0.0
+    assert 590 < await fleet.start_allowed("acct", 3, 600) <= 600
+
+
+async def test_a_stricter_rate_holds_for_a_caller_told_to_wait_past_its_periods(
+    pg_url: str, fleet: Fleet
+) -> None:
+    """A caller waiting out a long pause keeps its rate in force for the others."""
+    await fleet.pause("acct", 60)
+    assert 50 < await fleet.start_allowed("acct", 1, 1) <= 60  # the 1/s caller waits
+    await sql(pg_url, "UPDATE heygen_batch.limits SET paused_until = NULL")
+    assert await fleet.start_allowed("acct", 100, 1) == 0.0
+    assert await fleet.start_allowed("acct", 100, 1) > 0.0
 
 
 async def test_a_pause_holds_every_caller_of_that_account_only(pg_url: str, fleet: Fleet) -> None:
@@ -562,26 +585,59 @@ async def test_max_rendering_grants_only_while_a_slot_is_free(pg_url: str, fleet
 # --- one holder per account ---------------------------------------------------------------
 
 
-async def test_the_reconciler_lock_admits_one_holder_per_account_and_frees_on_connection_loss(
+async def test_a_role_admits_one_holder_per_account_while_its_lease_is_in_force(
     pg_url: str, fleet: Fleet
 ) -> None:
+    a = await fleet.register(campaigns=[], lease_s=60)
+    b = await fleet.register(campaigns=[], lease_s=60)
     async with await Fleet.open(pg_url, pool_size=1) as other:
-        async with fleet.reconciler("acct") as held:
+        async with fleet.reconciler("acct", a) as held:
             assert held is True
-            async with other.reconciler("acct") as second:
+            async with other.reconciler("acct", b) as second:
                 assert second is False
-            async with other.reconciler("another") as elsewhere:
+            async with other.reconciler("another", b) as elsewhere:
                 assert elsewhere is True
-            async with other.poller("acct") as poller:
+            async with other.poller("acct", b) as poller:
                 assert poller is True
-            [(pid,)] = await sql(
-                pg_url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            # Its connections cut (a hung host's, say), the holder keeps the role while
+            # its lease is in force ...
+            await sql(
+                pg_url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()",
             )
-            await sql(pg_url, "SELECT pg_terminate_backend(%s)", (pid,))
-            async with other.reconciler("acct") as after_loss:
-                assert after_loss is True
-        async with other.reconciler("acct") as again:
-            assert again is True
+            async with other.reconciler("acct", b) as while_leased:
+                assert while_leased is False
+            # ... and loses it to the next asker once its lease has ended.
+            await expire(pg_url, a)
+            async with other.reconciler("acct", b) as after_expiry:
+                assert after_expiry is True
+                # A worker whose lease is lost takes no role, even a free one.
+                async with fleet.poller("other", a) as lost:
+                    assert lost is False
+        # Released at the block's end: free for the next asker.
+        c = await fleet.register(campaigns=[], lease_s=60)
+        async with fleet.reconciler("acct", c) as freed:
+            assert freed is True
+
+
+async def test_a_stopped_holders_role_is_taken_once_its_lease_ends(
+    pg_url: str, fleet: Fleet
+) -> None:
+    """A holder that never leaves its block (stopped, killed) keeps the role no longer
+    than its lease, whether or not it was reaped."""
+    a = await fleet.register(campaigns=[], lease_s=60)
+    b = await fleet.register(campaigns=[], lease_s=60)
+    stuck = fleet.poller("acct", a)
+    assert await stuck.__aenter__() is True
+    async with fleet.poller("acct", b) as before:
+        assert before is False
+    await expire(pg_url, a)
+    await fleet.reap(sent_grace_s=0)
+    async with fleet.poller("acct", b) as after:
+        assert after is True
+    [(holders,)] = await sql(pg_url, "SELECT count(*) FROM heygen_batch.roles")
+    assert holders == 0
 
 
 # --- operations -------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class Lane:
         account's one reconciler of the moment, settle the campaign's uncertain jobs.
         None when another worker is reconciling."""
         await self._fleet.reap(sent_grace_s=REAPED_SENT_GRACE_S)
-        async with self._fleet.reconciler(self.account) as mine:
+        async with self._fleet.reconciler(self.account, self._lease) as mine:
             if not mine:
                 return None
             await self.writer.flush()

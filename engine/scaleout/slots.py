@@ -21,7 +21,7 @@ from engine.errors import AbortRun, EngineError
 from engine.ledger.open import open_ledger
 from engine.ledger.poll import render_outcome
 from engine.ledger.postgres.constants import CAMPAIGN_SCHEMA_PREFIX, RENDER_SLOT_WAIT_S
-from engine.ledger.postgres.fleet import Fleet, Slot
+from engine.ledger.postgres.fleet import Fleet, Lease, Slot
 from engine.ledger.store import Ledger, Status
 from engine.scaleout.jobs import CURRENT_JOB
 from engine.submitter.control import RunControl
@@ -119,9 +119,16 @@ class RenderPoller:
     the slots of renders that ended and of jobs that hold none any more."""
 
     def __init__(
-        self, fleet: Fleet, account: str, url: str, client: ApiRouter, limiter: Limiter
+        self,
+        fleet: Fleet,
+        lease: Lease,
+        account: str,
+        url: str,
+        client: ApiRouter,
+        limiter: Limiter,
     ) -> None:
         self._fleet = fleet
+        self._lease = lease
         self._account = account
         self._url = url
         self._statuses = ApiStatuses(client, limiter)
@@ -129,10 +136,10 @@ class RenderPoller:
 
     async def run(self, control: RunControl) -> None:
         """Until the worker stops: poll while this is the account's poller, else wait to
-        become it (the holder's connection gone frees the lock)."""
+        become it (the holder's lease ending frees the role)."""
         try:
             while not control.stopping:
-                async with self._fleet.poller(self._account) as mine:
+                async with self._fleet.poller(self._account, self._lease) as mine:
                     while mine and not control.stopping:
                         await self._round()
                         await control.sleep(RENDER_SLOT_WAIT_S)
@@ -146,7 +153,10 @@ class RenderPoller:
     def _ledger(self, schema: str) -> Ledger:
         if schema not in self._ledgers:
             name = schema.removeprefix(CAMPAIGN_SCHEMA_PREFIX)
-            self._ledgers[schema] = open_ledger(self._url, campaign=name, create=False)
+            # Fenced like the worker's writer: once its lease is lost, it records nothing.
+            self._ledgers[schema] = open_ledger(
+                self._url, campaign=name, create=False, guard=self._fleet.fence_sql(self._lease)
+            )
         return self._ledgers[schema]
 
     async def _round(self) -> None:

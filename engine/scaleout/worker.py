@@ -251,7 +251,9 @@ async def _serve(
         with contextlib.ExitStack() as ledgers:
             async with contextlib.AsyncExitStack() as stack:
                 for name, service in services.items():
-                    ledger = open_ledger(opts.url, campaign=name, create=False)
+                    ledger = open_ledger(
+                        opts.url, campaign=name, create=False, guard=fleet.fence_sql(lease)
+                    )
                     ledgers.callback(ledger.close)
                     bind_ledger(ledger, service)
                     lanes.append(
@@ -281,7 +283,7 @@ async def _work(
     if opts.max_rendering is not None:
         # One poller per account (the first lane of each), while the lanes run.
         for lane in {lane.account: lane for lane in reversed(lanes)}.values():
-            poller = RenderPoller(fleet, lane.account, opts.url, lane.client, lane.limiter)
+            poller = RenderPoller(fleet, lease, lane.account, opts.url, lane.client, lane.limiter)
             beside.append(asyncio.create_task(poller.run(lane.control)))
     try:
         with ProgressDisplay(report.stats, enabled=opts.progress):

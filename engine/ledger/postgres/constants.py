@@ -30,6 +30,10 @@ LEASE_MARGIN_SHARE = 1 / 3
 # Grants are kept at least this long (and at least one period of the caller's rate):
 # callers sharing an account may use different periods, up to an hour (--rate N/h).
 GRANT_KEEP_S = 3600.0
+# A caller's rate holds for every caller of its account until it has not asked for this
+# many of its own periods: a waiting caller asks again within one period, so a live
+# caller's rate never lapses, and a gone one's frees the others soon after.
+RATE_HELD_PERIODS = 2.0
 # No render slot free: ask again after this long (slots free when a poller sees a render
 # end, which no clock can predict).
 RENDER_SLOT_WAIT_S = 1.0

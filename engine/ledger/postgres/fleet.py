@@ -2,13 +2,14 @@
 
 ``Fleet`` holds a pool of autocommit connections and runs the statements of ``leases``
 (workers, fencing, claims, reaping) and ``limits`` (grants, pauses, render slots,
-one-holder locks). Every time is the database's clock, except a worker's own check of
-its lease (``lease_left``, monotonic). A database that cannot be reached raises
+one-holder roles bound to leases). Every time is the database's clock, except a worker's
+own check of its lease (``lease_left``, monotonic). A database that cannot be reached raises
 LedgerUnavailable (naming the URL without its password); a lost lease LeaseLost.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import ConfigError, one_line, without_password
-from engine.ledger.database import unreachable
+from engine.ledger.database import LedgerUnavailable, unreachable
 from engine.ledger.postgres import leases, limits
 from engine.ledger.postgres.connection import connection_error
 from engine.ledger.postgres.constants import CONNECT_TIMEOUT_S, DEFAULT_LEASE_S
@@ -196,18 +197,25 @@ class Fleet:
         async with self._connection() as conn:
             return await limits.rendering(conn, account)
 
-    def reconciler(self, account: ACCOUNT) -> AbstractAsyncContextManager[bool]:
-        """Held for a block: True when this is ``account``'s one reconciler now."""
-        return self._advisory("heygen_batch.reconcile", account)
+    def reconciler(self, account: ACCOUNT, lease: Lease) -> AbstractAsyncContextManager[bool]:
+        """Held for a block: True when the worker of ``lease`` is ``account``'s one
+        reconciler now (see ``limits.take_role``): lost with its lease, not its connection."""
+        return self._role("reconcile", account, lease)
 
-    def poller(self, account: ACCOUNT) -> AbstractAsyncContextManager[bool]:
-        """Held for a block: True when this is ``account``'s one render-slot poller now."""
-        return self._advisory("heygen_batch.poll", account)
+    def poller(self, account: ACCOUNT, lease: Lease) -> AbstractAsyncContextManager[bool]:
+        """Held for a block: True when the worker of ``lease`` is ``account``'s one
+        render-slot poller now (see ``limits.take_role``)."""
+        return self._role("poll", account, lease)
 
     @asynccontextmanager
-    async def _advisory(self, purpose: str, account: ACCOUNT) -> AsyncIterator[bool]:
+    async def _role(self, role: str, account: ACCOUNT, lease: Lease) -> AsyncIterator[bool]:
+        async with self._connection() as conn:
+            held = await limits.take_role(conn, account, role, lease.worker_id, lease.fence)
         try:
-            async with limits.advisory(self._url, purpose, account) as held:
-                yield held
-        except _UNREACHABLE as err:
-            raise unreachable(self._url, str(err) or type(err).__name__) from err
+            yield held
+        finally:
+            if held:
+                # A release that cannot reach the database is left to the lease's end.
+                with contextlib.suppress(LedgerUnavailable):
+                    async with self._connection() as conn:
+                        await limits.release_role(conn, account, role, lease.worker_id)

@@ -2,23 +2,21 @@
 
 An account is a short hash naming one API key at one address (never the key itself):
 two keys have independent limits. Starts are granted by ``heygen_batch.start_allowed``
-(see ``fleet_schema``), one call serialised by the account's ``limits`` row.
+(see ``fleet_schema``), one call serialised by the account's ``limits`` row. One-holder
+roles (the reconciler, the render poller) live in ``roles``, bound to the holder's lease.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection
 
 from engine.ledger.postgres.constants import (
-    CONNECT_TIMEOUT_S,
     GRANT_KEEP_S,
+    RATE_HELD_PERIODS,
     RENDER_SLOT_WAIT_S,
 )
 
@@ -50,14 +48,26 @@ async def start_allowed(
     slot); else the seconds to wait before asking again: until the oldest of the last
     ``n`` grants is ``period_s`` old, the account's pause ends, or (``max_rendering``)
     ``RENDER_SLOT_WAIT_S`` while that many jobs hold a slot. Never more than ``n`` grants
-    in any window of ``period_s``. ValueError for a limit that grants nothing."""
+    in any window of ``period_s``, nor more than any other rate asked for on ``account``
+    within its last ``RATE_HELD_PERIODS`` periods: the strictest holds for every caller.
+    ValueError for a limit that grants nothing."""
     if n < 1 or period_s <= 0:
         raise ValueError(f"a rate must be at least 1 per a positive period, not {n}/{period_s}s")
     if max_rendering is not None and (max_rendering < 1 or campaign is None or key is None):
         raise ValueError("max_rendering needs a cap of at least 1, and the job's campaign and key")
     cur = await conn.execute(
-        "SELECT heygen_batch.start_allowed(%s, %s, %s, %s, %s, %s, %s, %s)",
-        (account, n, period_s, GRANT_KEEP_S, max_rendering, campaign, key, RENDER_SLOT_WAIT_S),
+        "SELECT heygen_batch.start_allowed(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            account,
+            n,
+            period_s,
+            GRANT_KEEP_S,
+            max_rendering,
+            campaign,
+            key,
+            RENDER_SLOT_WAIT_S,
+            RATE_HELD_PERIODS,
+        ),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -103,20 +113,29 @@ async def rendering(conn: Conn, account: str) -> list[Slot]:
     return [Slot(*row) for row in await cur.fetchall()]
 
 
-@asynccontextmanager
-async def advisory(url: str, purpose: str, account: str) -> AsyncIterator[bool]:
-    """Try for the session-level advisory lock ``purpose`` of ``account`` on a connection
-    of its own, held for the block: True when this holder has it. The server frees it
-    when that connection is lost, so a dead holder never keeps it."""
-    conn = await psycopg.AsyncConnection.connect(
-        url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)
+async def take_role(conn: Conn, account: str, role: str, worker_id: str, fence: int) -> bool:
+    """Make worker ``worker_id`` (fence ``fence``, its lease in force) ``account``'s one
+    holder of ``role``: True when the role was free, already its own, or held by a
+    worker whose lease has ended (or whose row is gone); False otherwise, and always
+    False once the asker's own lease is lost."""
+    cur = await conn.execute(
+        "INSERT INTO heygen_batch.roles AS r (account, role, worker_id, taken_at) "
+        "SELECT %s, %s, w.id, clock_timestamp() FROM heygen_batch.workers w "
+        "WHERE w.id = %s AND w.fence = %s AND w.lease_until > clock_timestamp() "
+        "ON CONFLICT (account, role) DO UPDATE "
+        "SET worker_id = excluded.worker_id, taken_at = excluded.taken_at "
+        "WHERE r.worker_id = excluded.worker_id OR NOT EXISTS ("
+        "SELECT 1 FROM heygen_batch.workers h "
+        "WHERE h.id = r.worker_id AND h.lease_until > clock_timestamp()) "
+        "RETURNING worker_id",
+        (account, role, worker_id, fence),
     )
-    try:
-        cur = await conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"{purpose}:{account}",)
-        )
-        row = await cur.fetchone()
-        yield bool(row and row[0])
-    finally:
-        # Closing the session frees the lock; no unlock to fail on a lost connection.
-        await conn.close()
+    return await cur.fetchone() is not None
+
+
+async def release_role(conn: Conn, account: str, role: str, worker_id: str) -> None:
+    """Give up ``role`` of ``account`` if ``worker_id`` still holds it."""
+    await conn.execute(
+        "DELETE FROM heygen_batch.roles WHERE account = %s AND role = %s AND worker_id = %s",
+        (account, role, worker_id),
+    )
