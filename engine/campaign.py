@@ -17,8 +17,7 @@ from engine.api.client import HeyGenClient
 from engine.errors import AbortRun, ConfigError
 from engine.feeder import Budget, Feeder
 from engine.ledger import statements
-from engine.ledger.binding import META_NAME as BINDING
-from engine.ledger.binding import bind_ledger
+from engine.ledger.binding import bind_ledger, reached_service, unbind
 from engine.ledger.open import LedgerSpec
 from engine.ledger.store import Ledger, Videos
 from engine.ledger.writer import BatchWriter
@@ -270,10 +269,10 @@ async def run_campaign(opts: RunOptions) -> RunReport:
     if opts.until_done:
         report.renders = ledger.render_counts()
         report.failed_renders = ledger.failed_renders(FAILED_RENDERS_SHOWN)
-    if bound_now and not any(report.counts[s] for s in ("submitted", "uncertain", "failed")):
+    if bound_now and not reached_service(report.counts):
         # Nothing in the ledger reached a service (a wrong address, every row invalid): the
         # binding is left to the first run that sends, so a corrected address can take it.
-        ledger.set_meta(BINDING, None)
+        unbind(ledger, opts.service)
     ledger.close()
     if refused is not None:
         raise refused

@@ -106,4 +106,4 @@ def test_an_unreachable_database_is_try_again_later(tmp_path: Path) -> None:
     url = f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=1"
     result = CliRunner().invoke(cli, ["export", "--ledger", url])
     assert result.exit_code == 75, result.output
-    assert "cannot connect to the ledger database" in result.output
+    assert "cannot reach the ledger database" in result.output

@@ -82,6 +82,32 @@ def test_the_same_file_twice_adds_nothing_and_a_changed_row_is_refreshed(
     assert json.loads(now[refreshed[0]][2])["title"] == "edited"
 
 
+def test_a_changed_row_a_worker_holds_is_counted_held_not_refreshed(
+    tmp_path: Path, pg_url: str
+) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", 3)
+    enqueue(jobs, pg_url)
+    first = jobs_of(pg_url)
+    held, free = sorted(first)[:2]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE campaign_jobs.jobs SET claimed_by = 'w.1' WHERE key = %s", (held,))
+    rows = [body(n) for n in range(3)]
+    for row in rows:
+        row["title"] = "edited"
+    jobs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["enqueue", str(jobs), "--key-column", "callback_id", "--ledger", pg_url]
+    said = CliRunner().invoke(cli, args)
+    assert "1 job changed but held by a worker" in said.output, said.output
+    now = jobs_of(pg_url)
+    assert now[held][:5] == first[held][:5]  # the worker may be sending it: left as it was
+    assert now[free][1] != first[free][1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE campaign_jobs.jobs SET claimed_by = NULL WHERE key = %s", (held,))
+    again = enqueue(jobs, pg_url)
+    assert (again["refreshed"], again["held"], again["unchanged"]) == (1, 0, 2)
+    assert jobs_of(pg_url)[held][1] != first[held][1]
+
+
 def test_invalid_rows_are_recorded_invalid_and_exit_1(tmp_path: Path, pg_url: str) -> None:
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text(

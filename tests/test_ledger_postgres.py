@@ -50,6 +50,12 @@ def test_campaign_names_follow_one_rule() -> None:
         with pytest.raises(ConfigError, match=r"letters, digits and _"):
             campaign_name(bad)
     assert name_from_jobs("runs/Spring Leads-2026.csv") == "spring_leads_2026"
+    assert name_from_jobs("x" * 40 + ".csv") == "x" * 40
+    stem = "q4_2026_enterprise_outreach_wave_one_customers"
+    long = [name_from_jobs(f"{stem}_{region}.csv") for region in ("emea", "apac")]
+    assert long[0] != long[1]  # two files, two campaigns, as two ledger files would be
+    assert all(campaign_name(name) == name and name.startswith(stem[:31]) for name in long)
+    assert name_from_jobs(f"runs/{stem}_emea.csv") == long[0]  # the same file, the same name
     with pytest.raises(ConfigError, match="--campaign"):
         name_from_jobs("-")
 

@@ -231,3 +231,33 @@ async def test_the_secret_is_never_logged(
         await post(session, url, event("unknown"))
     assert caplog.records
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_database_connection_lost_is_made_again_and_one_out_of_reach_is_503(
+    postgres_store: LedgerSpec, pg_server: str, pg_url: str
+) -> None:
+    """An always-on receiver outlives its database connection (a restart, a failover):
+    the delivery is recorded on a new one; while none can be made it answers 503, so
+    HeyGen sends it again, never a 500."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    status = FakeStatus({"v1": "completed", "v2": "completed"})
+    name = conninfo_to_dict(pg_url)["dbname"]
+    drop = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    async with receiver(postgres_store, status) as (url, session, _):
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(drop)
+            assert (await post(session, url, event("v1")))[0] == 200
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            try:
+                admin.execute(drop)
+                assert (await post(session, url, event("v2")))[0] == 503
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert (await post(session, url, event("v2")))[0] == 200
+    check = postgres_store.open()
+    assert [(j.key, j.video_status) for j in check.iter_jobs()] == [
+        ("k1", "completed"),
+        ("k2", "completed"),
+    ]

@@ -164,6 +164,46 @@ def test_a_worker_reads_the_key_from_the_campaigns_variable(tmp_path: Path, pg_u
         assert counters(base_url)["requests"] == 0
 
 
+def test_a_campaign_another_key_made_videos_of_is_refused_to_this_one(
+    tmp_path: Path, pg_url: str
+) -> None:
+    enqueue(write_jobs(tmp_path / "jobs.jsonl", 3), pg_url)
+    with standalone_sandbox() as base_url:
+        code, _, err = finish(start_worker(pg_url, base_url, "--rate", "100/s"))
+        assert code == 0, err
+        enqueue(write_jobs(tmp_path / "jobs.jsonl", 5), pg_url)  # two more rows
+        other = subprocess.run(
+            worker_args(pg_url, base_url, "--rate", "100/s"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environment(HEYGEN_API_KEY="sk-other", HEYGEN_BATCH_RECONCILE_GRACE_S="0"),
+        )
+        assert other.returncode == 2
+        said = " ".join((other.stdout + other.stderr).split())
+        assert "another API key" in said
+        made_once_each(base_url, 3)
+        # A rotated key of the same account: the fix the refusal gives exists.
+        assert "heygen-batch poll --rebind" in said, said
+        rebind = ["poll", "--ledger", pg_url, "--campaign", "jobs", "--base-url", base_url]
+        env = environment(HEYGEN_API_KEY="sk-other")
+        poll = subprocess.run(
+            [sys.executable, "-m", "engine", *rebind, "--rebind"], capture_output=True, env=env
+        )
+        assert poll.returncode == 0, poll.stderr
+        code, summary, err = finish(
+            subprocess.Popen(
+                worker_args(pg_url, base_url, "--rate", "100/s"),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
+        assert (code, summary["this_run"]["submitted"]) == (0, 2), err
+        made_once_each(base_url, 5)
+
+
 def test_two_workers_keep_to_a_shared_max_rendering(tmp_path: Path, pg_url: str) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", 12)
     enqueue(jobs, pg_url)

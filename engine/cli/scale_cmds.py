@@ -156,6 +156,7 @@ def enqueue(
                 "read": report.read,
                 "added": report.added,
                 "refreshed": report.refreshed,
+                "held": report.held,
                 "unchanged": report.unchanged,
                 "already_done": report.already_done,
                 "not_resent": report.not_resent,
@@ -179,6 +180,12 @@ def enqueue(
         )
         if report.changed:
             click.echo(f"{counted(report.changed, 'job')} changed since sent: not sent again.")
+        if report.held:
+            click.echo(
+                f"{counted(report.held, 'job')} changed but held by a worker, left as they "
+                "were (it may be sending them): enqueue the file again to refresh those it "
+                "lets go."
+            )
         if reason:
             click.echo(reason + ".", err=True)
     if report.exit_code:

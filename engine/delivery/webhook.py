@@ -4,15 +4,21 @@ A delivery is a hint, never the truth: once its signature checks out, one status
 call says what the video really is, and only that is written. Answers: 200 for
 anything handled (a video of another ledger included, so HeyGen stops resending),
 401 for a missing or wrong signature, 400 for a body that is not an event, 413 for
-one over ``WEBHOOK_MAX_BODY_BYTES``, 503 when the status call could not be made
-(HeyGen resends later). The secret is never logged.
+one over ``WEBHOOK_MAX_BODY_BYTES``, 503 when the status call could not be made or
+the ledger's database cannot be reached (HeyGen resends later). The secret is never
+logged.
+
+The receiver runs for days: a database that drops its connection (a restart, a
+failover) is connected to again, and the delivery's statement run once more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -20,6 +26,7 @@ from engine.api.port import ApiRouter, api_name
 from engine.delivery.signature import verified
 from engine.errors import EngineError
 from engine.ledger import render_writes
+from engine.ledger.database import LedgerUnavailable
 from engine.ledger.poll import render_error, render_extras
 from engine.ledger.store import Ledger
 from engine.submitter.constants import WEBHOOK_MAX_BODY_BYTES
@@ -30,6 +37,7 @@ WEBHOOK_PATH = "/webhook"
 EVENTS = ("avatar_video.success", "avatar_video.fail")
 _FINAL = ("completed", "failed")
 _LINGER_S = 0.5
+_T = TypeVar("_T")
 
 
 def webhook_runner(app: web.Application) -> web.AppRunner:
@@ -40,19 +48,42 @@ def webhook_runner(app: web.Application) -> web.AppRunner:
 
 
 def create_webhook_app(ledger: Ledger, status: ApiRouter, secret: str) -> web.Application:
-    """The receiver: ``POST /webhook`` and ``OPTIONS /webhook`` (HeyGen's endpoint check)."""
+    """The receiver: ``POST /webhook`` and ``OPTIONS /webhook`` (HeyGen's endpoint check).
+    ``ledger`` stays the caller's to close; a connection made again is closed with the app."""
     receiver = _Receiver(ledger, status, secret)
     app = web.Application(client_max_size=WEBHOOK_MAX_BODY_BYTES)
     app.router.add_post(WEBHOOK_PATH, receiver.deliver)
     app.router.add_route("OPTIONS", WEBHOOK_PATH, receiver.check)
+    app.on_cleanup.append(receiver.close_reopened)
     return app
 
 
 class _Receiver:
     def __init__(self, ledger: Ledger, status: ApiRouter, secret: str) -> None:
+        self._given = ledger
         self._ledger = ledger
         self._status = status
         self._secret = secret
+
+    def _on_ledger(self, work: Callable[[Ledger], _T]) -> _T:
+        """``work`` on the ledger; when its database dropped the connection, once more on
+        a new one. Raises LedgerUnavailable when the database still cannot be used."""
+        try:
+            return work(self._ledger)
+        except LedgerUnavailable as err:
+            log.warning("webhook: %s; connecting again", err)
+        fresh = self._ledger.reopen()
+        self._close_reopened()
+        self._ledger = fresh
+        return work(fresh)
+
+    def _close_reopened(self) -> None:
+        if self._ledger is not self._given:
+            with contextlib.suppress(EngineError):  # a connection already lost
+                self._ledger.close()
+
+    async def close_reopened(self, app: web.Application) -> None:
+        self._close_reopened()
 
     async def check(self, request: web.Request) -> web.StreamResponse:
         # HeyGen checks a new endpoint with OPTIONS and a one-second timeout.
@@ -77,7 +108,15 @@ class _Receiver:
         if event_type not in EVENTS:
             log.info("webhook: ignoring event %s", event_type)
             return web.json_response({"ignored": event_type})
-        job = self._ledger.with_video_id(video_id)
+        try:
+            return await self._record(video_id)
+        except LedgerUnavailable as err:
+            log.warning("webhook: video %s could not be recorded: %s", video_id, err)
+            return web.json_response({"error": "ledger unavailable; send again"}, status=503)
+
+    async def _record(self, video_id: str) -> web.StreamResponse:
+        """Confirm ``video_id`` with the service and write what it is into the ledger."""
+        job = self._on_ledger(lambda ledger: ledger.with_video_id(video_id))
         if job is None:
             log.info("webhook: video %s is not in this ledger; nothing written", video_id)
             return web.json_response({"ignored": "unknown video_id"})
@@ -96,18 +135,15 @@ class _Receiver:
             log.warning("webhook: video %s was made for %r, not job %s", video_id, owner, job.key)
             return web.json_response({"ignored": "video of another job"})
         state = status.state
-        self._ledger.transaction(
-            [
-                render_writes.confirmed_render(
-                    job.key,
-                    state,
-                    status.video_url,
-                    status.thumbnail_url,
-                    render_error(status),
-                    render_extras(status),
-                )
-            ]
+        write = render_writes.confirmed_render(
+            job.key,
+            state,
+            status.video_url,
+            status.thumbnail_url,
+            render_error(status),
+            render_extras(status),
         )
+        self._on_ledger(lambda ledger: ledger.transaction([write]))
         log.info("webhook: job %s video %s is %s", job.key, video_id, state)
         return web.json_response({"video_status": state})
 

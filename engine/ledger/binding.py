@@ -28,6 +28,10 @@ META_NAME = "service"
 FINGERPRINT_HEX = 12
 _SALT = b"heygen-batch:"
 _SUFFIX = ".ledger.db"
+#: Statuses of jobs that reached a service (or may have): a ledger holding any is bound.
+_SENT = ("submitting", "submitted", "uncertain", "failed")
+#: The first binding, unless another process recorded one meanwhile (then that one holds).
+_FIRST = "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
 
 
 def key_fingerprint(key: str) -> str:
@@ -132,8 +136,11 @@ def bind_ledger(ledger: Ledger, service: Service, rebind: bool = False) -> bool:
     held_text = ledger.meta(META_NAME)
     held = Binding.parse(held_text) if held_text else _inferred(ledger)
     if held is None:
-        ledger.set_meta(META_NAME, wanted.text())
-        return True
+        ledger.transaction([(_FIRST, (META_NAME, wanted.text()))])
+        if ledger.meta(META_NAME) == wanted.text():
+            return True
+        # Another worker bound it first, maybe to another service: judged as any binding.
+        return bind_ledger(ledger, service, rebind)
     if held == wanted:
         if held_text is None:
             ledger.set_meta(META_NAME, wanted.text())
@@ -143,6 +150,35 @@ def bind_ledger(ledger: Ledger, service: Service, rebind: bool = False) -> bool:
         ledger.set_meta(META_NAME, wanted.text())
         return False
     raise ConfigError(_refusal(ledger, held, wanted))
+
+
+def reached_service(counts: dict[str, int]) -> bool:
+    """Whether a ledger whose jobs stand at ``counts`` (by status) sent any to a service."""
+    return any(counts.get(status, 0) for status in _SENT)
+
+
+def unbind(ledger: Ledger, service: Service) -> None:
+    """Forget ``ledger``'s binding to ``service``, recorded by a run that reached no
+    service (a refused key, a wrong address): the first run that sends binds it, so the
+    right key or address is not refused for a mistake that sent nothing. A binding to
+    another service (recorded since, with ``--rebind``) is kept."""
+    ledger.transaction(
+        [("DELETE FROM meta WHERE name = ? AND value = ?", (META_NAME, Binding.of(service).text()))]
+    )
+
+
+def unsent(
+    ledger: Ledger, service: Service, counts: dict[str, int], refused: Exception | None
+) -> None:
+    """After a worker that bound ``ledger`` (a campaign whose jobs now stand at
+    ``counts``) to ``service``: undo that binding when nothing reached a service and
+    nothing could be sent: the service ``refused`` the key or the address (the run's
+    abort), or nothing is left to send. So a worker started once with a wrong key does
+    not lock the campaign to it. While jobs are pending without a refusal, another
+    worker of the same key may be about to send one: its binding stays."""
+    if reached_service(counts) or (refused is None and counts.get("pending")):
+        return
+    unbind(ledger, service)
 
 
 def _refusal(ledger: Ledger, held: Binding, wanted: Binding) -> str:
@@ -168,7 +204,7 @@ def _refusal(ledger: Ledger, held: Binding, wanted: Binding) -> str:
             said + f"To go on with this ledger, run with --base-url {held.base_url} (or set "
             "HEYGEN_BASE_URL to it)"
             + (
-                "; if this address reaches the same service (a proxy), add --rebind once"
+                "; if this address reaches the same service (a proxy), " + _rebind_once(ledger)
                 if held.may_become(wanted)
                 else ""
             )
@@ -179,13 +215,20 @@ def _refusal(ledger: Ledger, held: Binding, wanted: Binding) -> str:
         said + "It was run with another API key: to go on with it, set HEYGEN_API_KEY to "
         "that key"
         + (
-            ", or, if this is the same account's new key (a rotated key), add --rebind once"
+            ", or, if this is the same account's new key (a rotated key), " + _rebind_once(ledger)
             if held.may_become(wanted)
             else ""
         )
         + f". Only for a different account, start a ledger of its own, {own}, where every "
         "job would be sent (and paid) again."
     )
+
+
+def _rebind_once(ledger: Ledger) -> str:
+    """How to rebind ``ledger``: ``worker`` (and ``run`` on a database) have no --rebind."""
+    if ledger.file is not None:
+        return "add --rebind once"
+    return "run `heygen-batch poll --rebind` once with the same --ledger and --campaign"
 
 
 def _inferred(ledger: Ledger) -> Binding | None:

@@ -8,8 +8,9 @@ transaction each, like statements grouped in one ``executemany``: a million rows
 a few hundred round trips, and memory stays flat.
 
 Idempotent: a row whose job is already stored as it would be now writes nothing; a
-changed row of a job still ``pending`` (and not held by a worker) is refreshed; a job
-ever marked to be sent is never touched.
+changed row of a job still ``pending`` (and not held by a worker) is refreshed; one a
+worker holds is left as it is and counted ``held`` (what the ledger holds after the
+write decides which); a job ever marked to be sent is never touched.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class EnqueueReport(RowCounts):
     added: int = 0
     #: Pending jobs whose row changed: they now carry the new body.
     refreshed: int = 0
+    #: Pending jobs whose row changed, left as they were: a worker holds them.
+    held: int = 0
     #: Pending jobs already stored as the file has them: nothing written.
     unchanged: int = 0
     elapsed_s: float = 0.0
@@ -100,6 +103,7 @@ def enqueue(
             report.delimiter = source.delimiter
             for chunk in in_chunks(source.rows, ENQUEUE_CHUNK):
                 writes: list[Statement] = []
+                changed: dict[str, str] = {}
                 seen = source.header or [c for row in chunk for c in row.values]
                 added = [c for c in dict.fromkeys(seen) if c not in columns]
                 if added:
@@ -107,15 +111,30 @@ def enqueue(
                     writes.append(statements.set_source_columns(columns))
                 for t in triage.sort(chunk):
                     report.add(t)
-                    write = _judged(t, report, notices, salt, known_invalid)
+                    write = _judged(t, report, notices, salt, known_invalid, changed)
                     if write is not None:
                         writes.append(write)
                 if writes:
                     ledger.transaction(_grouped(writes))
+                _count_refreshed(ledger, changed, report)
     finally:
         notices.close()
     report.elapsed_s = time.monotonic() - started
     return report
+
+
+def _count_refreshed(ledger: Ledger, changed: dict[str, str], report: EnqueueReport) -> None:
+    """Count each of ``changed`` (key -> the request_sha256 written) refreshed when the
+    ledger now holds its new request, else held: the upsert leaves a job a worker holds."""
+    if not changed:
+        return
+    now = ledger.lookup(list(changed))
+    for key, sha in changed.items():
+        known = now.get(key)
+        if known is not None and known.request_sha256 == sha:
+            report.refreshed += 1
+        else:
+            report.held += 1
 
 
 def _grouped(writes: list[Statement]) -> list[Statement]:
@@ -134,8 +153,11 @@ def _judged(
     notices: Notices,
     salt: bytes,
     known_invalid: frozenset[str],
+    changed: dict[str, str],
 ) -> Statement | None:
-    """The write one row's verdict needs, if any; counted in ``report``."""
+    """The write one row's verdict needs, if any; counted in ``report``, but for a
+    changed pending job: put in ``changed`` (key -> its new request_sha256), counted
+    once written."""
     job, previous = t.job, t.previous
     if t.verdict is Verdict.DUPLICATE:
         notices.say(f"line {t.line}: job key {t.key} repeats an earlier row's; not enqueued twice")
@@ -175,7 +197,7 @@ def _judged(
         if previous is None:
             report.added += 1
         else:
-            report.refreshed += 1
+            changed[t.key] = job.sha256
         return (
             _UPSERT_PENDING,
             (

@@ -31,7 +31,7 @@ from engine.errors import (
     WrongAddress,
     without_password,
 )
-from engine.ledger.binding import account_id, bind_ledger
+from engine.ledger.binding import account_id, bind_ledger, unsent
 from engine.ledger.database import Fenced, LedgerUnavailable
 from engine.ledger.open import open_ledger
 from engine.ledger.postgres import campaigns as registry
@@ -221,6 +221,8 @@ async def _serve(
     report: WorkerReport,
 ) -> None:
     lanes: list[Lane] = []
+    #: Campaigns this worker bound to their service (their first binding).
+    bound: set[str] = set()
     stop_now = asyncio.Event()
 
     def stop(cause: EngineError | None) -> None:
@@ -255,7 +257,8 @@ async def _serve(
                         opts.url, campaign=name, create=False, guard=fleet.fence_sql(lease)
                     )
                     ledgers.callback(ledger.close)
-                    bind_ledger(ledger, service)
+                    if bind_ledger(ledger, service):
+                        bound.add(name)
                     lanes.append(
                         await _open_lane(
                             stack, name, ledger, service, fleet, lease, opts, report, stop
@@ -264,6 +267,11 @@ async def _serve(
                 await _work(lanes, fleet, lease, opts, report, stop, stop_now)
             # The writers are closed: what they wrote is in the counts.
             _account(lanes, report)
+            for lane in (lane for lane in lanes if lane.name in bound):
+                counts = report.counts.get(lane.name)  # None: the database went away
+                with contextlib.suppress(*_DATABASE_GONE):
+                    if counts is not None:
+                        unsent(lane.ledger, services[lane.name], counts, lane.control.abort)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

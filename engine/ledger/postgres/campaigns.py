@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -21,6 +22,8 @@ NAME_RULE = f"[a-z0-9_]{{1,{CAMPAIGN_NAME_MAX}}}"
 _NAME = re.compile(NAME_RULE)
 _OTHER = re.compile(r"[^a-z0-9_]")
 _KEY_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Hex digits of the whole stem's digest that end a long stem's campaign name.
+_STEM_HASH_HEX = 8
 
 
 def campaign_name(text: str) -> str:
@@ -36,10 +39,16 @@ def campaign_name(text: str) -> str:
 
 def name_from_jobs(jobs: str) -> str:
     """The default campaign of a jobs file: its stem lowered, other characters as ``_``.
+    A stem longer than a name may be keeps its start and ends in ``_`` and a digest of
+    the whole stem, so two files differing only past the cut (``..._emea``, ``..._apac``)
+    are two campaigns, as they would be two ledger files.
     Raises ConfigError for standard input (``-``), which has no name."""
     if jobs == "-":
         raise ConfigError("Reading jobs from standard input needs --campaign NAME.")
-    name = _OTHER.sub("_", Path(jobs).stem.lower())[:CAMPAIGN_NAME_MAX]
+    name = _OTHER.sub("_", Path(jobs).stem.lower())
+    if len(name) > CAMPAIGN_NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:_STEM_HASH_HEX]
+        name = f"{name[: CAMPAIGN_NAME_MAX - _STEM_HASH_HEX - 1]}_{digest}"
     return campaign_name(name or "_")
 
 
