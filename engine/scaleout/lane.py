@@ -11,6 +11,7 @@ instead of a file, and the lane ends when the campaign has nothing left to send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -141,6 +142,8 @@ class Lane:
         self.absent = 0
         #: Reconciles in a row, with only uncertain jobs left, that settled none.
         self._fruitless = 0
+        #: One reconcile at a time: the periodic one and the one at the end may meet.
+        self._reconciling = asyncio.Lock()
 
     async def run(self) -> None:
         """Serve the campaign until it has nothing left to send (or the worker stops)."""
@@ -149,18 +152,45 @@ class Lane:
         # worker holds few jobs that others could be sending (or that wait for its lease
         # to end, should it die).
         queue: asyncio.Queue[SubmitItem | None] = asyncio.Queue(maxsize=self._opts.depth)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._feed(queue))
-            group.create_task(
-                run_workers(
-                    queue, self.submitter, self._opts.concurrency, self.control, self._opts.depth
+        meanwhile = asyncio.create_task(self._reconcile_meanwhile())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._feed(queue))
+                group.create_task(
+                    run_workers(
+                        queue,
+                        self.submitter,
+                        self._opts.concurrency,
+                        self.control,
+                        self._opts.depth,
+                    )
                 )
-            )
+        finally:
+            meanwhile.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await meanwhile
+
+    async def _reconcile_meanwhile(self) -> None:
+        """While the lane sends: reap and reconcile every ``RECONCILE_EVERY_S`` (or lease,
+        if shorter), apart from the claims, which may wait long on a full queue: with
+        every render slot held by a dead worker's jobs, only reconcile can name their
+        videos so the slots free."""
+        every = min(RECONCILE_EVERY_S, self._lease.lease_s)
+        while not self.control.stopping:
+            await self.control.sleep(every)
+            if not self.control.stopping:
+                await self.reconcile_round()
 
     async def reconcile_round(self) -> ReconcileResult | None:
         """Reap dead workers (their jobs in flight become uncertain), then, as the
         account's one reconciler of the moment, settle the campaign's uncertain jobs.
-        None when another worker is reconciling."""
+        None when another worker (or this lane, meanwhile) is reconciling."""
+        if self._reconciling.locked():
+            return None
+        async with self._reconciling:
+            return await self._reconcile_round()
+
+    async def _reconcile_round(self) -> ReconcileResult | None:
         await self._fleet.reap(sent_grace_s=REAPED_SENT_GRACE_S)
         async with self._fleet.reconciler(self.account, self._lease) as mine:
             if not mine:
@@ -190,11 +220,7 @@ class Lane:
 
     async def _claim_until_done(self, queue: asyncio.Queue[SubmitItem | None]) -> None:
         control = self.control
-        next_round = time.monotonic() + RECONCILE_EVERY_S
         while not control.stopping:
-            if time.monotonic() >= next_round:
-                await self.reconcile_round()
-                next_round = time.monotonic() + RECONCILE_EVERY_S
             room = max(queue.maxsize - queue.qsize(), 1)
             claimed = await self._fleet.claim(self._lease, self.schema, room)
             if claimed:
