@@ -176,7 +176,7 @@ def run(
         # Workers may serve this campaign meanwhile: jobs are claimed under a lease, as
         # a worker's, never sent from the file directly.
         from engine.scaleout.together import enqueue_and_work, refuse_options
-        from engine.scaleout.worker import WorkerOptions
+        from engine.scaleout.worker_report import WorkerOptions
 
         with user_errors():
             refuse_options(

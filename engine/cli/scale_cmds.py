@@ -265,7 +265,8 @@ def worker(
     leaves, and a worker that dies mid-request costs no duplicate: its jobs become
     uncertain and are reconciled.
     """
-    from engine.scaleout.worker import WorkerOptions, serve
+    from engine.scaleout.worker import serve
+    from engine.scaleout.worker_report import WorkerOptions
 
     _database_only("worker", ledger)
     if lease_s <= 0:

@@ -15,7 +15,8 @@ from engine.prepare import Preparer
 from engine.reader import JobsFormat
 from engine.run_report import RunReport
 from engine.scaleout.enqueue import enqueue
-from engine.scaleout.worker import WorkerOptions, serve
+from engine.scaleout.worker import serve
+from engine.scaleout.worker_report import WorkerOptions
 
 
 def refuse_options(given: dict[str, bool]) -> None:
