@@ -258,10 +258,7 @@ async def run_campaign(opts: RunOptions) -> RunReport:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await writer.close()
-    report.sent_submitted = stats.submitted
-    report.sent_failed = stats.failed
-    report.sent_uncertain = stats.uncertain
-    report.not_yet = stats.refusals
+    report.add_sends(stats)
     report.abort = control.abort
     report.interrupted = control.interrupted
     report.wait = control.too_long

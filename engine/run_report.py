@@ -9,6 +9,7 @@ from typing import Any
 from engine.errors import AbortRun, WrongAddress
 from engine.ledger.triage import RowCounts
 from engine.submitter.control import LongWait
+from engine.submitter.stats import PoolStats
 
 
 @dataclass
@@ -35,6 +36,13 @@ class RunReport(RowCounts):
     failed_renders: list[tuple[str, str | None]] = field(default_factory=list)
     #: --strict: rows still invalid and unchanged from an earlier run count too.
     strict: bool = False
+
+    def add_sends(self, stats: PoolStats) -> None:
+        """What the pool sent this run: its outcomes and the 429s it met."""
+        self.sent_submitted = stats.submitted
+        self.sent_failed = stats.failed
+        self.sent_uncertain = stats.uncertain
+        self.not_yet = stats.refusals
 
     @property
     def exit_code(self) -> int:

@@ -224,6 +224,15 @@ class Duration(click.ParamType[float]):
             self.fail(str(err), param, ctx)
 
 
+def key_env_option(func: F) -> F:
+    return click.option(
+        "--key-env",
+        metavar="NAME",
+        help="With a PostgreSQL ledger: the environment variable the workers read the "
+        "campaign's API key from [default: HEYGEN_API_KEY]; the key itself is never stored.",
+    )(func)
+
+
 def max_attempts_option(func: F) -> F:
     return click.option(
         "--max-attempts",

@@ -31,6 +31,7 @@ from engine.cli.options import (
     jobs_delimiter,
     jobs_format,
     jobs_options,
+    key_env_option,
     ledger_option,
     max_attempts_option,
     max_wait_option,
@@ -126,12 +127,7 @@ def reconcile_grace(sandbox: bool) -> float:
     "unchanged from an earlier run toward exit 1.",
 )
 @rebind_option
-@click.option(
-    "--key-env",
-    metavar="NAME",
-    help="With a PostgreSQL ledger: the environment variable the campaign's API key is "
-    "read from [default: HEYGEN_API_KEY].",
-)
+@key_env_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--no-progress", is_flag=True, help="Never draw the progress line.")
 def run(

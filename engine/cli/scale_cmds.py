@@ -26,6 +26,7 @@ from engine.cli.options import (
     jobs_delimiter,
     jobs_format,
     jobs_options,
+    key_env_option,
     max_attempts_option,
     max_wait_option,
     rate_option,
@@ -96,12 +97,7 @@ def _database_only(command: str, ledger: str) -> None:
     help="The campaign to load (letters, digits, _). Default: JOBS's name without its "
     "suffix, lowered.",
 )
-@click.option(
-    "--key-env",
-    metavar="NAME",
-    help="The environment variable the workers read this campaign's API key from "
-    "[default: HEYGEN_API_KEY]; the key itself is never stored.",
-)
+@key_env_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 def enqueue(
     jobs: str,

@@ -47,7 +47,7 @@ def enqueue_and_work(
     with ``worker``'s options; what both did, as a ``RunReport``.
 
     Raises ConfigError (exit 2); and, when the worker stopped for the database, why
-    (``LeaseLost``, ``LedgerUnavailable``, ``LedgerUnavailable``: exit 75).
+    (``LeaseLost``, ``LedgerUnavailable``: exit 75).
     """
     name = campaign or name_from_jobs(jobs)
     opened = open_ledger(url, campaign=name, create=True, key_env=key_env)
@@ -63,11 +63,7 @@ def enqueue_and_work(
     report = RunReport(ledger=loaded.ledger, strict=strict, delimiter=loaded.delimiter)
     for counted in fields(RowCounts):
         setattr(report, counted.name, getattr(loaded, counted.name))
-    stats = worked.stats
-    report.sent_submitted = stats.submitted
-    report.sent_failed = stats.failed
-    report.sent_uncertain = stats.uncertain
-    report.not_yet = stats.refusals
+    report.add_sends(worked.stats)
     report.reconciled_found = worked.reconciled_found
     report.reconciled_absent = worked.reconciled_absent
     report.abort = worked.abort
