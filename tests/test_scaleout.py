@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from engine.sandbox.state import account_label
 from tests.conftest import DEMO_TEMPLATE
 from tests.processes import counters, standalone_sandbox
 from tests.test_crash_resume import cli_env, write_contacts
+from tests.test_v3_run import V3_TEMPLATE
 
 KEY_A = "sk-test-account-a"
 KEY_B = "sk-test-account-b"
@@ -32,7 +34,9 @@ def engine(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine", *args]
 
 
-def enqueue(jobs: Path, url: str, campaign: str, *extra: str) -> dict[str, object]:
+def enqueue(
+    jobs: Path, url: str, campaign: str, *extra: str, template: Path = DEMO_TEMPLATE
+) -> dict[str, object]:
     done = subprocess.run(
         engine(
             "enqueue",
@@ -40,7 +44,7 @@ def enqueue(jobs: Path, url: str, campaign: str, *extra: str) -> dict[str, objec
             "--ledger",
             url,
             "--template",
-            str(DEMO_TEMPLATE),
+            str(template),
             "--key-column",
             "contact_id",
             "--campaign",
@@ -149,13 +153,15 @@ def test_four_workers_never_exceed_the_shared_rate(pg_url: str, tmp_path: Path) 
     assert statuses(pg_url, "rate") == {"submitted": rows}
 
 
+@pytest.mark.parametrize("template", [DEMO_TEMPLATE, V3_TEMPLATE], ids=["v2", "v3"])
 def test_a_worker_killed_twice_mid_request_costs_no_duplicate_and_no_loss(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, template: Path
 ) -> None:
+    """V2 jobs left in flight are found by listing; v3 ones by replaying their key."""
     rows = 60
     jobs = tmp_path / "contacts.csv"
     write_contacts(jobs, 0, rows)
-    enqueue(jobs, pg_url, "kills")
+    enqueue(jobs, pg_url, "kills", template=template)
     # Slow answers, so each kill lands with requests in flight.
     with standalone_sandbox("--latency-ms", "400", "--drop-after", "0.05") as base_url:
         flags = ("--campaign", "kills", "--rate", "50/s", "--concurrency", "6")
@@ -167,6 +173,10 @@ def test_a_worker_killed_twice_mid_request_costs_no_duplicate_and_no_loss(
             for p in running:
                 finish(p)
         one_video_each(base_url, rows)
+        by_key = counters(base_url)["created_by_idempotency_key"]
+    if template == V3_TEMPLATE:
+        assert len(by_key) == rows
+        assert set(by_key.values()) == {1}
     assert statuses(pg_url, "kills") == {"submitted": rows}
 
 
